@@ -1,0 +1,422 @@
+//! Cluster state: applies source deltas, knows which Services they touch, and publishes a new
+//! zone snapshot that shares every untouched Service with the previous one.
+
+mod endpoints;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::model::{EndpointSlice, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
+use crate::zone::{
+    PodsMode, PtrTarget, ServiceInput, Snapshot, ZoneConfig, build_service, service_key,
+};
+
+/// A change from a source.
+#[derive(Clone, Debug)]
+pub enum Delta {
+    /// An object was created or changed.
+    Upsert(Object),
+    /// An object was deleted.
+    Remove(Kind, ObjectKey),
+    /// A full list of one kind: replaces everything of that kind.
+    Reset(Kind, Vec<Object>),
+    /// The source has delivered its first complete list of this kind.
+    Synced(Kind),
+}
+
+/// The kinds a source must list before the zone counts as synced.
+pub const ALL_KINDS: [Kind; 4] = [
+    Kind::Namespace,
+    Kind::Service,
+    Kind::EndpointSlice,
+    Kind::Pod,
+];
+
+/// The cluster's objects and the snapshot built from them.
+pub struct Cluster {
+    config: Arc<ZoneConfig>,
+    services: HashMap<ObjectKey, Service>,
+    services_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
+    slices: HashMap<ObjectKey, EndpointSlice>,
+    slices_by_service: HashMap<ObjectKey, BTreeSet<Box<str>>>,
+    pods: HashMap<ObjectKey, Pod>,
+    pods_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
+    namespace_objects: HashSet<Box<str>>,
+    ptr_by_service: HashMap<ObjectKey, Vec<(IpAddr, PtrTarget)>>,
+    ptr_owners: HashMap<IpAddr, BTreeMap<ObjectKey, Vec<PtrTarget>>>,
+    expected: BTreeSet<Kind>,
+    synced: BTreeSet<Kind>,
+    snapshot: Arc<Snapshot>,
+}
+
+/// What one `apply` changed.
+#[derive(Default)]
+struct Touched {
+    services: BTreeSet<ObjectKey>,
+    namespaces: bool,
+    synced: bool,
+}
+
+fn index_insert(index: &mut HashMap<Box<str>, BTreeSet<Box<str>>>, key: &ObjectKey) {
+    index
+        .entry(key.namespace.clone())
+        .or_default()
+        .insert(key.name.clone());
+}
+
+fn index_remove(index: &mut HashMap<Box<str>, BTreeSet<Box<str>>>, key: &ObjectKey) {
+    if let Some(set) = index.get_mut(&key.namespace) {
+        set.remove(&key.name);
+        if set.is_empty() {
+            index.remove(&key.namespace);
+        }
+    }
+}
+
+impl Cluster {
+    /// An empty cluster; the zone counts as synced once every kind in `expected` has been listed.
+    pub fn new(config: Arc<ZoneConfig>, expected: &[Kind]) -> Self {
+        let snapshot = Arc::new(Snapshot::empty(Arc::clone(&config)));
+        Self {
+            config,
+            services: HashMap::new(),
+            services_by_ns: HashMap::new(),
+            slices: HashMap::new(),
+            slices_by_service: HashMap::new(),
+            pods: HashMap::new(),
+            pods_by_ns: HashMap::new(),
+            namespace_objects: HashSet::new(),
+            ptr_by_service: HashMap::new(),
+            ptr_owners: HashMap::new(),
+            expected: expected.iter().copied().collect(),
+            synced: BTreeSet::new(),
+            snapshot,
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot)
+    }
+
+    /// Number of objects held, by kind.
+    pub fn counts(&self) -> [(Kind, usize); 4] {
+        [
+            (Kind::Namespace, self.namespace_objects.len()),
+            (Kind::Service, self.services.len()),
+            (Kind::EndpointSlice, self.slices.len()),
+            (Kind::Pod, self.pods.len()),
+        ]
+    }
+
+    /// Applies deltas; returns the new snapshot if anything DNS-visible (or sync) changed.
+    pub fn apply(&mut self, deltas: impl IntoIterator<Item = Delta>) -> Option<Arc<Snapshot>> {
+        let mut touched = Touched::default();
+        for delta in deltas {
+            match delta {
+                Delta::Upsert(obj) => self.upsert(obj, &mut touched),
+                Delta::Remove(kind, key) => self.remove(kind, &key, &mut touched),
+                Delta::Reset(kind, objects) => self.reset(kind, objects, &mut touched),
+                Delta::Synced(kind) => {
+                    touched.synced |= self.synced.insert(kind);
+                }
+            }
+        }
+        self.publish(touched)
+    }
+
+    fn reset(&mut self, kind: Kind, objects: Vec<Object>, touched: &mut Touched) {
+        let keep: HashSet<ObjectKey> = objects.iter().map(Object::key).collect();
+        let existing: Vec<ObjectKey> = match kind {
+            Kind::Namespace => self
+                .namespace_objects
+                .iter()
+                .map(|n| ObjectKey::new("", n))
+                .collect(),
+            Kind::Service => self.services.keys().cloned().collect(),
+            Kind::EndpointSlice => self.slices.keys().cloned().collect(),
+            Kind::Pod => self.pods.keys().cloned().collect(),
+        };
+        for key in existing.into_iter().filter(|k| !keep.contains(k)) {
+            self.remove(kind, &key, touched);
+        }
+        for obj in objects.into_iter().filter(|o| o.kind() == kind) {
+            self.upsert(obj, touched);
+        }
+    }
+
+    fn upsert(&mut self, obj: Object, touched: &mut Touched) {
+        match obj {
+            Object::Namespace(ns) => {
+                touched.namespaces |= self.namespace_objects.insert(ns.name);
+            }
+            Object::Service(svc) => {
+                let key = svc.key.clone();
+                if self.services.get(&key) != Some(&svc) {
+                    index_insert(&mut self.services_by_ns, &key);
+                    self.services.insert(key.clone(), svc);
+                    touched.services.insert(key);
+                    touched.namespaces = true;
+                }
+            }
+            Object::EndpointSlice(slice) => {
+                let old = self.slices.get(&slice.key);
+                if old == Some(&slice) {
+                    return;
+                }
+                let old_service = old.and_then(|o| o.service.clone());
+                self.unlink_slice(&slice.key, old_service.as_deref(), touched);
+                if let Some(svc) = &slice.service {
+                    let svc_key = ObjectKey::new(&slice.key.namespace, svc);
+                    self.slices_by_service
+                        .entry(svc_key.clone())
+                        .or_default()
+                        .insert(slice.key.name.clone());
+                    touched.services.insert(svc_key);
+                }
+                self.slices.insert(slice.key.clone(), slice);
+            }
+            Object::Pod(pod) => {
+                let old = self.pods.get(&pod.key);
+                if old == Some(&pod) {
+                    return;
+                }
+                if let Some(old) = old {
+                    let affected = self.services_for_pod(old);
+                    touched.services.extend(affected);
+                }
+                touched.services.extend(self.services_for_pod(&pod));
+                index_insert(&mut self.pods_by_ns, &pod.key);
+                touched.namespaces = true;
+                self.pods.insert(pod.key.clone(), pod);
+            }
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, key: &ObjectKey, touched: &mut Touched) {
+        match kind {
+            Kind::Namespace => touched.namespaces |= self.namespace_objects.remove(&key.name),
+            Kind::Service => {
+                if self.services.remove(key).is_some() {
+                    index_remove(&mut self.services_by_ns, key);
+                    touched.services.insert(key.clone());
+                    touched.namespaces = true;
+                }
+            }
+            Kind::EndpointSlice => {
+                if let Some(old) = self.slices.remove(key) {
+                    self.unlink_slice(key, old.service.as_deref(), touched);
+                }
+            }
+            Kind::Pod => {
+                if let Some(old) = self.pods.remove(key) {
+                    index_remove(&mut self.pods_by_ns, key);
+                    touched.services.extend(self.services_for_pod(&old));
+                    touched.namespaces = true;
+                }
+            }
+        }
+    }
+
+    fn unlink_slice(&mut self, key: &ObjectKey, service: Option<&str>, touched: &mut Touched) {
+        let Some(svc) = service else { return };
+        let svc_key = ObjectKey::new(&key.namespace, svc);
+        if let Some(set) = self.slices_by_service.get_mut(&svc_key) {
+            set.remove(&key.name);
+            if set.is_empty() {
+                self.slices_by_service.remove(&svc_key);
+            }
+        }
+        touched.services.insert(svc_key);
+    }
+
+    /// Services whose records depend on this pod: selector-derived ones and the headless
+    /// Service its `subdomain` names.
+    fn services_for_pod(&self, pod: &Pod) -> Vec<ObjectKey> {
+        let ns = &pod.key.namespace;
+        let Some(names) = self.services_by_ns.get(ns) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .map(|n| ObjectKey::new(ns, n))
+            .filter(|k| {
+                let Some(svc) = self.services.get(k) else {
+                    return false;
+                };
+                let by_subdomain = pod.subdomain.as_deref() == Some(&*k.name);
+                let by_selector =
+                    !self.slices_by_service.contains_key(k) && pod.matches(&svc.selector);
+                by_subdomain || by_selector
+            })
+            .collect()
+    }
+
+    fn pods_in<'a>(&'a self, ns: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
+        self.pods_by_ns
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter_map(move |n| self.pods.get(&ObjectKey::new(ns, n)))
+    }
+
+    fn build(
+        &self,
+        key: &ObjectKey,
+    ) -> (
+        Option<crate::zone::ServiceRecords>,
+        Vec<(IpAddr, PtrTarget)>,
+    ) {
+        let Some(svc) = self.services.get(key) else {
+            return (None, Vec::new());
+        };
+        let slices: Vec<&EndpointSlice> = self
+            .slices_by_service
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.slices.get(&ObjectKey::new(&key.namespace, n)))
+            .collect();
+        let (selected, ports) = if slices.is_empty() && !svc.selector.is_empty() {
+            endpoints::selected_pods(svc, self.pods_in(&key.namespace))
+        } else {
+            endpoints::selected_pods(svc, std::iter::empty())
+        };
+        let named: Vec<&Pod> = if self.config.pods == PodsMode::Insecure
+            && matches!(svc.kind, ServiceKind::Headless)
+        {
+            self.pods_in(&key.namespace)
+                .filter(|p| p.subdomain.as_deref() == Some(&*key.name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let input = ServiceInput {
+            namespace: &key.namespace,
+            name: &key.name,
+            kind: &svc.kind,
+            ports: &svc.ports,
+            endpoints: endpoints::ready_endpoints(svc, &slices, &selected, &ports, &named),
+        };
+        build_service(&input, &self.config.origin)
+    }
+
+    /// Replaces the PTR contributions of one Service; returns the addresses whose answer changed.
+    fn update_ptrs(&mut self, key: &ObjectKey, new: Vec<(IpAddr, PtrTarget)>) -> BTreeSet<IpAddr> {
+        let mut touched = BTreeSet::new();
+        for (ip, _) in self.ptr_by_service.remove(key).unwrap_or_default() {
+            if let Some(owners) = self.ptr_owners.get_mut(&ip) {
+                owners.remove(key);
+                if owners.is_empty() {
+                    self.ptr_owners.remove(&ip);
+                }
+            }
+            touched.insert(ip);
+        }
+        for (ip, target) in &new {
+            self.ptr_owners
+                .entry(*ip)
+                .or_default()
+                .entry(key.clone())
+                .or_default()
+                .push(target.clone());
+            touched.insert(*ip);
+        }
+        if !new.is_empty() {
+            self.ptr_by_service.insert(key.clone(), new);
+        }
+        touched
+    }
+
+    /// The PTR answer for one address: a cluster IP's Service wins; otherwise every endpoint name.
+    fn ptr_answer(&self, ip: &IpAddr) -> Option<Arc<[PtrTarget]>> {
+        let owners = self.ptr_owners.get(ip)?;
+        let all: BTreeSet<&PtrTarget> = owners.values().flatten().collect();
+        let cluster: Vec<PtrTarget> = all
+            .iter()
+            .filter(|t| t.cluster_ip)
+            .map(|t| (*t).clone())
+            .collect();
+        let chosen: Vec<PtrTarget> = if cluster.is_empty() {
+            all.into_iter().cloned().collect()
+        } else {
+            cluster.into_iter().take(1).collect()
+        };
+        (!chosen.is_empty()).then(|| chosen.into())
+    }
+
+    fn existing_namespaces(&self) -> HashSet<Box<str>> {
+        let mut set: HashSet<Box<str>> = self
+            .namespace_objects
+            .iter()
+            .map(|n| n.to_ascii_lowercase().into_boxed_str())
+            .collect();
+        for ns in self.services_by_ns.keys().chain(self.pods_by_ns.keys()) {
+            set.insert(ns.to_ascii_lowercase().into_boxed_str());
+        }
+        set
+    }
+
+    fn publish(&mut self, touched: Touched) -> Option<Arc<Snapshot>> {
+        let old = Arc::clone(&self.snapshot);
+        let mut next = (*old).clone();
+        let mut visible = false;
+
+        let mut service_changes = Vec::new();
+        let mut ptr_touched = BTreeSet::new();
+        for key in &touched.services {
+            let (records, ptrs) = self.build(key);
+            let skey = service_key(&key.namespace, &key.name);
+            let before = old.services.get(&*skey);
+            if before.map(|r| &**r) != records.as_ref() {
+                visible = true;
+                service_changes.push((skey, records.map(Arc::new)));
+            }
+            ptr_touched.extend(self.update_ptrs(key, ptrs));
+        }
+        next.services.update(service_changes);
+
+        let ptr_changes: Vec<_> = ptr_touched
+            .into_iter()
+            .map(|ip| (ip, self.ptr_answer(&ip)))
+            .filter(|(ip, new)| old.reverse.get(ip).map(|a| &**a) != new.as_deref())
+            .collect();
+        visible |= !ptr_changes.is_empty();
+        next.reverse.update(ptr_changes);
+
+        let dns_key = ObjectKey::new("kube-system", "kube-dns");
+        if touched.services.contains(&dns_key) {
+            let addrs: Arc<[IpAddr]> = match self.services.get(&dns_key).map(|s| &s.kind) {
+                Some(ServiceKind::ClusterIp(ips)) => ips.iter().copied().collect(),
+                _ => Arc::new([]),
+            };
+            if addrs != next.nameserver_addresses {
+                next.nameserver_addresses = addrs;
+                visible = true;
+            }
+        }
+        if touched.namespaces {
+            let set = self.existing_namespaces();
+            if set != *next.namespaces {
+                next.namespaces = Arc::new(set);
+                visible = true;
+            }
+        }
+        let synced = self.expected.is_subset(&self.synced);
+        if !visible && synced == old.synced {
+            return None;
+        }
+        next.synced = synced;
+        if visible {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as u32)
+                .unwrap_or(0);
+            next.serial = now.max(old.serial.wrapping_add(1));
+        }
+        self.snapshot = Arc::new(next);
+        Some(self.snapshot())
+    }
+}

@@ -1,0 +1,99 @@
+//! Command-line configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::zone::PodsMode;
+
+/// clusterdns: the Kubernetes cluster DNS server.
+///
+/// Serves the cluster zone (<service>.<namespace>.svc.<zone>, as the Kubernetes DNS-Based
+/// Service Discovery specification defines it) authoritatively over UDP and TCP.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "clusterdns", version, about, long_about)]
+pub struct Config {
+    /// Serve the objects in this directory of Kubernetes manifests (every .yaml, .yml and
+    /// .json file, multi-document, subfolders too), watched for changes.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+
+    /// Address to answer on, over UDP and TCP; repeatable.
+    #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = [
+        SocketAddr::from(([0, 0, 0, 0], 53)),
+        SocketAddr::from(([0u16; 8], 53)),
+    ])]
+    pub listen: Vec<SocketAddr>,
+
+    /// The cluster domain.
+    #[arg(long, value_name = "NAME", default_value = "cluster.local")]
+    pub zone: String,
+
+    /// TTL of cluster records, in seconds (the SOA minimum too).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub ttl: u32,
+
+    /// Pod records `<a-b-c-d>.<namespace>.pod.<zone>`: `insecure` answers the address any
+    /// such name spells, in an existing namespace (as the default Kubernetes Corefile).
+    #[arg(long, value_enum, default_value_t = PodsMode::Insecure)]
+    pub pods: PodsMode,
+
+    /// Close a TCP connection that sends no complete query for this long (e.g. `10s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub tcp_idle_timeout: Duration,
+
+    /// How often the manifests directory is re-checked, besides file-system events.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub manifests_poll: Duration,
+
+    /// Log filter (tracing's EnvFilter syntax; `RUST_LOG` overrides it).
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((t, "s"), |i| t.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_kubernetes_corefile() {
+        let c = Config::try_parse_from(["clusterdns"]).unwrap();
+        assert_eq!(c.ttl, 30);
+        assert_eq!(c.zone, "cluster.local");
+        assert_eq!(c.pods, PodsMode::Insecure);
+        assert_eq!(c.listen.len(), 2);
+        assert!(Config::try_parse_from(["clusterdns", "--ttl", "3601"]).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! clusterdns: the Kubernetes cluster DNS server.
+//!
+//! Flow: a source (`source`) turns the cluster into deltas; `cluster` applies them and
+//! publishes immutable `zone::Snapshot`s; `server` answers queries from the current snapshot.
+
+pub mod app;
+pub mod cluster;
+pub mod config;
+pub mod model;
+pub mod server;
+pub mod source;
+pub mod zone;

@@ -1,0 +1,305 @@
+//! Conversion from k8s-openapi objects to the model, keeping only what DNS needs.
+//!
+//! Each conversion validates the fields it reads and names the offending field on error,
+//! so a bad object is reported as `Service shop/web: spec.clusterIPs[1]: ...`.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    ContainerPort, Endpoint, EndpointSlice, Namespace, ObjectKey, Pod, Port, Protocol, Service,
+    ServiceKind, TargetPort,
+};
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The annotation the EndpointSlice controller stamps with the time of the triggering change.
+pub const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+/// A field of an API object that the model cannot accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConvertError {
+    /// The field's path, e.g. `spec.ports[0].port`.
+    pub field: String,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> ConvertError {
+    ConvertError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
+    let name = meta
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| err("metadata.name", "missing"))?;
+    let namespace = meta.namespace.as_deref().unwrap_or("default");
+    Ok(ObjectKey::new(namespace, name))
+}
+
+fn parse_ip(field: impl FnOnce() -> String, text: &str) -> Result<IpAddr, ConvertError> {
+    text.parse()
+        .map_err(|_| err(field(), format!("{text:?} is not an IP address")))
+}
+
+fn protocol(field: impl FnOnce() -> String, p: Option<&str>) -> Result<Protocol, ConvertError> {
+    match p.unwrap_or("TCP") {
+        "TCP" => Ok(Protocol::Tcp),
+        "UDP" => Ok(Protocol::Udp),
+        "SCTP" => Ok(Protocol::Sctp),
+        other => Err(err(field(), format!("unknown protocol {other:?}"))),
+    }
+}
+
+fn port_number(field: impl FnOnce() -> String, n: i32) -> Result<u16, ConvertError> {
+    u16::try_from(n)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| err(field(), format!("{n} is not a port number (1-65535)")))
+}
+
+fn port_name(name: Option<&String>) -> Option<Box<str>> {
+    name.filter(|n| !n.is_empty())
+        .map(|n| n.to_ascii_lowercase().into_boxed_str())
+}
+
+fn boxed_map(
+    map: Option<&std::collections::BTreeMap<String, String>>,
+) -> Box<[(Box<str>, Box<str>)]> {
+    // BTreeMap iterates sorted by key, which `Pod::matches` relies on.
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+        .collect()
+}
+
+/// Converts a v1 Namespace.
+pub fn from_namespace(ns: &core::Namespace) -> Result<Namespace, ConvertError> {
+    let name = ns
+        .metadata
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| err("metadata.name", "missing"))?;
+    Ok(Namespace { name: name.into() })
+}
+
+/// Converts a v1 Service.
+pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
+    let key = key(&svc.metadata)?;
+    let spec = svc.spec.as_ref().ok_or_else(|| err("spec", "missing"))?;
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        let name = spec
+            .external_name
+            .as_deref()
+            .map(|n| n.trim_end_matches('.'))
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err("spec.externalName", "missing for type ExternalName"))?;
+        ServiceKind::ExternalName(name.into())
+    } else {
+        let written: Vec<(&str, String)> = match (&spec.cluster_ips, &spec.cluster_ip) {
+            (Some(ips), _) if !ips.is_empty() => ips
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| (ip.as_str(), format!("spec.clusterIPs[{i}]")))
+                .collect(),
+            (_, Some(ip)) if !ip.is_empty() => vec![(ip.as_str(), "spec.clusterIP".to_owned())],
+            _ => Vec::new(),
+        };
+        if written.is_empty() || written.iter().any(|(ip, _)| *ip == "None") {
+            ServiceKind::Headless
+        } else {
+            let ips = written
+                .into_iter()
+                .map(|(ip, field)| parse_ip(|| field, ip))
+                .collect::<Result<Box<[_]>, _>>()?;
+            ServiceKind::ClusterIp(ips)
+        }
+    };
+    let mut ports = Vec::new();
+    let mut target_ports = Vec::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let field = |f: &str| format!("spec.ports[{i}].{f}");
+        let port = port_number(|| field("port"), p.port)?;
+        ports.push(Port {
+            name: port_name(p.name.as_ref()),
+            protocol: protocol(|| field("protocol"), p.protocol.as_deref())?,
+            port,
+        });
+        target_ports.push(match &p.target_port {
+            None => TargetPort::Number(port),
+            Some(IntOrString::Int(n)) => {
+                TargetPort::Number(port_number(|| field("targetPort"), *n)?)
+            }
+            Some(IntOrString::String(s)) => match s.parse::<i32>() {
+                Ok(n) => TargetPort::Number(port_number(|| field("targetPort"), n)?),
+                Err(_) => TargetPort::Name(s.as_str().into()),
+            },
+        });
+    }
+    Ok(Service {
+        key,
+        kind,
+        ports: ports.into(),
+        target_ports: target_ports.into(),
+        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        selector: boxed_map(spec.selector.as_ref()),
+    })
+}
+
+/// Converts a discovery.k8s.io/v1 EndpointSlice.
+pub fn from_endpoint_slice(
+    slice: &discovery::EndpointSlice,
+) -> Result<EndpointSlice, ConvertError> {
+    let key = key(&slice.metadata)?;
+    let family_ok: fn(&IpAddr) -> bool = match slice.address_type.as_str() {
+        "IPv4" => |ip| ip.is_ipv4(),
+        "IPv6" => |ip| ip.is_ipv6(),
+        // FQDN slices are deprecated and carry no addresses DNS can publish.
+        "FQDN" => |_| false,
+        other => {
+            return Err(err(
+                "addressType",
+                format!("unknown address type {other:?}"),
+            ));
+        }
+    };
+    let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+    for (i, ep) in slice.endpoints.iter().enumerate() {
+        let mut addresses = Vec::with_capacity(ep.addresses.len());
+        for (j, a) in ep.addresses.iter().enumerate() {
+            let ip = parse_ip(|| format!("endpoints[{i}].addresses[{j}]"), a)?;
+            if family_ok(&ip) {
+                addresses.push(ip);
+            }
+        }
+        if addresses.is_empty() {
+            continue;
+        }
+        let pod_name = ep
+            .target_ref
+            .as_ref()
+            .filter(|r| r.kind.as_deref().unwrap_or("Pod") == "Pod")
+            .and_then(|r| r.name.as_deref())
+            .map(Box::from);
+        endpoints.push(Endpoint {
+            addresses: addresses.into(),
+            ready: ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
+            hostname: ep
+                .hostname
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.to_ascii_lowercase().into_boxed_str()),
+            pod_name,
+        });
+    }
+    let mut ports = Vec::new();
+    for (i, p) in slice.ports.iter().flatten().enumerate() {
+        let field = |f: &str| format!("ports[{i}].{f}");
+        // A port without a number means "all ports": nothing to publish in SRV.
+        let Some(n) = p.port else { continue };
+        ports.push(Port {
+            name: port_name(p.name.as_ref()),
+            protocol: protocol(|| field("protocol"), p.protocol.as_deref())?,
+            port: port_number(|| field("port"), n)?,
+        });
+    }
+    let meta = &slice.metadata;
+    let service = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_str().into());
+    let trigger_time_ms = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TRIGGER_TIME_ANNOTATION))
+        .and_then(|t| parse_rfc3339_ms(t));
+    Ok(EndpointSlice {
+        key,
+        service,
+        endpoints: endpoints.into(),
+        ports: ports.into(),
+        trigger_time_ms,
+    })
+}
+
+/// Converts a v1 Pod.
+pub fn from_pod(pod: &core::Pod) -> Result<Pod, ConvertError> {
+    let key = key(&pod.metadata)?;
+    let status = pod.status.as_ref();
+    let mut ips = Vec::new();
+    match status
+        .and_then(|s| s.pod_ips.as_ref())
+        .filter(|v| !v.is_empty())
+    {
+        Some(list) => {
+            for (i, p) in list.iter().enumerate() {
+                ips.push(parse_ip(|| format!("status.podIPs[{i}].ip"), &p.ip)?);
+            }
+        }
+        None => {
+            if let Some(ip) = status
+                .and_then(|s| s.pod_ip.as_deref())
+                .filter(|s| !s.is_empty())
+            {
+                ips.push(parse_ip(|| "status.podIP".to_owned(), ip)?);
+            }
+        }
+    }
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let spec = pod.spec.as_ref();
+    let mut named_ports = Vec::new();
+    for (ci, c) in spec
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        for (pi, p) in c.ports.iter().flatten().enumerate() {
+            let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let field = |f: &str| format!("spec.containers[{ci}].ports[{pi}].{f}");
+            named_ports.push(ContainerPort {
+                name: name.into(),
+                protocol: protocol(|| field("protocol"), p.protocol.as_deref())?,
+                port: port_number(|| field("containerPort"), p.container_port)?,
+            });
+        }
+    }
+    let label = |v: Option<&String>| {
+        v.filter(|s| !s.is_empty())
+            .map(|s| s.to_ascii_lowercase().into_boxed_str())
+    };
+    Ok(Pod {
+        key,
+        labels: boxed_map(pod.metadata.labels.as_ref()),
+        ips: ips.into(),
+        hostname: label(spec.and_then(|s| s.hostname.as_ref())),
+        subdomain: label(spec.and_then(|s| s.subdomain.as_ref())),
+        ready,
+        named_ports: named_ports.into(),
+    })
+}
+
+/// Parses an RFC 3339 timestamp (`2024-05-01T10:00:00Z`, optional fraction) to Unix ms.
+fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let t: k8s_openapi::jiff::Timestamp = text.parse().ok()?;
+    Some(t.as_millisecond())
+}

@@ -1,0 +1,245 @@
+//! The minimal cluster model: only the fields of Kubernetes objects that DNS answers depend on.
+//!
+//! Every field here is a memory decision: at 100k Services and 1M endpoints, one extra
+//! `String` per endpoint is tens of megabytes. Strings are boxed (`Box<str>`, no spare
+//! capacity), lists are boxed slices, and nothing of the original API object is kept.
+//! Names are stored as Kubernetes spells them (always lower case for the objects DNS serves:
+//! Services and Namespaces are DNS-1035/1123 labels).
+
+mod convert;
+
+pub use convert::{ConvertError, from_endpoint_slice, from_namespace, from_pod, from_service};
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// A namespaced object's identity: namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// The namespace.
+    pub namespace: Box<str>,
+    /// The object's name within its namespace.
+    pub name: Box<str>,
+}
+
+impl ObjectKey {
+    /// Builds a key from a namespace and a name.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The kinds of object the model knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// v1 Namespace.
+    Namespace,
+    /// v1 Service.
+    Service,
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice,
+    /// v1 Pod.
+    Pod,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Namespace => "Namespace",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Pod => "Pod",
+        })
+    }
+}
+
+/// One model object of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    /// A namespace (its name only).
+    Namespace(Namespace),
+    /// A Service.
+    Service(Service),
+    /// An EndpointSlice.
+    EndpointSlice(EndpointSlice),
+    /// A Pod.
+    Pod(Pod),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Namespace(_) => Kind::Namespace,
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Pod(_) => Kind::Pod,
+        }
+    }
+
+    /// The object's key; a Namespace has an empty namespace and its name.
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            Object::Namespace(ns) => ObjectKey::new("", &ns.name),
+            Object::Service(s) => s.key.clone(),
+            Object::EndpointSlice(s) => s.key.clone(),
+            Object::Pod(p) => p.key.clone(),
+        }
+    }
+}
+
+/// A v1 Namespace: DNS needs only to know that it exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// The namespace's name.
+    pub name: Box<str>,
+}
+
+/// How a Service is published in DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// ClusterIP, NodePort and LoadBalancer: A/AAAA for each cluster IP.
+    ClusterIp(Box<[IpAddr]>),
+    /// `clusterIP: None`: A/AAAA for each ready endpoint.
+    Headless,
+    /// ExternalName: a CNAME to this name (kept as written, without a trailing dot).
+    ExternalName(Box<str>),
+}
+
+/// The L4 protocol of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP (the Kubernetes default).
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// The protocol's SRV label without the underscore: `tcp`, `udp`, `sctp`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// How a Service port reaches its pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    /// A port number on the pod.
+    Number(u16),
+    /// A named container port on the pod.
+    Name(Box<str>),
+}
+
+/// A port of a Service or EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// The port's name; unnamed ports get no `_port._proto` SRV name.
+    pub name: Option<Box<str>>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The port number.
+    pub port: u16,
+}
+
+/// A v1 Service, reduced to what DNS publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// ClusterIP, headless or ExternalName.
+    pub kind: ServiceKind,
+    /// The Service's ports.
+    pub ports: Box<[Port]>,
+    /// The target port of each entry of `ports`, for endpoints derived from Pods.
+    pub target_ports: Box<[TargetPort]>,
+    /// `publishNotReadyAddresses`: not-ready endpoints are published too.
+    pub publish_not_ready: bool,
+    /// The label selector; empty means the Service selects no Pods.
+    pub selector: Box<[(Box<str>, Box<str>)]>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The endpoint's addresses (Kubernetes allows exactly one in practice).
+    pub addresses: Box<[IpAddr]>,
+    /// `conditions.ready`, where unset counts as ready.
+    pub ready: bool,
+    /// The endpoint's `hostname`.
+    pub hostname: Option<Box<str>>,
+    /// The name of the Pod in `targetRef`, when it refers to a Pod.
+    pub pod_name: Option<Box<str>>,
+}
+
+/// A discovery.k8s.io/v1 EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    /// Namespace and name of the slice.
+    pub key: ObjectKey,
+    /// The Service it belongs to (label `kubernetes.io/service-name`).
+    pub service: Option<Box<str>>,
+    /// The endpoints.
+    pub endpoints: Box<[Endpoint]>,
+    /// The ports every endpoint of this slice serves.
+    pub ports: Box<[Port]>,
+    /// `endpoints.kubernetes.io/last-change-trigger-time`, in Unix milliseconds.
+    pub trigger_time_ms: Option<i64>,
+}
+
+/// A named container port of a Pod, to resolve a Service's named `targetPort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    /// The port's name.
+    pub name: Box<str>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The container port number.
+    pub port: u16,
+}
+
+/// A v1 Pod, reduced to what DNS publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// The Pod's labels, sorted by key, for Service selectors.
+    pub labels: Box<[(Box<str>, Box<str>)]>,
+    /// `status.podIPs` (or `status.podIP`).
+    pub ips: Box<[IpAddr]>,
+    /// `spec.hostname`.
+    pub hostname: Option<Box<str>>,
+    /// `spec.subdomain`.
+    pub subdomain: Option<Box<str>>,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// Named container ports only (numbered ones need no lookup).
+    pub named_ports: Box<[ContainerPort]>,
+}
+
+impl Pod {
+    /// Whether every key/value of `selector` is among the Pod's labels.
+    pub fn matches(&self, selector: &[(Box<str>, Box<str>)]) -> bool {
+        !selector.is_empty()
+            && selector.iter().all(|(k, v)| {
+                self.labels
+                    .binary_search_by(|(lk, _)| lk.as_ref().cmp(k.as_ref()))
+                    .is_ok_and(|i| self.labels[i].1 == *v)
+            })
+    }
+}

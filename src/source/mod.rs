@@ -1,0 +1,4 @@
+//! Sources turn the world into `Delta`s of model objects; they know nothing about DNS.
+
+pub mod manifests;
+pub mod watch;

@@ -1,0 +1,393 @@
+//! `lookup(snapshot, name, type) -> Answer`: borrows from the snapshot and allocates nothing.
+//!
+//! The negative-answer discipline follows RFC 8020 and CoreDNS: a name that exists with other
+//! types, or an empty non-terminal, is NODATA; anything else under the zone is NXDOMAIN; both
+//! carry the zone's SOA.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::name::{ClusterName, classify};
+use super::{PodsMode, PtrTarget, ServiceRecords, ServiceShape, Snapshot, Srv};
+
+/// The response code of an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rcode {
+    /// NOERROR: data, or NODATA when the answer is empty.
+    NoError,
+    /// NXDOMAIN: the name does not exist.
+    NxDomain,
+    /// SERVFAIL: the zone is not synced yet.
+    ServFail,
+    /// REFUSED: not a name this server answers.
+    Refused,
+}
+
+/// The records of the answer section, still compact.
+#[derive(Clone, Copy, Debug)]
+pub enum AnswerData<'a> {
+    /// No records (a negative answer).
+    Empty,
+    /// The zone's SOA.
+    Soa,
+    /// The zone's NS record, with the nameserver's addresses as glue.
+    Ns,
+    /// The `dns-version` TXT record.
+    DnsVersion,
+    /// A (`v6 == false`) or AAAA records of these addresses at the query name.
+    Addresses {
+        /// Addresses of both families; only one family is rendered.
+        addrs: &'a [IpAddr],
+        /// Render the IPv6 ones (AAAA).
+        v6: bool,
+    },
+    /// One A/AAAA record for a pod address spelled by the query name.
+    PodAddress(IpAddr),
+    /// A CNAME to this target.
+    Cname(&'a Name),
+    /// SRV records of a Service, with their targets' addresses as additional records.
+    Srv {
+        /// The Service (for target names and addresses).
+        service: &'a ServiceRecords,
+        /// The SRV set.
+        srv: &'a [Srv],
+    },
+    /// PTR records.
+    Ptr(&'a [PtrTarget]),
+}
+
+/// Which zone an answer belongs to: decides the SOA of negative answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerZone {
+    /// Not ours.
+    None,
+    /// The cluster zone; the last `labels` labels of the query name spell it.
+    Cluster {
+        /// Number of labels of the origin.
+        labels: usize,
+    },
+    /// `in-addr.arpa.`.
+    ReverseV4,
+    /// `ip6.arpa.`.
+    ReverseV6,
+}
+
+/// The result of a lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    /// Response code.
+    pub rcode: Rcode,
+    /// Answer section.
+    pub data: AnswerData<'a>,
+    /// The zone that answered.
+    pub zone: AnswerZone,
+}
+
+impl Answer<'_> {
+    fn refused() -> Self {
+        Answer {
+            rcode: Rcode::Refused,
+            data: AnswerData::Empty,
+            zone: AnswerZone::None,
+        }
+    }
+}
+
+/// Lower-cases `label` into `buf`, returning the written part; `None` if it does not fit.
+fn lower<'b>(label: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let out = buf.get_mut(..label.len())?;
+    out.copy_from_slice(label);
+    out.make_ascii_lowercase();
+    Some(out)
+}
+
+fn find_service<'s>(snap: &'s Snapshot, ns: &[u8], svc: &[u8]) -> Option<&'s ServiceRecords> {
+    let mut key = [0u8; 127];
+    let n = ns.len() + 1 + svc.len();
+    let k = key.get_mut(..n)?;
+    k[..ns.len()].copy_from_slice(ns);
+    k[ns.len()] = b'/';
+    k[ns.len() + 1..].copy_from_slice(svc);
+    k.make_ascii_lowercase();
+    snap.services.get(&*k).map(|r| &**r)
+}
+
+fn namespace_exists(snap: &Snapshot, ns: &[u8]) -> bool {
+    let mut buf = [0u8; 63];
+    lower(ns, &mut buf)
+        .and_then(|l| std::str::from_utf8(l).ok())
+        .is_some_and(|l| snap.namespaces.contains(l))
+}
+
+/// Address records of `addrs` for `qtype`, or NODATA when none of that family exists.
+fn addresses(addrs: &[IpAddr], qtype: RecordType) -> (Rcode, AnswerData<'_>) {
+    let v6 = match qtype {
+        RecordType::A => false,
+        RecordType::AAAA => true,
+        // RFC 8482: answer ANY with one RRset.
+        RecordType::ANY => !addrs.iter().any(IpAddr::is_ipv4),
+        _ => return (Rcode::NoError, AnswerData::Empty),
+    };
+    if addrs.iter().any(|a| a.is_ipv6() == v6) {
+        (Rcode::NoError, AnswerData::Addresses { addrs, v6 })
+    } else {
+        (Rcode::NoError, AnswerData::Empty)
+    }
+}
+
+const NODATA: (Rcode, AnswerData<'static>) = (Rcode::NoError, AnswerData::Empty);
+const NXDOMAIN: (Rcode, AnswerData<'static>) = (Rcode::NxDomain, AnswerData::Empty);
+
+fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode, AnswerData<'_>) {
+    match (&svc.shape, qtype) {
+        // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
+        (ServiceShape::ExternalName(target), _) => (Rcode::NoError, AnswerData::Cname(target)),
+        (_, RecordType::SRV) if !svc.srv_all.is_empty() => (
+            Rcode::NoError,
+            AnswerData::Srv {
+                service: svc,
+                srv: &svc.srv_all,
+            },
+        ),
+        _ => addresses(&svc.addresses, qtype),
+    }
+}
+
+fn cluster_lookup<'s>(
+    snap: &'s Snapshot,
+    class: ClusterName<'_>,
+    qtype: RecordType,
+) -> (Rcode, AnswerData<'s>) {
+    match class {
+        ClusterName::Apex => match qtype {
+            RecordType::SOA | RecordType::ANY => (Rcode::NoError, AnswerData::Soa),
+            RecordType::NS => (Rcode::NoError, AnswerData::Ns),
+            _ => NODATA,
+        },
+        ClusterName::DnsVersion => match qtype {
+            RecordType::TXT | RecordType::ANY => (Rcode::NoError, AnswerData::DnsVersion),
+            _ => NODATA,
+        },
+        ClusterName::Nameserver => addresses(&snap.nameserver_addresses, qtype),
+        ClusterName::DnsParent | ClusterName::SvcRoot | ClusterName::PodRoot => NODATA,
+        ClusterName::Namespace(ns) => {
+            if namespace_exists(snap, ns) {
+                NODATA
+            } else {
+                NXDOMAIN
+            }
+        }
+        ClusterName::Service { ns, svc } => match find_service(snap, ns, svc) {
+            Some(rec) => service_answer(rec, qtype),
+            None => NXDOMAIN,
+        },
+        ClusterName::ServiceChild { ns, svc, label } => {
+            let Some(rec) = find_service(snap, ns, svc) else {
+                return NXDOMAIN;
+            };
+            if matches!(rec.shape, ServiceShape::ExternalName(_)) {
+                return NXDOMAIN;
+            }
+            if let Some(proto) = label.strip_prefix(b"_") {
+                // `_<proto>.<svc>…` is an empty non-terminal when some named port uses it.
+                return if rec
+                    .ports
+                    .iter()
+                    .any(|p| p.protocol.label().as_bytes().eq_ignore_ascii_case(proto))
+                {
+                    NODATA
+                } else {
+                    NXDOMAIN
+                };
+            }
+            let mut buf = [0u8; 63];
+            match lower(label, &mut buf).and_then(|l| rec.endpoint(l)) {
+                Some(ep) => addresses(&ep.addresses, qtype),
+                None => NXDOMAIN,
+            }
+        }
+        ClusterName::Srv {
+            ns,
+            svc,
+            port,
+            proto,
+        } => {
+            let Some(rec) = find_service(snap, ns, svc) else {
+                return NXDOMAIN;
+            };
+            let named = rec.ports.iter().find(|p| {
+                p.name.as_bytes().eq_ignore_ascii_case(port)
+                    && p.protocol.label().as_bytes().eq_ignore_ascii_case(proto)
+            });
+            match named {
+                None => NXDOMAIN,
+                Some(p) if matches!(qtype, RecordType::SRV | RecordType::ANY) => (
+                    Rcode::NoError,
+                    AnswerData::Srv {
+                        service: rec,
+                        srv: &p.srv,
+                    },
+                ),
+                Some(_) => NODATA,
+            }
+        }
+        ClusterName::Pod { ns, label } => {
+            if snap.config.pods == PodsMode::Disabled || !namespace_exists(snap, ns) {
+                return NXDOMAIN;
+            }
+            match pod_address(label) {
+                None => NXDOMAIN,
+                Some(ip) => match (ip, qtype) {
+                    (IpAddr::V4(_), RecordType::A | RecordType::ANY)
+                    | (IpAddr::V6(_), RecordType::AAAA | RecordType::ANY) => {
+                        (Rcode::NoError, AnswerData::PodAddress(ip))
+                    }
+                    _ => NODATA,
+                },
+            }
+        }
+        ClusterName::Nothing => NXDOMAIN,
+    }
+}
+
+/// Parses a dashed pod label (`10-244-1-7`, `fd00-1--5`) into the address it spells.
+fn pod_address(label: &[u8]) -> Option<IpAddr> {
+    let mut buf = [0u8; 63];
+    let l = buf.get_mut(..label.len())?;
+    l.copy_from_slice(label);
+    let dots = l.iter().filter(|&&b| b == b'-').count() == 3 && !l.contains(&b':');
+    for b in l.iter_mut() {
+        if *b == b'-' {
+            *b = if dots { b'.' } else { b':' };
+        }
+    }
+    std::str::from_utf8(l).ok()?.parse().ok()
+}
+
+/// Looks `name` up for `qtype`.
+pub fn lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<'s> {
+    if let Some((class, labels)) = classify(name, &snap.config.origin) {
+        let (mut rcode, data) = cluster_lookup(snap, class, qtype);
+        if rcode == Rcode::NxDomain && !snap.synced {
+            // Until the first full list, a missing name may just not have arrived yet.
+            rcode = Rcode::ServFail;
+        }
+        return Answer {
+            rcode,
+            data,
+            zone: AnswerZone::Cluster { labels },
+        };
+    }
+    reverse_lookup(snap, name, qtype)
+}
+
+fn reverse_lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<'s> {
+    let Some(ip) = reverse_address(name) else {
+        return Answer::refused();
+    };
+    let Some(targets) = snap.reverse.get(&ip) else {
+        return Answer::refused();
+    };
+    let zone = if ip.is_ipv4() {
+        AnswerZone::ReverseV4
+    } else {
+        AnswerZone::ReverseV6
+    };
+    let data = match qtype {
+        RecordType::PTR | RecordType::ANY => AnswerData::Ptr(targets),
+        _ => AnswerData::Empty,
+    };
+    Answer {
+        rcode: Rcode::NoError,
+        data,
+        zone,
+    }
+}
+
+/// The address a full `in-addr.arpa.` (4 labels) or `ip6.arpa.` (32 nibbles) name spells.
+pub fn reverse_address(name: &Name) -> Option<IpAddr> {
+    let mut labels = name.iter().rev();
+    let arpa = labels.next()?;
+    let family = labels.next()?;
+    if !arpa.eq_ignore_ascii_case(b"arpa") {
+        return None;
+    }
+    if family.eq_ignore_ascii_case(b"in-addr") {
+        if labels.len() != 4 {
+            return None;
+        }
+        let mut octets = [0u8; 4];
+        for (o, l) in octets.iter_mut().zip(labels) {
+            let s = std::str::from_utf8(l).ok()?;
+            if s.len() > 1 && s.starts_with('0') {
+                return None;
+            }
+            *o = s.parse().ok()?;
+        }
+        Some(IpAddr::from(octets))
+    } else if family.eq_ignore_ascii_case(b"ip6") {
+        if labels.len() != 32 {
+            return None;
+        }
+        let mut bits: u128 = 0;
+        for l in labels {
+            let [c] = l else { return None };
+            let nibble = (*c as char).to_digit(16)?;
+            bits = (bits << 4) | u128::from(nibble);
+        }
+        Some(IpAddr::from(bits.to_be_bytes()))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_names() {
+        let ok = |s: &str, ip: &str| {
+            let n = Name::from_ascii(s).unwrap();
+            assert_eq!(reverse_address(&n), Some(ip.parse().unwrap()), "{s}");
+        };
+        ok("10.0.96.10.in-addr.arpa.", "10.96.0.10");
+        ok("10.0.96.10.IN-ADDR.ARPA.", "10.96.0.10");
+        ok(
+            "a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.7.7.0.0.0.0.d.f.ip6.arpa.",
+            "fd00:77:30::a",
+        );
+        for bad in [
+            "0.96.10.in-addr.arpa.",
+            "256.0.96.10.in-addr.arpa.",
+            "01.0.96.10.in-addr.arpa.",
+            "1.0.96.10.in-addr.example.",
+            "x.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.7.7.0.0.0.0.d.f.ip6.arpa.",
+        ] {
+            assert_eq!(
+                reverse_address(&Name::from_ascii(bad).unwrap()),
+                None,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn pod_labels() {
+        assert_eq!(
+            pod_address(b"10-244-1-7"),
+            Some("10.244.1.7".parse().unwrap())
+        );
+        assert_eq!(
+            pod_address(b"fd00-1--5"),
+            Some("fd00:1::5".parse().unwrap())
+        );
+        assert_eq!(
+            pod_address(b"2001-db8--0"),
+            Some("2001:db8::".parse().unwrap())
+        );
+        assert_eq!(pod_address(b"10-244-1"), None);
+        assert_eq!(pod_address(b"web"), None);
+    }
+}

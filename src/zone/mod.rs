@@ -1,0 +1,186 @@
+//! The cluster zone as pure DNS data: an immutable snapshot, the name classifier, lookups and
+//! rendering to records. No tokio, no kube.
+//!
+//! Data is kept compact (addresses, ports and labels, not `Record`s): at 1M endpoints a
+//! prebuilt `Record` per name would cost hundreds of megabytes. Owner names and targets are
+//! spelled at answer time, in the question's case.
+
+mod build;
+mod lookup;
+mod name;
+mod render;
+mod sharded;
+
+pub use build::{PtrTarget, ReadyEndpoint, ServiceInput, build_service};
+pub use lookup::{Answer, AnswerData, Rcode, lookup};
+pub use name::{ClusterName, classify};
+pub use render::{Rendered, render};
+pub use sharded::ShardedMap;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+
+use crate::model::Protocol;
+
+/// The schema version of the Kubernetes DNS-Based Service Discovery specification served.
+pub const DNS_SCHEMA_VERSION: &str = "1.1.0";
+/// TTL of the `dns-version` TXT record (as CoreDNS).
+pub const DNS_VERSION_TTL: u32 = 28800;
+
+/// Whether `<a-b-c-d>.<ns>.pod.<zone>` names are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodsMode {
+    /// No pod records.
+    Disabled,
+    /// Answer the address the name spells, in an existing namespace (kube-dns behaviour).
+    Insecure,
+}
+
+/// What every snapshot of one zone shares.
+#[derive(Clone, Debug)]
+pub struct ZoneConfig {
+    /// The zone's origin, lower case and fully qualified (`cluster.local.`).
+    pub origin: Name,
+    /// TTL of every record (and the SOA minimum).
+    pub ttl: u32,
+    /// Pod record mode.
+    pub pods: PodsMode,
+}
+
+impl ZoneConfig {
+    /// Builds a config, checking the zone name.
+    pub fn new(zone: &str, ttl: u32, pods: PodsMode) -> Result<Self, String> {
+        let mut origin = Name::from_ascii(zone.trim_end_matches('.'))
+            .map_err(|e| format!("zone {zone:?}: {e}"))?
+            .to_lowercase();
+        origin.set_fqdn(true);
+        if origin.is_root() {
+            return Err("zone must not be the root".into());
+        }
+        Ok(Self { origin, ttl, pods })
+    }
+}
+
+/// A resolved SRV entry: weight, port and target (an endpoint of the same Service, or the
+/// Service name itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Srv {
+    /// ⌊100 / candidates⌋, at least 1.
+    pub weight: u16,
+    /// The port.
+    pub port: u16,
+    /// Index into `ServiceRecords::endpoints`, or `None` for the Service name.
+    pub target: Option<u32>,
+}
+
+/// The SRV set of one named port: `_<name>._<proto>.<svc>.<ns>.svc.<zone>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedPort {
+    /// The port name, lower case.
+    pub name: Box<str>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The SRV records, de-duplicated.
+    pub srv: Box<[Srv]>,
+}
+
+/// An endpoint name under a Service and the addresses it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointName {
+    /// The label: hostname, or the dashed address.
+    pub label: Box<str>,
+    /// Its addresses.
+    pub addresses: Box<[IpAddr]>,
+}
+
+/// How a Service's own name answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceShape {
+    /// A/AAAA from cluster IPs.
+    ClusterIp,
+    /// A/AAAA from ready endpoints.
+    Headless,
+    /// CNAME to this target.
+    ExternalName(Name),
+}
+
+/// Everything DNS answers for one Service, built once per change of the Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRecords {
+    /// Namespace, lower case.
+    pub namespace: Box<str>,
+    /// Service name, lower case.
+    pub name: Box<str>,
+    /// How the name answers.
+    pub shape: ServiceShape,
+    /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6.
+    pub addresses: Box<[IpAddr]>,
+    /// SRV on the bare Service name: every port.
+    pub srv_all: Box<[Srv]>,
+    /// Named ports, for `_port._proto` names.
+    pub ports: Box<[NamedPort]>,
+    /// Endpoint names, sorted by label.
+    pub endpoints: Box<[EndpointName]>,
+}
+
+impl ServiceRecords {
+    /// Finds an endpoint name (lower-case label).
+    pub fn endpoint(&self, label: &[u8]) -> Option<&EndpointName> {
+        self.endpoints
+            .binary_search_by(|e| e.label.as_bytes().cmp(label))
+            .ok()
+            .map(|i| &self.endpoints[i])
+    }
+}
+
+/// The hash key of a Service in a snapshot: `<namespace>/<name>`, lower case.
+pub fn service_key(namespace: &str, name: &str) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(namespace.len() + name.len() + 1);
+    k.extend_from_slice(namespace.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(name.as_bytes());
+    k.make_ascii_lowercase();
+    k.into_boxed_slice()
+}
+
+/// One immutable, complete view of the zone; readers hold it through an `Arc` and never lock.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The zone's fixed settings.
+    pub config: Arc<ZoneConfig>,
+    /// SOA serial: rises whenever DNS-visible content changes.
+    pub serial: u32,
+    /// Whether every source has completed its first full list.
+    pub synced: bool,
+    /// Cluster IPs of `kube-system/kube-dns`: the addresses of `ns.dns.<zone>`.
+    pub nameserver_addresses: Arc<[IpAddr]>,
+    /// Namespaces that exist (lower case).
+    pub namespaces: Arc<HashSet<Box<str>>>,
+    /// Services by `service_key`.
+    pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
+    /// PTR targets by address.
+    pub reverse: ShardedMap<IpAddr, Arc<[PtrTarget]>>,
+}
+
+impl Snapshot {
+    /// An empty zone.
+    pub fn empty(config: Arc<ZoneConfig>) -> Self {
+        Self {
+            config,
+            serial: 1,
+            synced: false,
+            nameserver_addresses: Arc::new([]),
+            namespaces: Arc::new(HashSet::new()),
+            services: ShardedMap::new(),
+            reverse: ShardedMap::new(),
+        }
+    }
+
+    /// The SOA record's own TTL: min(ttl, 300), as CoreDNS.
+    pub fn soa_ttl(&self) -> u32 {
+        self.config.ttl.min(300)
+    }
+}

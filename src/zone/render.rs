@@ -1,0 +1,156 @@
+//! Rendering a compact `Answer` into hickory records, spelled as the question was.
+//!
+//! Owner names are the question's name; the zone part of every other name (SOA, NS, SRV
+//! targets, glue) is the question's spelling of the zone, as CoreDNS does (its
+//! `handler_case_test`): `SvC1.TeStNs.SvC.cLuStEr.LoCaL.` gets targets under `cLuStEr.LoCaL.`.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, Record};
+
+use super::lookup::{Answer, AnswerData, AnswerZone, Rcode};
+use super::{DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv};
+
+/// SOA timers, as CoreDNS: refresh 7200, retry 1800, expire 86400.
+const SOA_REFRESH: i32 = 7200;
+const SOA_RETRY: i32 = 1800;
+const SOA_EXPIRE: i32 = 86400;
+
+/// The sections of a response.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// Answer section.
+    pub answers: Vec<Record>,
+    /// Authority section.
+    pub authorities: Vec<Record>,
+    /// Additional section (without OPT).
+    pub additionals: Vec<Record>,
+}
+
+/// `prefix` (dotted, relative) under `zone`.
+fn under(prefix: &str, zone: &Name) -> Option<Name> {
+    Name::from_ascii(prefix).ok()?.append_name(zone).ok()
+}
+
+fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
+    let rdata = match ip {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+    };
+    Record::from_rdata(owner.clone(), ttl, rdata)
+}
+
+fn soa_record(snap: &Snapshot, zone: &Name) -> Option<Record> {
+    let soa = SOA::new(
+        under("ns.dns", zone)?,
+        under("hostmaster", zone)?,
+        snap.serial,
+        SOA_REFRESH,
+        SOA_RETRY,
+        SOA_EXPIRE,
+        snap.config.ttl,
+    );
+    Some(Record::from_rdata(
+        zone.clone(),
+        snap.soa_ttl(),
+        RData::SOA(soa),
+    ))
+}
+
+fn service_target(svc: &ServiceRecords, srv: &Srv, zone: &Name) -> Option<Name> {
+    let base = format!("{}.{}.svc", svc.name, svc.namespace);
+    match srv.target {
+        None => under(&base, zone),
+        Some(i) => {
+            let ep = svc.endpoints.get(i as usize)?;
+            under(&format!("{}.{base}", ep.label), zone)
+        }
+    }
+}
+
+fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
+    match srv.target {
+        None => &svc.addresses,
+        Some(i) => svc
+            .endpoints
+            .get(i as usize)
+            .map(|e| &*e.addresses)
+            .unwrap_or_default(),
+    }
+}
+
+/// Renders `answer` to the question `qname`.
+pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
+    let mut out = Rendered::default();
+    let ttl = snap.config.ttl;
+    let zone = match answer.zone {
+        AnswerZone::None => return out,
+        AnswerZone::Cluster { labels } => qname.trim_to(labels),
+        AnswerZone::ReverseV4 | AnswerZone::ReverseV6 => qname.trim_to(2),
+    };
+    match answer.data {
+        AnswerData::Empty => {}
+        AnswerData::Soa => out.answers.extend(soa_record(snap, &zone)),
+        AnswerData::Ns => {
+            if let Some(ns) = under("ns.dns", &zone) {
+                for ip in snap.nameserver_addresses.iter() {
+                    out.additionals.push(address_record(&ns, ttl, *ip));
+                }
+                out.answers
+                    .push(Record::from_rdata(zone.clone(), ttl, RData::NS(NS(ns))));
+            }
+        }
+        AnswerData::DnsVersion => out.answers.push(Record::from_rdata(
+            qname.clone(),
+            DNS_VERSION_TTL,
+            RData::TXT(TXT::new(vec![DNS_SCHEMA_VERSION.to_owned()])),
+        )),
+        AnswerData::Addresses { addrs, v6 } => out.answers.extend(
+            addrs
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|ip| address_record(qname, ttl, *ip)),
+        ),
+        AnswerData::PodAddress(ip) => out.answers.push(address_record(qname, ttl, ip)),
+        AnswerData::Cname(target) => out.answers.push(Record::from_rdata(
+            qname.clone(),
+            ttl,
+            RData::CNAME(CNAME(target.clone())),
+        )),
+        AnswerData::Srv { service, srv } => {
+            let mut seen: Vec<Option<u32>> = Vec::new();
+            for s in srv {
+                let Some(target) = service_target(service, s, &zone) else {
+                    continue;
+                };
+                if !seen.contains(&s.target) {
+                    seen.push(s.target);
+                    for ip in target_addresses(service, s) {
+                        out.additionals.push(address_record(&target, ttl, *ip));
+                    }
+                }
+                let rdata = SRV::new(0, s.weight, s.port, target);
+                out.answers
+                    .push(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)));
+            }
+        }
+        AnswerData::Ptr(targets) => {
+            for t in targets.iter() {
+                if let Ok(name) = Name::from_ascii(&t.name) {
+                    out.answers.push(Record::from_rdata(
+                        qname.clone(),
+                        ttl,
+                        RData::PTR(PTR(name)),
+                    ));
+                }
+            }
+        }
+    }
+    let negative = matches!(answer.rcode, Rcode::NxDomain | Rcode::ServFail)
+        || (answer.rcode == Rcode::NoError && out.answers.is_empty());
+    if negative {
+        out.authorities.extend(soa_record(snap, &zone));
+    }
+    out
+}
