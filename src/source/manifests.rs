@@ -128,13 +128,15 @@ fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth:
 
 /// Parses one manifest file. `Err` means the file as a whole is unreadable (its previous
 /// objects should stay); `Ok` holds the good objects and the errors of the others.
-pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, ManifestError> {
-    let whole = |reason: String| ManifestError {
-        file: file.to_owned(),
-        object: "file".into(),
-        field: None,
-        reason,
-        identity: None,
+pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestError>> {
+    let whole = |reason: String| {
+        Box::new(ManifestError {
+            file: file.to_owned(),
+            object: "file".into(),
+            field: None,
+            reason,
+            identity: None,
+        })
     };
     let mut out: ParsedFile = (Vec::new(), Vec::new());
     let is_json = file
@@ -191,6 +193,7 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 type Identity = (Kind, ObjectKey);
+type FileObjects = HashMap<Identity, Object>;
 
 struct FileState {
     stamp: Option<(SystemTime, u64)>,
@@ -244,7 +247,7 @@ impl ManifestSource {
     pub fn scan(&mut self, force: bool) -> std::io::Result<Scan> {
         let listed = list_files(&self.dir)?;
         let mut scan = Scan::default();
-        let mut changed: Vec<(Arc<Path>, Option<HashMap<Identity, Object>>)> = Vec::new();
+        let mut changed: Vec<(Arc<Path>, Option<FileObjects>)> = Vec::new();
         let present: std::collections::HashSet<&Path> =
             listed.iter().map(PathBuf::as_path).collect();
         for gone in self.files.keys().filter(|p| !present.contains(&***p)) {
@@ -279,7 +282,7 @@ impl ManifestSource {
             let old = self.files.get(&key).map(|s| &s.objects);
             let objects = match parse_file(path, &text) {
                 Err(e) => {
-                    scan.errors.push(e);
+                    scan.errors.push(*e);
                     if let Some(state) = self.files.get_mut(&key) {
                         state.hash = hash;
                     } else {
@@ -335,7 +338,7 @@ impl ManifestSource {
     fn replace_file(
         &mut self,
         path: Arc<Path>,
-        objects: Option<HashMap<Identity, Object>>,
+        objects: Option<FileObjects>,
         deltas: &mut Vec<Delta>,
     ) {
         let old = match &objects {

@@ -59,6 +59,9 @@ pub fn dashed(ip: IpAddr) -> String {
     s
 }
 
+/// Candidate count and (target, port) pairs of one named port.
+type PortCandidates = (usize, Vec<(u32, u16)>);
+
 fn weight(candidates: usize) -> u16 {
     (100 / candidates.max(1)).max(1) as u16
 }
@@ -207,8 +210,7 @@ pub fn build_service(
             }
             // Candidates are (address × port); records are de-duplicated by (target, port).
             let mut all: Vec<(u32, u16)> = Vec::new();
-            let mut named: BTreeMap<(Box<str>, Protocol), (usize, Vec<(u32, u16)>)> =
-                BTreeMap::new();
+            let mut named: BTreeMap<(Box<str>, Protocol), PortCandidates> = BTreeMap::new();
             for (ep, label) in members() {
                 let Some(target) = index_of(label) else {
                     continue;

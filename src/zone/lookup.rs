@@ -255,14 +255,20 @@ fn cluster_lookup<'s>(
 fn pod_address(label: &[u8]) -> Option<IpAddr> {
     let mut buf = [0u8; 63];
     let l = buf.get_mut(..label.len())?;
-    l.copy_from_slice(label);
-    let dots = l.iter().filter(|&&b| b == b'-').count() == 3 && !l.contains(&b':');
-    for b in l.iter_mut() {
-        if *b == b'-' {
-            *b = if dots { b'.' } else { b':' };
+    for sep in [b'.', b':'] {
+        l.copy_from_slice(label);
+        for b in l.iter_mut().filter(|b| **b == b'-') {
+            *b = sep;
+        }
+        let parsed = std::str::from_utf8(l).ok().and_then(|t| match sep {
+            b'.' => t.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+            _ => t.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        });
+        if parsed.is_some() {
+            return parsed;
         }
     }
-    std::str::from_utf8(l).ok()?.parse().ok()
+    None
 }
 
 /// Looks `name` up for `qtype`.
@@ -386,6 +392,10 @@ mod tests {
         assert_eq!(
             pod_address(b"2001-db8--0"),
             Some("2001:db8::".parse().unwrap())
+        );
+        assert_eq!(
+            pod_address(b"fd00-1-2--5"),
+            Some("fd00:1:2::5".parse().unwrap())
         );
         assert_eq!(pod_address(b"10-244-1"), None);
         assert_eq!(pod_address(b"web"), None);

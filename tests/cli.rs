@@ -1,0 +1,135 @@
+//! The binary as an operator meets it: flags, errors, serving, SIGTERM.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{example_dir, query, zone_text};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let out = bin().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--manifests",
+        "--listen",
+        "--zone",
+        "--ttl",
+        "--pods",
+        "--tcp-idle-timeout",
+        "--log-level",
+    ] {
+        assert!(text.contains(flag), "--help mentions {flag}");
+    }
+}
+
+fn one_line_error(args: &[&str]) -> (i32, String) {
+    let out = bin().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    let code = out.status.code().unwrap_or(-1);
+    assert_ne!(code, 0, "{args:?} must fail");
+    assert_eq!(err.lines().count(), 1, "one line for {args:?}: {err}");
+    assert!(err.starts_with("clusterdns: "), "{err}");
+    (code, err)
+}
+
+#[test]
+fn bad_flags_fail_with_one_clear_line() {
+    let (code, err) = one_line_error(&["--no-such-flag"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let (_, err) = one_line_error(&["--ttl", "4000"]);
+    assert!(err.contains("4000"), "{err}");
+    let (_, err) = one_line_error(&["--pods", "verified-ish"]);
+    assert!(err.contains("verified-ish"), "{err}");
+    let (_, err) = one_line_error(&["--listen", "nowhere"]);
+    assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn unbindable_address_and_missing_directory_fail_clearly() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = example_dir();
+    let (_, err) = one_line_error(&["--manifests", dir.to_str().unwrap(), "--listen", &addr]);
+    assert!(err.contains(&format!("cannot bind UDP {addr}")), "{err}");
+
+    let (_, err) = one_line_error(&[
+        "--manifests",
+        "/nonexistent/manifests",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("/nonexistent/manifests"), "{err}");
+}
+
+fn free_port() -> u16 {
+    // A port free for both UDP and TCP right now.
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn serves_the_example_and_exits_cleanly_on_sigterm() {
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut child = bin()
+        .args([
+            "--manifests",
+            example_dir().to_str().unwrap(),
+            "--listen",
+            &addr.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let q = query(
+        "kubernetes.default.svc.cluster.local.",
+        hickory_proto::rr::RecordType::A,
+        None,
+    );
+    let bytes = q.to_vec().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    let answer = loop {
+        sock.send_to(&bytes, addr).unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            break hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+        }
+        assert!(Instant::now() < deadline, "binary answered within 10 s");
+    };
+    assert_eq!(
+        zone_text(&answer),
+        "NoError aa\n;answer kubernetes.default.svc.cluster.local. 30 IN A 10.96.0.1"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "exits within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}

@@ -1,0 +1,206 @@
+//! Protocol behaviour over real sockets: EDNS(0), truncation and TCP, malformed queries.
+
+mod common;
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use common::{TestServer, query, tcp, udp, udp_raw};
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, RecordType};
+
+/// A headless Service with `n` ready endpoints: its A answer does not fit in 1232 bytes.
+fn big_headless(n: usize) -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: big, namespace: default}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: big-1\n  namespace: default\n  labels: {kubernetes.io/service-name: big}\naddressType: IPv4\nports: [{name: http, port: 80, protocol: TCP}]\nendpoints:\n",
+    );
+    for i in 0..n {
+        writeln!(s, "- addresses: [\"10.1.{}.{}\"]", i / 250, i % 250 + 1).unwrap();
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
+    let server = TestServer::with_files(&[("big.yaml", &big_headless(150))], &[]).await;
+    let name = "big.default.svc.cluster.local.";
+
+    // No EDNS: 512 bytes at most, TC set.
+    let (m, len) = udp(server.addr, &query(name, RecordType::A, None)).await;
+    assert!(len <= 512, "{len} bytes without EDNS");
+    assert!(m.metadata.truncation);
+    assert!(m.edns.is_none(), "no OPT when the query had none");
+
+    // EDNS 4096 is capped at 1232.
+    let (m, len) = udp(server.addr, &query(name, RecordType::A, Some(4096))).await;
+    assert!(len <= 1232, "{len} bytes with EDNS 4096");
+    assert!(m.metadata.truncation);
+
+    // EDNS 800 is honoured.
+    let (m, len) = udp(server.addr, &query(name, RecordType::A, Some(800))).await;
+    assert!(len <= 800, "{len} bytes with EDNS 800");
+    assert!(m.metadata.truncation);
+
+    // TCP carries the whole answer.
+    let m = tcp(server.addr, &query(name, RecordType::A, None)).await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 150);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+
+    // SRV over TCP: 150 records with their glue.
+    let m = tcp(
+        server.addr,
+        &query(
+            "_http._tcp.big.default.svc.cluster.local.",
+            RecordType::SRV,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(m.answers.len(), 150);
+    assert_eq!(m.additionals.len(), 150);
+    server.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edns_payload_version_and_do_bit() {
+    let server = TestServer::example(&[]).await;
+    let name = "web.shop.svc.cluster.local.";
+
+    let (m, _) = udp(server.addr, &query(name, RecordType::A, Some(4096))).await;
+    let edns = m.edns.expect("OPT in the answer");
+    assert_eq!(edns.max_payload(), 1232);
+    assert_eq!(edns.version(), 0);
+    assert!(!edns.flags().dnssec_ok);
+
+    let (m, _) = udp(server.addr, &query(name, RecordType::A, Some(512))).await;
+    assert_eq!(m.edns.expect("OPT").max_payload(), 512);
+
+    let mut q = query(name, RecordType::A, Some(1232));
+    q.edns.as_mut().unwrap().set_dnssec_ok(true);
+    let (m, _) = udp(server.addr, &q).await;
+    assert!(
+        m.edns.expect("OPT").flags().dnssec_ok,
+        "DO echoed (RFC 3225)"
+    );
+
+    let mut q = query(name, RecordType::A, Some(1232));
+    q.edns.as_mut().unwrap().set_version(1);
+    let (m, _) = udp(server.addr, &q).await;
+    // Extended RCODE 16 is BADVERS in an OPT context (hickory decodes it as its alias BADSIG).
+    assert_eq!(u16::from(m.metadata.response_code), 16);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.edns.expect("OPT with BADVERS").version(), 0);
+    server.running.shutdown().await;
+}
+
+fn header(id: u16, flags: u16, qd: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    for v in [id, flags, qd, 0, 0, 0] {
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+    b
+}
+
+fn question(name: &[&str], qtype: u16, class: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    for l in name {
+        b.push(l.len() as u8);
+        b.extend_from_slice(l.as_bytes());
+    }
+    b.push(0);
+    b.extend_from_slice(&qtype.to_be_bytes());
+    b.extend_from_slice(&class.to_be_bytes());
+    b
+}
+
+const WEB: [&str; 5] = ["web", "shop", "svc", "cluster", "local"];
+
+async fn still_answers(server: &TestServer) {
+    let (m, _) = udp(
+        server.addr,
+        &query("web.shop.svc.cluster.local.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(m.answers.len(), 1, "server still answers after bad input");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_queries_get_formerr_or_are_dropped() {
+    let server = TestServer::example(&[]).await;
+    let wait = Duration::from_millis(300);
+
+    // Shorter than a header: dropped.
+    assert_eq!(udp_raw(server.addr, &[0x12, 0x34, 0x01], wait).await, None);
+    still_answers(&server).await;
+
+    // QR=1 (a response sent to us): never answered, so no reflection.
+    let mut b = header(0x1111, 0x8100, 1);
+    b.extend(question(&WEB, 1, 1));
+    assert_eq!(udp_raw(server.addr, &b, wait).await, None);
+
+    // QDCOUNT 0 and 2: FORMERR.
+    for qd in [0u16, 2] {
+        let mut b = header(0x2222 + qd, 0x0100, qd);
+        for _ in 0..qd {
+            b.extend(question(&WEB, 1, 1));
+        }
+        let reply = udp_raw(server.addr, &b, wait).await.expect("FORMERR reply");
+        let m = Message::from_vec(&reply).unwrap();
+        assert_eq!(m.metadata.id, 0x2222 + qd);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::FormErr,
+            "QDCOUNT {qd}"
+        );
+    }
+
+    // A compression pointer to itself: FORMERR or dropped, never a crash.
+    let mut b = header(0x3333, 0x0100, 1);
+    b.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+    if let Some(reply) = udp_raw(server.addr, &b, wait).await {
+        let m = Message::from_vec(&reply).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    }
+
+    // A question cut short.
+    let mut b = header(0x4444, 0x0100, 1);
+    b.extend(&question(&WEB, 1, 1)[..10]);
+    if let Some(reply) = udp_raw(server.addr, &b, wait).await {
+        assert_eq!(
+            Message::from_vec(&reply).unwrap().metadata.response_code,
+            ResponseCode::FormErr
+        );
+    }
+
+    // A name over 255 octets.
+    let long: Vec<String> = (0..5).map(|_| "a".repeat(63)).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let mut b = header(0x5555, 0x0100, 1);
+    b.extend(question(&long, 1, 1));
+    if let Some(reply) = udp_raw(server.addr, &b, wait).await {
+        assert_eq!(
+            Message::from_vec(&reply).unwrap().metadata.response_code,
+            ResponseCode::FormErr
+        );
+    }
+    still_answers(&server).await;
+    server.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_opcodes_and_classes() {
+    let server = TestServer::example(&[]).await;
+    for op in [OpCode::Status, OpCode::Notify] {
+        let mut q = query("web.shop.svc.cluster.local.", RecordType::A, None);
+        q.metadata.op_code = op;
+        let (m, _) = udp(server.addr, &q).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NotImp, "{op:?}");
+    }
+    let mut q = query("web.shop.svc.cluster.local.", RecordType::A, None);
+    q.queries[0].query_class = DNSClass::CH;
+    let (m, _) = udp(server.addr, &q).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    still_answers(&server).await;
+    server.running.shutdown().await;
+}
