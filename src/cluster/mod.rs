@@ -420,3 +420,6 @@ impl Cluster {
         Some(self.snapshot())
     }
 }
+
+#[cfg(test)]
+mod tests;
