@@ -16,9 +16,33 @@ use crate::zone::PodsMode;
 #[command(name = "clusterdns", version, about, long_about)]
 pub struct Config {
     /// Serve the objects in this directory of Kubernetes manifests (every .yaml, .yml and
-    /// .json file, multi-document, subfolders too), watched for changes.
-    #[arg(long, value_name = "DIR")]
+    /// .json file, multi-document, subfolders too), watched for changes, instead of
+    /// watching the Kubernetes API.
+    #[arg(long, value_name = "DIR", conflicts_with = "kubeconfig")]
     pub manifests: Option<PathBuf>,
+
+    /// Kubeconfig for the Kubernetes API (default: in-cluster service account, then
+    /// `KUBECONFIG`, then `~/.kube/config`).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Serve only these namespaces (comma-separated); others answer NXDOMAIN and their
+    /// objects are not kept.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+
+    /// Name endpoints without a hostname after their pod (when shorter than 64 characters).
+    #[arg(long)]
+    pub endpoint_pod_names: bool,
+
+    /// How long listeners wait for the first full list from the API before serving anyway
+    /// (names that would be NXDOMAIN answer SERVFAIL until then).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+
+    /// Address of the HTTP side port: /healthz, /readyz, /metrics.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9153")]
+    pub metrics_listen: SocketAddr,
 
     /// Address to answer on, over UDP and TCP; repeatable.
     #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = [
@@ -37,7 +61,8 @@ pub struct Config {
     pub ttl: u32,
 
     /// Pod records `<a-b-c-d>.<namespace>.pod.<zone>`: `insecure` answers the address any
-    /// such name spells, in an existing namespace (as the default Kubernetes Corefile).
+    /// such name spells, in an existing namespace (as the default Kubernetes Corefile);
+    /// `verified` only an address a pod in that namespace has (watches Pods).
     #[arg(long, value_enum, default_value_t = PodsMode::Insecure)]
     pub pods: PodsMode,
 

@@ -46,6 +46,10 @@ pub struct Cluster {
     namespace_objects: HashSet<Box<str>>,
     ptr_by_service: HashMap<ObjectKey, Vec<(IpAddr, PtrTarget)>>,
     ptr_owners: HashMap<IpAddr, BTreeMap<ObjectKey, Vec<PtrTarget>>>,
+    /// Pods by address, for `--pods verified`.
+    pods_by_ip: HashMap<IpAddr, BTreeSet<ObjectKey>>,
+    /// Pod addresses whose namespaces may have changed since the last publish.
+    pod_ips_touched: BTreeSet<IpAddr>,
     expected: BTreeSet<Kind>,
     synced: BTreeSet<Kind>,
     snapshot: Arc<Snapshot>,
@@ -90,6 +94,8 @@ impl Cluster {
             namespace_objects: HashSet::new(),
             ptr_by_service: HashMap::new(),
             ptr_owners: HashMap::new(),
+            pods_by_ip: HashMap::new(),
+            pod_ips_touched: BTreeSet::new(),
             expected: expected.iter().copied().collect(),
             synced: BTreeSet::new(),
             snapshot,
@@ -186,6 +192,15 @@ impl Cluster {
                 if let Some(old) = old {
                     let affected = self.services_for_pod(old);
                     touched.services.extend(affected);
+                    let (key, ips) = (old.key.clone(), old.ips.clone());
+                    self.unindex_pod_ips(&key, &ips);
+                }
+                for ip in pod.ips.iter() {
+                    self.pods_by_ip
+                        .entry(*ip)
+                        .or_default()
+                        .insert(pod.key.clone());
+                    self.pod_ips_touched.insert(*ip);
                 }
                 touched.services.extend(self.services_for_pod(&pod));
                 index_insert(&mut self.pods_by_ns, &pod.key);
@@ -213,6 +228,7 @@ impl Cluster {
             Kind::Pod => {
                 if let Some(old) = self.pods.remove(key) {
                     index_remove(&mut self.pods_by_ns, key);
+                    self.unindex_pod_ips(key, &old.ips);
                     touched.services.extend(self.services_for_pod(&old));
                     touched.namespaces = true;
                 }
@@ -347,6 +363,29 @@ impl Cluster {
         (!chosen.is_empty()).then(|| chosen.into())
     }
 
+    fn unindex_pod_ips(&mut self, key: &ObjectKey, ips: &[IpAddr]) {
+        for ip in ips {
+            if let Some(set) = self.pods_by_ip.get_mut(ip) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.pods_by_ip.remove(ip);
+                }
+            }
+            self.pod_ips_touched.insert(*ip);
+        }
+    }
+
+    /// Namespaces with a pod that has `ip`.
+    fn pod_namespaces_of(&self, ip: &IpAddr) -> Option<Arc<[Box<str>]>> {
+        let list: BTreeSet<Box<str>> = self
+            .pods_by_ip
+            .get(ip)?
+            .iter()
+            .map(|k| k.namespace.to_ascii_lowercase().into_boxed_str())
+            .collect();
+        (!list.is_empty()).then(|| list.into_iter().collect())
+    }
+
     fn existing_namespaces(&self) -> HashSet<Box<str>> {
         let mut set: HashSet<Box<str>> = self
             .namespace_objects
@@ -385,6 +424,19 @@ impl Cluster {
             .collect();
         visible |= !ptr_changes.is_empty();
         next.reverse.update(ptr_changes);
+
+        if self.config.pods == PodsMode::Verified {
+            let touched_ips = std::mem::take(&mut self.pod_ips_touched);
+            let changes: Vec<_> = touched_ips
+                .into_iter()
+                .map(|ip| (ip, self.pod_namespaces_of(&ip)))
+                .filter(|(ip, new)| old.pod_namespaces.get(ip).map(|a| &**a) != new.as_deref())
+                .collect();
+            visible |= !changes.is_empty();
+            next.pod_namespaces.update(changes);
+        } else {
+            self.pod_ips_touched.clear();
+        }
 
         let dns_key = ObjectKey::new("kube-system", "kube-dns");
         if touched.services.contains(&dns_key) {

@@ -344,3 +344,38 @@ fn not_synced_turns_nxdomain_into_servfail() {
         "NxDomain\n+soa"
     );
 }
+
+#[test]
+fn verified_pods_answer_only_addresses_a_pod_has() {
+    let config = ZoneConfig::new("cluster.local", 5, PodsMode::Verified).unwrap();
+    let mut c = Cluster::new(Arc::new(config), &ALL_KINDS);
+    let mut deltas = vec![
+        Delta::Upsert(Object::Namespace(Namespace { name: "ns".into() })),
+        Delta::Upsert(Object::Namespace(Namespace {
+            name: "other".into(),
+        })),
+        Delta::Upsert(pod("ns", "p", "172.0.1.1", true, &[])),
+    ];
+    deltas.extend(ALL_KINDS.map(Delta::Synced));
+    c.apply(deltas);
+    assert_eq!(
+        text(&c, "172-0-1-1.ns.pod.cluster.local.", RecordType::A),
+        "NoError\n172-0-1-1.ns.pod.cluster.local. 5 IN A 172.0.1.1"
+    );
+    assert_eq!(
+        text(&c, "172-0-1-1.other.pod.cluster.local.", RecordType::A),
+        "NxDomain\n+soa"
+    );
+    assert_eq!(
+        text(&c, "172-0-1-2.ns.pod.cluster.local.", RecordType::A),
+        "NxDomain\n+soa"
+    );
+    c.apply([Delta::Remove(
+        crate::model::Kind::Pod,
+        ObjectKey::new("ns", "p"),
+    )]);
+    assert_eq!(
+        text(&c, "172-0-1-1.ns.pod.cluster.local.", RecordType::A),
+        "NxDomain\n+soa"
+    );
+}

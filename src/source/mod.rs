@@ -1,4 +1,5 @@
 //! Sources turn the world into `Delta`s of model objects; they know nothing about DNS.
 
+pub mod kube;
 pub mod manifests;
 pub mod watch;

@@ -236,7 +236,13 @@ fn cluster_lookup<'s>(
             if snap.config.pods == PodsMode::Disabled || !namespace_exists(snap, ns) {
                 return NXDOMAIN;
             }
-            match pod_address(label) {
+            let verified = |ip: &IpAddr| {
+                snap.config.pods != PodsMode::Verified
+                    || snap.pod_namespaces.get(ip).is_some_and(|list| {
+                        list.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(ns))
+                    })
+            };
+            match pod_address(label).filter(verified) {
                 None => NXDOMAIN,
                 Some(ip) => match (ip, qtype) {
                     (IpAddr::V4(_), RecordType::A | RecordType::ANY)

@@ -37,6 +37,8 @@ pub enum PodsMode {
     Disabled,
     /// Answer the address the name spells, in an existing namespace (kube-dns behaviour).
     Insecure,
+    /// Answer only an address that a pod in that namespace has.
+    Verified,
 }
 
 /// What every snapshot of one zone shares.
@@ -163,6 +165,8 @@ pub struct Snapshot {
     pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
     /// PTR targets by address.
     pub reverse: ShardedMap<IpAddr, Arc<[PtrTarget]>>,
+    /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
+    pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
 }
 
 impl Snapshot {
@@ -176,6 +180,7 @@ impl Snapshot {
             namespaces: Arc::new(HashSet::new()),
             services: ShardedMap::new(),
             reverse: ShardedMap::new(),
+            pod_namespaces: ShardedMap::new(),
         }
     }
 
