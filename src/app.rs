@@ -9,7 +9,7 @@ use hickory_server::Server;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{ALL_KINDS, Cluster, Delta};
+use crate::cluster::{ALL_KINDS, Cluster, ClusterOptions, Delta};
 use crate::config::Config;
 use crate::server::{self, DnsHandler};
 use crate::source::manifests::ManifestSource;
@@ -72,7 +72,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
         .context("--zone")?;
-    let mut cluster = Cluster::new(Arc::new(zone_config), &ALL_KINDS);
+    let options = ClusterOptions {
+        namespaces: config
+            .namespaces
+            .iter()
+            .map(|n| n.as_str().into())
+            .collect(),
+        endpoint_pod_names: config.endpoint_pod_names,
+    };
+    let mut cluster = Cluster::new(Arc::new(zone_config), &ALL_KINDS).with_options(options);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
 

@@ -56,13 +56,16 @@ pub fn selected_pods<'a>(
 ///
 /// `slices` are the Service's EndpointSlices (may be empty); `selected` and `ports` come
 /// from `selected_pods` and are used only when there are no slices; `named` are pods in the
-/// namespace whose `subdomain` is this Service's name (used for headless Services).
+/// namespace whose `subdomain` is this Service's name (used for headless Services). With
+/// `pod_names`, an endpoint without a hostname is named after its pod (CoreDNS's
+/// `endpoint_pod_names`), when the name fits a DNS label.
 pub fn ready_endpoints<'a>(
     svc: &'a Service,
     slices: &[&'a EndpointSlice],
     selected: &[&'a Pod],
     ports: &'a DerivedPorts,
     named: &[&'a Pod],
+    pod_names: bool,
 ) -> Vec<ReadyEndpoint<'a>> {
     let mut out = Vec::new();
     if matches!(svc.kind, ServiceKind::ExternalName(_)) {
@@ -73,8 +76,9 @@ pub fn ready_endpoints<'a>(
             for ep in slice.endpoints.iter() {
                 // publishNotReadyAddresses: the controller marks every endpoint ready.
                 if ep.ready || svc.publish_not_ready {
+                    let pod_name = ep.pod_name.as_deref().filter(|n| pod_names && n.len() < 64);
                     out.push(ReadyEndpoint {
-                        hostname: ep.hostname.as_deref(),
+                        hostname: ep.hostname.as_deref().or(pod_name),
                         addresses: &ep.addresses,
                         ports: &slice.ports,
                         in_service: true,
@@ -86,7 +90,7 @@ pub fn ready_endpoints<'a>(
         for (pod, p) in selected.iter().zip(ports.0.iter()) {
             let hostname = match (&pod.hostname, &pod.subdomain) {
                 (Some(h), Some(s)) if **s == *svc.key.name => Some(&**h),
-                _ => None,
+                _ => Some(&*pod.key.name).filter(|n| pod_names && n.len() < 64),
             };
             out.push(ReadyEndpoint {
                 hostname,

@@ -34,9 +34,34 @@ pub const ALL_KINDS: [Kind; 4] = [
     Kind::Pod,
 ];
 
+/// Choices about which objects and names the cluster publishes.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// Serve only these namespaces (empty: all). Objects elsewhere are dropped on arrival.
+    pub namespaces: HashSet<Box<str>>,
+    /// Name endpoints without a hostname after their pod (`targetRef.name`, under 64 characters).
+    pub endpoint_pod_names: bool,
+}
+
+impl ClusterOptions {
+    fn admits(&self, obj: &Object) -> bool {
+        if self.namespaces.is_empty() {
+            return true;
+        }
+        let ns = match obj {
+            Object::Namespace(n) => &n.name,
+            Object::Service(s) => &s.key.namespace,
+            Object::EndpointSlice(s) => &s.key.namespace,
+            Object::Pod(p) => &p.key.namespace,
+        };
+        self.namespaces.contains(ns)
+    }
+}
+
 /// The cluster's objects and the snapshot built from them.
 pub struct Cluster {
     config: Arc<ZoneConfig>,
+    options: ClusterOptions,
     services: HashMap<ObjectKey, Service>,
     services_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
     slices: HashMap<ObjectKey, EndpointSlice>,
@@ -85,6 +110,7 @@ impl Cluster {
         let snapshot = Arc::new(Snapshot::empty(Arc::clone(&config)));
         Self {
             config,
+            options: ClusterOptions::default(),
             services: HashMap::new(),
             services_by_ns: HashMap::new(),
             slices: HashMap::new(),
@@ -100,6 +126,12 @@ impl Cluster {
             synced: BTreeSet::new(),
             snapshot,
         }
+    }
+
+    /// Sets the publishing options; call before the first `apply`.
+    pub fn with_options(mut self, options: ClusterOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The current snapshot.
@@ -122,7 +154,8 @@ impl Cluster {
         let mut touched = Touched::default();
         for delta in deltas {
             match delta {
-                Delta::Upsert(obj) => self.upsert(obj, &mut touched),
+                Delta::Upsert(obj) if self.options.admits(&obj) => self.upsert(obj, &mut touched),
+                Delta::Upsert(_) => {}
                 Delta::Remove(kind, key) => self.remove(kind, &key, &mut touched),
                 Delta::Reset(kind, objects) => self.reset(kind, objects, &mut touched),
                 Delta::Synced(kind) => {
@@ -133,7 +166,8 @@ impl Cluster {
         self.publish(touched)
     }
 
-    fn reset(&mut self, kind: Kind, objects: Vec<Object>, touched: &mut Touched) {
+    fn reset(&mut self, kind: Kind, mut objects: Vec<Object>, touched: &mut Touched) {
+        objects.retain(|o| self.options.admits(o));
         let keep: HashSet<ObjectKey> = objects.iter().map(Object::key).collect();
         let existing: Vec<ObjectKey> = match kind {
             Kind::Namespace => self
@@ -314,7 +348,14 @@ impl Cluster {
             name: &key.name,
             kind: &svc.kind,
             ports: &svc.ports,
-            endpoints: endpoints::ready_endpoints(svc, &slices, &selected, &ports, &named),
+            endpoints: endpoints::ready_endpoints(
+                svc,
+                &slices,
+                &selected,
+                &ports,
+                &named,
+                self.options.endpoint_pod_names,
+            ),
         };
         build_service(&input, &self.config.origin)
     }

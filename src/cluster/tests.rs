@@ -379,3 +379,57 @@ fn verified_pods_answer_only_addresses_a_pod_has() {
         "NxDomain\n+soa"
     );
 }
+
+#[test]
+fn namespace_filter_and_endpoint_pod_names() {
+    let config = ZoneConfig::new("cluster.local", 5, PodsMode::Insecure).unwrap();
+    let options = super::ClusterOptions {
+        namespaces: ["ns".into()].into_iter().collect(),
+        endpoint_pod_names: true,
+    };
+    let mut c = Cluster::new(Arc::new(config), &ALL_KINDS).with_options(options);
+    let mut ep = endpoint("172.0.0.2", true, None);
+    ep.pod_name = Some("web-7d9f".into());
+    let mut deltas = vec![
+        Delta::Upsert(service(
+            "ns",
+            "svc",
+            ServiceKind::Headless,
+            vec![port("http", 80)],
+            &[],
+        )),
+        Delta::Upsert(slice(
+            "ns",
+            "svc-a",
+            "svc",
+            vec![ep],
+            vec![port("http", 80)],
+        )),
+        Delta::Upsert(service(
+            "hidden",
+            "svc",
+            ServiceKind::ClusterIp(ips(&["10.0.0.2"])),
+            vec![],
+            &[],
+        )),
+    ];
+    deltas.extend(ALL_KINDS.map(Delta::Synced));
+    c.apply(deltas);
+    assert_eq!(
+        text(&c, "web-7d9f.svc.ns.svc.cluster.local.", RecordType::A),
+        "NoError\nweb-7d9f.svc.ns.svc.cluster.local. 5 IN A 172.0.0.2"
+    );
+    assert_eq!(
+        text(&c, "svc.hidden.svc.cluster.local.", RecordType::A),
+        "NxDomain\n+soa"
+    );
+    assert_eq!(
+        text(&c, "hidden.svc.cluster.local.", RecordType::A),
+        "NxDomain\n+soa"
+    );
+    assert_eq!(
+        c.counts()[1],
+        (crate::model::Kind::Service, 1),
+        "objects outside the filter are not kept"
+    );
+}
