@@ -1,9 +1,11 @@
-//! Wiring: source → cluster → snapshot → server, and an orderly shutdown.
+//! Wiring: source → cluster → snapshot → server, the side port, and an orderly shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use arc_swap::ArcSwap;
 use hickory_server::Server;
 use tokio::sync::mpsc;
@@ -11,9 +13,11 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::{ALL_KINDS, Cluster, ClusterOptions, Delta};
 use crate::config::Config;
+use crate::health::{self, Health};
+use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
 use crate::server::{self, DnsHandler};
 use crate::source::manifests::ManifestSource;
-use crate::source::watch;
+use crate::source::{kube as kube_source, watch};
 use crate::zone::{Snapshot, ZoneConfig};
 
 /// A started clusterdns: listening, serving, following its source.
@@ -22,7 +26,12 @@ pub struct Running {
     pub udp: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp: Vec<SocketAddr>,
+    /// The side port (`/healthz`, `/readyz`, `/metrics`).
+    pub metrics_addr: SocketAddr,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
     zone: Arc<ArcSwap<Snapshot>>,
+    draining: Arc<AtomicBool>,
     server: Server<DnsHandler>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -33,8 +42,9 @@ impl Running {
         self.zone.load_full()
     }
 
-    /// Stops listening, lets queries in flight finish, and stops the source.
+    /// Turns readiness off, stops listening, lets queries in flight finish, stops the source.
     pub async fn shutdown(mut self) {
+        self.draining.store(true, Ordering::Relaxed);
         if let Err(e) = self.server.shutdown_gracefully().await {
             tracing::warn!(error = %e, "listener ended with an error");
         }
@@ -44,11 +54,19 @@ impl Running {
     }
 }
 
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Applies batches of deltas from the sources and publishes each new snapshot.
 async fn follow(
     mut cluster: Cluster,
     mut rx: mpsc::UnboundedReceiver<Vec<Delta>>,
     zone: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = first;
@@ -56,14 +74,51 @@ async fn follow(
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
         }
+        let was_synced = zone.load().synced;
         if let Some(snap) = cluster.apply(batch) {
             tracing::debug!(
                 serial = snap.serial,
                 services = snap.services.len(),
                 "zone updated"
             );
+            if snap.synced && !was_synced {
+                tracing::info!(
+                    services = snap.services.len(),
+                    serial = snap.serial,
+                    "zone synced"
+                );
+            }
+            metrics.serial.set(i64::from(snap.serial));
+            metrics.snapshots.inc();
             zone.store(snap);
+            let now = now_ms();
+            for (service_kind, trigger) in cluster.take_programming() {
+                let seconds = (now - trigger).max(0) as f64 / 1000.0;
+                metrics
+                    .programming
+                    .get_or_create(&ServiceKindLabels { service_kind })
+                    .observe(seconds);
+            }
         }
+        for (kind, n) in cluster.counts() {
+            metrics
+                .objects
+                .get_or_create(&KindLabels {
+                    kind: kind.to_string(),
+                })
+                .set(n as i64);
+        }
+    }
+}
+
+fn options(config: &Config) -> ClusterOptions {
+    ClusterOptions {
+        namespaces: config
+            .namespaces
+            .iter()
+            .map(|n| n.as_str().into())
+            .collect(),
+        endpoint_pod_names: config.endpoint_pod_names,
     }
 }
 
@@ -72,54 +127,88 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
         .context("--zone")?;
-    let options = ClusterOptions {
-        namespaces: config
-            .namespaces
-            .iter()
-            .map(|n| n.as_str().into())
-            .collect(),
-        endpoint_pod_names: config.endpoint_pod_names,
-    };
-    let mut cluster = Cluster::new(Arc::new(zone_config), &ALL_KINDS).with_options(options);
+    let zone_config = Arc::new(zone_config);
+    let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
 
-    let Some(dir) = &config.manifests else {
-        bail!(
-            "no source: pass --manifests DIR (the Kubernetes API source is not available in this build)"
-        );
+    let cluster = match &config.manifests {
+        Some(dir) => {
+            let mut cluster = Cluster::new(zone_config, &ALL_KINDS).with_options(options(config));
+            let mut source = ManifestSource::new(dir);
+            let scan = source
+                .scan(true)
+                .with_context(|| format!("cannot read manifests directory {}", dir.display()))?;
+            for e in &scan.errors {
+                tracing::warn!(error = %e, "manifest rejected");
+            }
+            let mut initial = scan.deltas;
+            initial.extend(ALL_KINDS.map(Delta::Synced));
+            cluster.apply(initial);
+            tracing::info!(dir = %dir.display(), files = scan.files_read, services = cluster.snapshot().services.len(), "manifests loaded");
+            tasks.push(tokio::spawn(watch::run(source, tx, config.manifests_poll)));
+            cluster
+        }
+        None => {
+            let client = kube_source::connect(config).await?;
+            let kinds = kube_source::watched_kinds(config);
+            let cluster = Cluster::new(zone_config, &kinds).with_options(options(config));
+            for kind in kinds {
+                tasks.push(tokio::spawn(kube_source::watch_kind(
+                    client.clone(),
+                    kind,
+                    tx.clone(),
+                    Arc::clone(&metrics),
+                )));
+            }
+            cluster
+        }
     };
-    let mut source = ManifestSource::new(dir);
-    let scan = source
-        .scan(true)
-        .with_context(|| format!("cannot read manifests directory {}", dir.display()))?;
-    for e in &scan.errors {
-        tracing::warn!(error = %e, "manifest rejected");
-    }
-    let mut initial = scan.deltas;
-    initial.extend(ALL_KINDS.map(Delta::Synced));
-    cluster.apply(initial);
-    let snapshot = cluster.snapshot();
-    tracing::info!(
-        dir = %dir.display(),
-        files = scan.files_read,
-        services = snapshot.services.len(),
-        serial = snapshot.serial,
-        "manifests loaded"
-    );
-    tasks.push(tokio::spawn(watch::run(source, tx, config.manifests_poll)));
 
-    let zone = Arc::new(ArcSwap::new(snapshot));
-    tasks.push(tokio::spawn(follow(cluster, rx, Arc::clone(&zone))));
+    let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
+    tasks.push(tokio::spawn(follow(
+        cluster,
+        rx,
+        Arc::clone(&zone),
+        Arc::clone(&metrics),
+    )));
+
+    let draining = Arc::new(AtomicBool::new(false));
+    let health = Health {
+        zone: Arc::clone(&zone),
+        draining: Arc::clone(&draining),
+        metrics: Arc::clone(&metrics),
+    };
+    let (metrics_addr, side) = health::bind(config.metrics_listen, health)
+        .await
+        .with_context(|| format!("cannot bind --metrics-listen {}", config.metrics_listen))?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = side.await {
+            tracing::error!(error = %e, "side port stopped");
+        }
+    }));
+
+    // Wait (bounded) for the first full list before answering at all, as CoreDNS does.
+    let deadline = tokio::time::Instant::now() + config.startup_timeout;
+    while !zone.load().synced && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if !zone.load().synced {
+        tracing::warn!(timeout = ?config.startup_timeout, "serving before the first full list from the API: unknown names answer SERVFAIL until it arrives");
+    }
 
     let listeners = server::bind(&config.listen)?;
     let (udp, tcp) = (listeners.udp_addrs(), listeners.tcp_addrs());
-    let server = listeners.serve(DnsHandler::new(Arc::clone(&zone)), config.tcp_idle_timeout);
-    tracing::info!(?udp, ?tcp, zone = %config.zone, "serving");
+    let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
+    let server = listeners.serve(handler, config.tcp_idle_timeout);
+    tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");
     Ok(Running {
         udp,
         tcp,
+        metrics_addr,
+        metrics,
         zone,
+        draining,
         server,
         tasks,
     })

@@ -6,6 +6,8 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod source;

@@ -91,6 +91,8 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
             example_dir().to_str().unwrap(),
             "--listen",
             &addr.to_string(),
+            "--metrics-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

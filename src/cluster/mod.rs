@@ -20,8 +20,16 @@ pub enum Delta {
     Upsert(Object),
     /// An object was deleted.
     Remove(Kind, ObjectKey),
-    /// A full list of one kind: replaces everything of that kind.
-    Reset(Kind, Vec<Object>),
+    /// A full list of one kind: replaces everything of that kind, except the objects in
+    /// `retain` (listed, but unreadable: their last good version stays).
+    Reset {
+        /// The kind listed.
+        kind: Kind,
+        /// Every readable object of the list.
+        objects: Vec<Object>,
+        /// Listed objects that could not be read.
+        retain: Vec<ObjectKey>,
+    },
     /// The source has delivered its first complete list of this kind.
     Synced(Kind),
 }
@@ -78,6 +86,10 @@ pub struct Cluster {
     expected: BTreeSet<Kind>,
     synced: BTreeSet<Kind>,
     snapshot: Arc<Snapshot>,
+    /// EndpointSlice changes with a trigger time, waiting to be published.
+    programming_pending: Vec<(ObjectKey, i64)>,
+    /// Published ones: (service kind label, trigger time in Unix ms).
+    programming_done: Vec<(&'static str, i64)>,
 }
 
 /// What one `apply` changed.
@@ -125,6 +137,8 @@ impl Cluster {
             expected: expected.iter().copied().collect(),
             synced: BTreeSet::new(),
             snapshot,
+            programming_pending: Vec::new(),
+            programming_done: Vec::new(),
         }
     }
 
@@ -157,7 +171,11 @@ impl Cluster {
                 Delta::Upsert(obj) if self.options.admits(&obj) => self.upsert(obj, &mut touched),
                 Delta::Upsert(_) => {}
                 Delta::Remove(kind, key) => self.remove(kind, &key, &mut touched),
-                Delta::Reset(kind, objects) => self.reset(kind, objects, &mut touched),
+                Delta::Reset {
+                    kind,
+                    objects,
+                    retain,
+                } => self.reset(kind, objects, retain, &mut touched),
                 Delta::Synced(kind) => {
                     touched.synced |= self.synced.insert(kind);
                 }
@@ -166,9 +184,16 @@ impl Cluster {
         self.publish(touched)
     }
 
-    fn reset(&mut self, kind: Kind, mut objects: Vec<Object>, touched: &mut Touched) {
+    fn reset(
+        &mut self,
+        kind: Kind,
+        mut objects: Vec<Object>,
+        retain: Vec<ObjectKey>,
+        touched: &mut Touched,
+    ) {
         objects.retain(|o| self.options.admits(o));
-        let keep: HashSet<ObjectKey> = objects.iter().map(Object::key).collect();
+        let mut keep: HashSet<ObjectKey> = objects.iter().map(Object::key).collect();
+        keep.extend(retain);
         let existing: Vec<ObjectKey> = match kind {
             Kind::Namespace => self
                 .namespace_objects
@@ -210,6 +235,9 @@ impl Cluster {
                 self.unlink_slice(&slice.key, old_service.as_deref(), touched);
                 if let Some(svc) = &slice.service {
                     let svc_key = ObjectKey::new(&slice.key.namespace, svc);
+                    if let Some(t) = slice.trigger_time_ms {
+                        self.programming_pending.push((svc_key.clone(), t));
+                    }
                     self.slices_by_service
                         .entry(svc_key.clone())
                         .or_default()
@@ -439,7 +467,27 @@ impl Cluster {
         set
     }
 
+    /// Trigger times of EndpointSlice changes published since the last call, with the kind
+    /// of their Service (`cluster_ip`, `headless_with_selector`, `headless_without_selector`).
+    pub fn take_programming(&mut self) -> Vec<(&'static str, i64)> {
+        std::mem::take(&mut self.programming_done)
+    }
+
     fn publish(&mut self, touched: Touched) -> Option<Arc<Snapshot>> {
+        for (key, t) in std::mem::take(&mut self.programming_pending) {
+            let label = match self.services.get(&key) {
+                Some(Service {
+                    kind: ServiceKind::ClusterIp(_),
+                    ..
+                }) => "cluster_ip",
+                Some(s) if matches!(s.kind, ServiceKind::Headless) && !s.selector.is_empty() => {
+                    "headless_with_selector"
+                }
+                Some(s) if matches!(s.kind, ServiceKind::Headless) => "headless_without_selector",
+                _ => continue,
+            };
+            self.programming_done.push((label, t));
+        }
         let old = Arc::clone(&self.snapshot);
         let mut next = (*old).clone();
         let mut visible = false;

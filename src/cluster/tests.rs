@@ -310,16 +310,27 @@ fn reset_removes_what_a_relist_no_longer_has() {
         vec![port("http", 80), port("", 81)],
         &[],
     );
-    c.apply([Delta::Reset(crate::model::Kind::Service, vec![keep])]);
+    let retained = ObjectKey::new("ns", "hdls");
+    c.apply([Delta::Reset {
+        kind: crate::model::Kind::Service,
+        objects: vec![keep],
+        retain: vec![retained],
+    }]);
+    assert!(
+        text(&c, "hdls.ns.svc.cluster.local.", RecordType::A).starts_with("NoError"),
+        "an unreadable listed object keeps its last good version"
+    );
     assert!(text(&c, "svc.ns.svc.cluster.local.", RecordType::A).starts_with("NoError"));
     assert_eq!(
         text(&c, "ext.ns.svc.cluster.local.", RecordType::A),
         "NxDomain\n+soa"
     );
+    // `sel` was not in the relist: its endpoint's PTR is gone; the retained `hdls` keeps its.
     assert_eq!(
-        text(&c, "4.0.0.172.in-addr.arpa.", RecordType::PTR),
+        text(&c, "1.1.0.172.in-addr.arpa.", RecordType::PTR),
         "Refused"
     );
+    assert!(text(&c, "4.0.0.172.in-addr.arpa.", RecordType::PTR).contains("a.hdls"));
 }
 
 #[test]

@@ -16,6 +16,7 @@ use hickory_server::proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
+use crate::metrics::{Metrics, RequestLabels, ResponseLabels};
 use crate::zone::{Rcode, Snapshot, lookup, render};
 
 /// Largest UDP answer offered, whatever the client says (DNS Flag Day 2020: 1232 avoids
@@ -26,12 +27,56 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 #[derive(Clone)]
 pub struct DnsHandler {
     zone: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
 }
 
 impl DnsHandler {
-    /// A handler reading snapshots from `zone`.
-    pub fn new(zone: Arc<ArcSwap<Snapshot>>) -> Self {
-        Self { zone }
+    /// A handler reading snapshots from `zone` and counting into `metrics`.
+    pub fn new(zone: Arc<ArcSwap<Snapshot>>, metrics: Arc<Metrics>) -> Self {
+        Self { zone, metrics }
+    }
+
+    fn record(&self, request: &Request, info: &ResponseInfo, started: std::time::Instant) {
+        let proto = match request.protocol() {
+            hickory_server::net::xfer::Protocol::Udp => "udp",
+            _ => "tcp",
+        };
+        let qtype = request
+            .queries
+            .queries()
+            .first()
+            .map(|q| q.query_type().to_string())
+            .unwrap_or_default();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                proto,
+                r#type: qtype,
+            })
+            .inc();
+        self.metrics
+            .responses
+            .get_or_create(&ResponseLabels {
+                rcode: rcode_name(info.response_code).to_owned(),
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// The RFC mnemonic of a response code, as metrics label it.
+fn rcode_name(code: ResponseCode) -> &'static str {
+    match u16::from(code) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        16 => "BADVERS",
+        _ => "OTHER",
     }
 }
 
@@ -87,8 +132,17 @@ impl RequestHandler for DnsHandler {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
-        mut handle: R,
+        handle: R,
     ) -> ResponseInfo {
+        let started = std::time::Instant::now();
+        let info = self.answer(request, handle).await;
+        self.record(request, &info, started);
+        info
+    }
+}
+
+impl DnsHandler {
+    async fn answer<R: ResponseHandler>(&self, request: &Request, mut handle: R) -> ResponseInfo {
         let edns = response_edns(request);
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return send_error(request, edns.as_ref(), ResponseCode::BADVERS, handle).await;

@@ -30,3 +30,197 @@ pub fn resource_of(kind: Kind) -> (&'static str, &'static str) {
 pub fn watched_resources(config: &Config) -> Vec<(&'static str, &'static str)> {
     watched_kinds(config).into_iter().map(resource_of).collect()
 }
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc;
+
+use super::object_from_json;
+use crate::cluster::Delta;
+use crate::metrics::{KindLabels, Metrics};
+use crate::model::{Object, ObjectKey};
+
+/// How long a streaming list may go without its end-of-initial-events bookmark before the
+/// watcher falls back to paged lists (servers without the WatchList feature send the objects
+/// but never the bookmark).
+const STREAMING_LIST_GRACE: Duration = Duration::from_secs(10);
+
+/// Builds an API client: `--kubeconfig FILE`, else kube's inference (in-cluster service
+/// account, `KUBECONFIG`, `~/.kube/config`).
+pub async fn connect(config: &Config) -> anyhow::Result<kube::Client> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            anyhow::anyhow!(
+                "no Kubernetes API configuration (in-cluster, KUBECONFIG or --kubeconfig): {e}"
+            )
+        })?,
+    };
+    Ok(kube::Client::try_from(kube_config)?)
+}
+
+fn api_resource(kind: Kind) -> ApiResource {
+    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery};
+    match kind {
+        Kind::Namespace => ApiResource::erase::<core::Namespace>(&()),
+        Kind::Service => ApiResource::erase::<core::Service>(&()),
+        Kind::EndpointSlice => ApiResource::erase::<discovery::EndpointSlice>(&()),
+        Kind::Pod => ApiResource::erase::<core::Pod>(&()),
+    }
+}
+
+fn key_of(kind: Kind, obj: &DynamicObject) -> Option<ObjectKey> {
+    let name = obj.metadata.name.as_deref()?;
+    let namespace = match kind {
+        Kind::Namespace => "",
+        _ => obj.metadata.namespace.as_deref().unwrap_or("default"),
+    };
+    Some(ObjectKey::new(namespace, name))
+}
+
+/// One object from the API, converted; on failure logs the object and field and counts it.
+fn convert(kind: Kind, obj: DynamicObject, metrics: &Metrics) -> Result<Object, Option<ObjectKey>> {
+    let key = key_of(kind, &obj);
+    let value = match serde_json::to_value(&obj) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(%kind, object = ?key, error = %e, "unreadable object from the API; keeping its last good version");
+            return Err(key);
+        }
+    };
+    drop(obj);
+    object_from_json(kind, value).map_err(|e| {
+        metrics.object_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
+        let object = key.as_ref().map(ToString::to_string).unwrap_or_default();
+        tracing::warn!(%kind, %object, field = %e.field, reason = %e.reason, "object rejected; keeping its last good version");
+        key
+    })
+}
+
+/// Watches one kind until `sink` closes, sending deltas: a `Reset` for every full list
+/// (initial, or after a 410 or an outage) and an `Upsert`/`Remove` per event.
+pub async fn watch_kind(
+    client: kube::Client,
+    kind: Kind,
+    sink: mpsc::UnboundedSender<Vec<Delta>>,
+    metrics: std::sync::Arc<Metrics>,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client, &api_resource(kind));
+    let labels = KindLabels {
+        kind: kind.to_string(),
+    };
+    let mut streaming = true;
+    loop {
+        let config = if streaming {
+            watcher::Config::default().streaming_lists()
+        } else {
+            watcher::Config::default()
+        };
+        let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config).default_backoff());
+        let mut listed: Vec<Object> = Vec::new();
+        let mut retain: Vec<ObjectKey> = Vec::new();
+        let mut failing: Option<String> = None;
+        let mut synced_once = false;
+        loop {
+            let next = if streaming && !synced_once {
+                tokio::time::timeout(STREAMING_LIST_GRACE, stream.next())
+                    .await
+                    .unwrap_or_default()
+            } else {
+                stream.next().await
+            };
+            let Some(event) = next else {
+                if streaming && !synced_once {
+                    tracing::info!(%kind, "streaming list did not complete; using paged lists");
+                    streaming = false;
+                    break;
+                }
+                return;
+            };
+            let deltas = match event {
+                Ok(Event::Init) => {
+                    listed.clear();
+                    retain.clear();
+                    continue;
+                }
+                Ok(Event::InitApply(obj)) => {
+                    match convert(kind, obj, &metrics) {
+                        Ok(o) => listed.push(o),
+                        Err(Some(key)) => retain.push(key),
+                        Err(None) => {}
+                    }
+                    continue;
+                }
+                Ok(Event::InitDone) => {
+                    metrics.relists.get_or_create(&labels).inc();
+                    if let Some(cause) = failing.take() {
+                        tracing::info!(%kind, %cause, objects = listed.len(), "relisted after watch failure");
+                    } else if synced_once {
+                        tracing::info!(%kind, objects = listed.len(), "relisted");
+                    } else {
+                        tracing::info!(%kind, objects = listed.len(), streaming, "listed");
+                    }
+                    synced_once = true;
+                    vec![
+                        Delta::Reset {
+                            kind,
+                            objects: std::mem::take(&mut listed),
+                            retain: std::mem::take(&mut retain),
+                        },
+                        Delta::Synced(kind),
+                    ]
+                }
+                Ok(Event::Apply(obj)) => match convert(kind, obj, &metrics) {
+                    Ok(o) => vec![Delta::Upsert(o)],
+                    Err(_) => continue,
+                },
+                Ok(Event::Delete(obj)) => match key_of(kind, &obj) {
+                    Some(key) => vec![Delta::Remove(kind, key)],
+                    None => continue,
+                },
+                Err(e) => {
+                    metrics.watch_restarts.get_or_create(&labels).inc();
+                    let cause = e.to_string();
+                    if streaming && !synced_once && is_client_error(&e) {
+                        tracing::info!(%kind, error = %cause, "streaming lists refused; using paged lists");
+                        streaming = false;
+                        break;
+                    }
+                    // One line per cause, not per retry; the last known state keeps serving.
+                    if failing.as_deref() != Some(&cause) {
+                        tracing::warn!(%kind, error = %cause, "watch failed; retrying with backoff, serving the last known state");
+                        failing = Some(cause);
+                    }
+                    continue;
+                }
+            };
+            if sink.send(deltas).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the API refused the request itself (4xx other than 410/429), as a server without
+/// streaming-list support does.
+fn is_client_error(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return false,
+    };
+    (400..500).contains(&code) && code != 410 && code != 429
+}

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::{kind_of, object_from_json};
 use crate::cluster::Delta;
-use crate::model::{self, ConvertError, Kind, Object, ObjectKey};
+use crate::model::{Kind, Object, ObjectKey};
 
 /// A manifest that could not be read, named by file, object and field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,35 +38,6 @@ pub type ParsedFile = (Vec<Object>, Vec<ManifestError>);
 
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
-}
-
-fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        let path = e.path().to_string();
-        (path, e.into_inner().to_string())
-    })
-}
-
-fn kind_of(api_version: &str, kind: &str) -> Option<Kind> {
-    match (api_version, kind) {
-        ("v1", "Namespace") => Some(Kind::Namespace),
-        ("v1", "Service") => Some(Kind::Service),
-        ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
-        ("v1", "Pod") => Some(Kind::Pod),
-        _ => None,
-    }
-}
-
-fn convert(kind: Kind, value: Value) -> Result<Object, (String, String)> {
-    let c = |e: ConvertError| (e.field, e.reason);
-    Ok(match kind {
-        Kind::Namespace => Object::Namespace(model::from_namespace(&typed(value)?).map_err(c)?),
-        Kind::Service => Object::Service(model::from_service(&typed(value)?).map_err(c)?),
-        Kind::EndpointSlice => {
-            Object::EndpointSlice(model::from_endpoint_slice(&typed(value)?).map_err(c)?)
-        }
-        Kind::Pod => Object::Pod(model::from_pod(&typed(value)?).map_err(c)?),
-    })
 }
 
 /// Converts one document (an object or a `List`), appending objects and errors.
@@ -117,9 +88,10 @@ fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth:
         format!("{kind} {namespace}/{name}")
     };
     let identity = (!name.is_empty()).then(|| (k, ObjectKey::new(namespace, name)));
-    match convert(k, value) {
+    match object_from_json(k, value) {
         Ok(obj) => out.0.push(obj),
-        Err((field, reason)) => {
+        Err(e) => {
+            let (field, reason) = (e.field, e.reason);
             let field = (!field.is_empty() && field != ".").then_some(field);
             out.1.push(error(object, field, reason, identity));
         }

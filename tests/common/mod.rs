@@ -68,6 +68,8 @@ impl TestServer {
             "127.0.0.1:0",
             "--manifests-poll",
             "200ms",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         let config = Config::try_parse_from(args).unwrap();

@@ -1,0 +1,65 @@
+//! The HTTP side port: `/healthz` (alive), `/readyz` (synced and not draining), `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+use crate::zone::Snapshot;
+
+/// What the side port reports on.
+#[derive(Clone)]
+pub struct Health {
+    /// The zone served: ready once synced.
+    pub zone: Arc<ArcSwap<Snapshot>>,
+    /// Set when shutting down, so load balancers stop sending queries first.
+    pub draining: Arc<AtomicBool>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
+    if h.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if h.zone.load().synced {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not synced\n")
+    }
+}
+
+async fn metrics(State(h): State<Health>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        h.metrics.encode(),
+    )
+}
+
+/// Binds the side port; the returned future serves until dropped.
+pub async fn bind(
+    addr: SocketAddr,
+    health: Health,
+) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>>), std::io::Error> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(health);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((local, async move { axum::serve(listener, app).await }))
+}
