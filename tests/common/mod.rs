@@ -1,6 +1,7 @@
 //! Test helpers: start clusterdns on an ephemeral loopback port over a manifests directory,
 //! and talk to it over real UDP and TCP sockets.
 #![allow(dead_code)]
+pub mod apiserver;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,596 @@
+//! An in-process emulator of the Kubernetes API server's list/watch protocol over plain HTTP
+//! on 127.0.0.1, for integration tests of the Kubernetes source.
+//!
+//! Read-only core v1 `services`, `pods`, `namespaces`, discovery.k8s.io/v1 `endpointslices`
+//! (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
+//! resourceVersion; LIST paged by `limit`/`continue`, items without `apiVersion`/`kind`, label
+//! and field selectors (`k=v`, `k!=v`, `k`, `!k`); WATCH as one JSON event per line of a chunked
+//! body, replayed from `resourceVersion`, a `410 Expired` ERROR event once that is compacted
+//! away, BOOKMARKs, `timeoutSeconds`; streaming lists (`sendInitialEvents=true`, ended by the
+//! `k8s.io/initial-events-end` bookmark) or, switched off, the `422 Invalid` of a server whose
+//! WatchList feature gate is off; errors as `Status` objects. Tests script changes, compaction,
+//! failures, cut streams, stop/restart on the same port and garbage in watch streams.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// A served resource: plural, apiVersion, kind, namespaced.
+struct Res(&'static str, &'static str, &'static str, bool);
+
+const SLICES: &str = "discovery.k8s.io/v1";
+const RESOURCES: [Res; 4] = [
+    Res("services", "v1", "Service", true),
+    Res("pods", "v1", "Pod", true),
+    Res("namespaces", "v1", "Namespace", false),
+    Res("endpointslices", SLICES, "EndpointSlice", true),
+];
+
+const VERSION: &str = r#"{"major":"1","minor":"33","emulationMajor":"1","emulationMinor":"33",
+"gitVersion":"v1.33.0","gitCommit":"60a317eadfcb839692a5551a6ae2ab6a1c9ec7a9",
+"gitTreeState":"clean","buildDate":"2025-04-23T13:07:08Z","goVersion":"go1.24.2",
+"compiler":"gc","platform":"linux/amd64"}"#;
+
+/// What new objects get as `metadata.creationTimestamp` unless they bring one.
+const CREATED: &str = "2025-05-01T12:00:00Z";
+const NOT_FOUND: &str = "the server could not find the requested resource";
+const WATCH_LIST_OFF: &str =
+    "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
+
+/// An object's key: resource index, namespace (`""` if cluster-scoped), name.
+type Key = (usize, String, String);
+type Params = HashMap<String, String>;
+/// Where a watch's lines go; `None` cuts the stream.
+type Sender = mpsc::UnboundedSender<Option<String>>;
+type Serving = (oneshot::Sender<()>, JoinHandle<()>);
+/// A response, or the `Status` object of a refusal.
+type Reply = Result<Response, Value>;
+/// A selector term: key, the value wanted (or just presence), negated.
+type Term = (String, Option<String>, bool);
+
+/// What a request addresses: one resource, maybe one namespace, selectors.
+struct Target {
+    res: usize,
+    ns: Option<String>,
+    labels: Vec<Term>,
+    fields: Vec<Term>,
+}
+
+impl Target {
+    fn matches(&self, (res, ns, _): &Key, obj: &Value) -> bool {
+        let holds = |(_, want, neg): &Term, actual: Option<&str>| match want {
+            Some(v) => (actual == Some(v.as_str())) != *neg,
+            None => actual.is_some() != *neg,
+        };
+        let field = |path: &str| path.split('.').fold(obj, |v, part| &v[part]).as_str();
+        *res == self.res
+            && self.ns.as_ref().is_none_or(|n| n == ns)
+            && (self.labels.iter()).all(|t| holds(t, obj["metadata"]["labels"][&t.0].as_str()))
+            && (self.fields.iter()).all(|t| holds(t, field(&t.0)))
+    }
+
+    /// The event line a watch of this target gets for `c`, if any: a change that moves an
+    /// object into or out of the selectors shows as ADDED or DELETED, as on the real server.
+    fn line(&self, c: &Change) -> Option<String> {
+        let now = self.matches(&c.key, &c.obj);
+        let before = c.prev.as_ref().is_some_and(|p| self.matches(&c.key, p));
+        let kind = match (c.kind, before, now) {
+            ("MODIFIED", false, true) => "ADDED",
+            ("MODIFIED", true, false) => "DELETED",
+            (kind, _, true) => kind,
+            _ => return None,
+        };
+        Some(event_line(kind, &c.obj))
+    }
+}
+
+fn terms(q: &Params, param: &str) -> Result<Vec<Term>, Value> {
+    let mut out = Vec::new();
+    for t in q.get(param).map_or("", |s| s).split(',').map(str::trim) {
+        if t.contains(['(', ' ', '<', '>']) {
+            return Err(bad(format!("unsupported {param} term {t:?}")));
+        }
+        let (key, want, neg) = if let Some((k, v)) = t.split_once("!=") {
+            (k, Some(v), true)
+        } else if let Some((k, v)) = t.split_once("==").or(t.split_once('=')) {
+            (k, Some(v), false)
+        } else if let Some(k) = t.strip_prefix('!') {
+            (k, None, true)
+        } else {
+            (t, None, false)
+        };
+        if !key.is_empty() {
+            out.push((key.to_owned(), want.map(str::to_owned), neg));
+        }
+    }
+    Ok(out)
+}
+
+/// One stored change, kept for replay until compacted.
+struct Change {
+    rv: u64,
+    key: Key,
+    kind: &'static str,
+    obj: Value,
+    prev: Option<Value>,
+}
+
+#[derive(Default)]
+struct Store {
+    rv: u64,
+    compacted: u64,
+    objects: BTreeMap<Key, Value>,
+    history: Vec<Change>,
+    watches: Vec<(Target, Sender)>,
+    failing: bool,
+    streaming: bool,
+    bookmark_every: Duration,
+    requests: Vec<String>,
+}
+
+impl Store {
+    /// Records `obj` (kind ADDED, MODIFIED or DELETED) at a new resourceVersion and sends it
+    /// to the watches that see it, under the one lock, so every stream gets changes in order.
+    fn change(&mut self, key: Key, kind: &'static str, mut obj: Value, prev: Option<Value>) {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        if kind != "DELETED" {
+            self.objects.insert(key.clone(), obj.clone());
+        }
+        let change = Change {
+            rv: self.rv,
+            key,
+            kind,
+            obj,
+            prev,
+        };
+        self.watches.retain(|(_, tx)| !tx.is_closed());
+        for (target, tx) in &self.watches {
+            if let Some(line) = target.line(&change) {
+                let _ = tx.send(Some(line));
+            }
+        }
+        self.history.push(change);
+    }
+}
+
+type Shared = Arc<Mutex<Store>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Store> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The emulated API server. Its state survives [`ApiServer::stop`] and
+/// [`ApiServer::restart`].
+pub struct ApiServer {
+    shared: Shared,
+    addr: SocketAddr,
+    serving: Mutex<Option<Serving>>,
+}
+
+impl ApiServer {
+    /// Starts on an ephemeral port of 127.0.0.1, with no objects, at resourceVersion 1.
+    pub async fn start() -> ApiServer {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let store = Store {
+            rv: 1,
+            streaming: true,
+            bookmark_every: Duration::from_secs(1),
+            ..Store::default()
+        };
+        let shared = Arc::new(Mutex::new(store));
+        let serving = Mutex::new(Some(serve(listener, shared.clone())));
+        ApiServer {
+            shared,
+            addr,
+            serving,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        lock(&self.shared)
+    }
+
+    fn serving(&self) -> MutexGuard<'_, Option<Serving>> {
+        self.serving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Writes `dir/kubeconfig`: this server, no credentials, namespace `default`.
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: emulator\n\
+             clusters: [{{name: emulator, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: emulator, user: {{}}}}]\n\
+             contexts: [{{name: emulator, context: {{cluster: emulator, user: emulator}}}}]\n",
+            self.url()
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// Creates (ADDED) or replaces (MODIFIED) the object named by its apiVersion, kind,
+    /// `metadata.namespace` (default `default`) and `metadata.name`. Sets
+    /// `metadata.resourceVersion`; keeps (or takes from `obj`, or makes up) `uid` and
+    /// `creationTimestamp`.
+    pub fn apply(&self, mut obj: Value) {
+        let res = resource_of(obj["apiVersion"].as_str(), obj["kind"].as_str());
+        let meta = &obj["metadata"];
+        let name = meta["name"].as_str().expect("metadata.name").to_owned();
+        let ns = meta["namespace"].as_str().unwrap_or("default");
+        let key = (res, if RESOURCES[res].3 { ns } else { "" }.to_owned(), name);
+        let mut st = self.lock();
+        let prev = st.objects.get(&key).cloned();
+        let meta = &mut obj["metadata"];
+        let kept = prev.as_ref().map_or(&*meta, |p| &p["metadata"]).clone();
+        let uid = format!("{:08x}-0000-4000-8000-{:012x}", self.addr.port(), st.rv + 1);
+        meta["uid"] = kept.get("uid").cloned().unwrap_or(json!(uid));
+        meta["creationTimestamp"] =
+            (kept.get("creationTimestamp").cloned()).unwrap_or(json!(CREATED));
+        if RESOURCES[res].3 {
+            meta["namespace"] = json!(key.1);
+        }
+        let kind = if prev.is_some() { "MODIFIED" } else { "ADDED" };
+        st.change(key, kind, obj, prev);
+    }
+
+    /// Deletes the object (`namespace` is ignored for cluster-scoped kinds): a DELETED event
+    /// with its last state at a new resourceVersion. Returns whether it existed.
+    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        let res = resource_of(Some(api_version), Some(kind));
+        let ns = if RESOURCES[res].3 { namespace } else { "" };
+        let key = (res, ns.to_owned(), name.to_owned());
+        let mut st = self.lock();
+        let Some(obj) = st.objects.remove(&key) else {
+            return false;
+        };
+        st.change(key, "DELETED", obj, None);
+        true
+    }
+
+    /// Forgets the history: watches from an older resourceVersion, and continue tokens issued
+    /// before, now get `410 Expired`.
+    pub fn compact(&self) {
+        let mut st = self.lock();
+        st.compacted = st.rv;
+        st.history.clear();
+    }
+
+    /// While on, every request is answered `500 InternalError`.
+    pub fn set_failing(&self, on: bool) {
+        self.lock().failing = on;
+    }
+
+    /// Off: streaming lists are refused with `422 Invalid`, as by a server without WatchList.
+    pub fn set_streaming_lists_supported(&self, on: bool) {
+        self.lock().streaming = on;
+    }
+
+    /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK (default 1 s), for
+    /// watches opened afterwards.
+    pub fn set_bookmark_interval(&self, every: Duration) {
+        self.lock().bookmark_every = every;
+    }
+
+    /// Cuts every open watch stream: the connection is closed without the final chunk, so the
+    /// client sees a truncated body.
+    pub fn drop_connections(&self) {
+        for (_, tx) in self.lock().watches.drain(..) {
+            let _ = tx.send(None);
+        }
+    }
+
+    /// Stops listening and closes every connection; the state is kept.
+    pub async fn stop(&self) {
+        let serving = self.serving().take();
+        self.drop_connections();
+        if let Some((signal, task)) = serving {
+            let _ = signal.send(());
+            let (abort, within) = (task.abort_handle(), Duration::from_secs(5));
+            if tokio::time::timeout(within, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        self.drop_connections();
+    }
+
+    /// Listens again on the same port, with the kept state.
+    pub async fn restart(&self) {
+        let listener = bind(self.addr).unwrap_or_else(|e| panic!("rebind {}: {e}", self.addr));
+        let mut serving = self.serving();
+        assert!(serving.is_none(), "restart() of a running server");
+        *serving = Some(serve(listener, self.shared.clone()));
+    }
+
+    /// Writes `line` (plus a newline) into the open watch streams of one resource, named by
+    /// its plural or a path ending in it (`services`, `/api/v1/pods`).
+    pub fn inject_raw(&self, resource_path_hint: &str, line: &str) {
+        let plural = resource_path_hint.trim_end_matches('/').rsplit('/').next();
+        for (target, tx) in &self.lock().watches {
+            if Some(RESOURCES[target.res].0) == plural {
+                let _ = tx.send(Some(format!("{line}\n")));
+            }
+        }
+    }
+
+    /// Every request so far, as path and query string, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    /// Watch streams open now.
+    pub fn watch_count(&self) -> usize {
+        let mut st = self.lock();
+        st.watches.retain(|(_, tx)| !tx.is_closed());
+        st.watches.len()
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.drop_connections();
+        if let Some((_, task)) = self.serving().take() {
+            task.abort();
+        }
+    }
+}
+
+fn resource_of(api_version: Option<&str>, kind: Option<&str>) -> usize {
+    let found = (RESOURCES.iter()).position(|r| api_version == Some(r.1) && kind == Some(r.2));
+    found.unwrap_or_else(|| panic!("the emulator does not serve {api_version:?} {kind:?}"))
+}
+
+fn bind(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn serve(listener: tokio::net::TcpListener, shared: Shared) -> Serving {
+    let (signal, stopped) = oneshot::channel::<()>();
+    let app = axum::Router::new().fallback(handle).with_state(shared);
+    let task = tokio::spawn(async move {
+        let shutdown = async move { drop(stopped.await) };
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+        let _ = server.await;
+    });
+    (signal, task)
+}
+
+async fn handle(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
+    respond(&shared, &method, &uri).unwrap_or_else(|status| {
+        let code = status["code"].as_u64().and_then(|c| u16::try_from(c).ok());
+        let code = code.and_then(|c| StatusCode::from_u16(c).ok());
+        reply(
+            code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            status.to_string(),
+        )
+    })
+}
+
+fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
+    let mut st = lock(shared);
+    let logged = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    st.requests.push(logged.to_owned());
+    if st.failing {
+        return Err(status(500, "InternalError", "emulated failure"));
+    }
+    if method != Method::GET {
+        return Err(status(405, "MethodNotAllowed", "the emulator is read-only"));
+    }
+    let Query(q) = Query::<Params>::try_from_uri(uri).map_err(|e| bad(e.to_string()))?;
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    let (group_version, rest) = match segments.as_slice() {
+        ["version"] => return Ok(reply(StatusCode::OK, VERSION.to_owned())),
+        ["api", "v1", rest @ ..] => ("v1", rest),
+        ["apis", "discovery.k8s.io", "v1", rest @ ..] => (SLICES, rest),
+        _ => return Err(not_found()),
+    };
+    let (ns, plural) = match rest {
+        [plural] => (None, *plural),
+        ["namespaces", ns, plural] => (Some((*ns).to_owned()), *plural),
+        _ => return Err(not_found()),
+    };
+    let found = (RESOURCES.iter()).position(|r| r.0 == plural && r.1 == group_version);
+    let res = found
+        .filter(|&r| ns.is_none() || RESOURCES[r].3)
+        .ok_or_else(not_found)?;
+    let (labels, fields) = (terms(&q, "labelSelector")?, terms(&q, "fieldSelector")?);
+    let target = Target {
+        res,
+        ns,
+        labels,
+        fields,
+    };
+    match q.get("watch").map(String::as_str) {
+        Some("true" | "1") => watch(&mut st, shared, target, &q),
+        _ => list(&st, &target, &q),
+    }
+}
+
+fn param<T: FromStr>(q: &Params, key: &str, default: T) -> Result<T, Value> {
+    match q.get(key) {
+        Some(v) => v.parse().map_err(|_| bad(format!("invalid {key}: {v:?}"))),
+        None => Ok(default),
+    }
+}
+
+fn list(st: &Store, target: &Target, q: &Params) -> Reply {
+    let limit: usize = param(q, "limit", 0)?;
+    let (list_rv, after) = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let mut parts = token.splitn(3, '|');
+            let rv = parts.next().and_then(|rv| rv.parse::<u64>().ok());
+            let (Some(rv), Some(ns), Some(name)) = (rv, parts.next(), parts.next()) else {
+                return Err(bad("continue key is not valid".into()));
+            };
+            if rv < st.compacted {
+                let m = "The provided continue parameter is too old to display a consistent list \
+                         result. You can start a new list without the continue parameter.";
+                return Err(status(410, "Expired", m));
+            }
+            (rv, Some((target.res, ns.to_owned(), name.to_owned())))
+        }
+        None => (st.rv, None),
+    };
+    let mut items: Vec<(&Key, &Value)> = (st.objects.iter())
+        .filter(|(k, obj)| after.as_ref().is_none_or(|a| *k > a) && target.matches(k, obj))
+        .collect();
+    let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+    if limit > 0 && items.len() > limit {
+        let (_, ns, name) = items[limit - 1].0;
+        metadata["continue"] = json!(format!("{list_rv}|{ns}|{name}"));
+        metadata["remainingItemCount"] = json!(items.len() - limit);
+        items.truncate(limit);
+    }
+    let items: Vec<Value> = (items.into_iter())
+        .map(|(_, obj)| {
+            let mut item = obj.clone();
+            if let Some(map) = item.as_object_mut() {
+                map.retain(|field, _| field != "apiVersion" && field != "kind");
+            }
+            item
+        })
+        .collect();
+    let Res(_, api_version, kind, _) = RESOURCES[target.res];
+    let list = json!({"kind": format!("{kind}List"), "apiVersion": api_version,
+                      "metadata": metadata, "items": items});
+    Ok(reply(StatusCode::OK, list.to_string()))
+}
+
+fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
+    let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
+    if send_initial.is_some() && !st.streaming {
+        // What a real server with its WatchList feature gate off answers.
+        let (field, m) = ("sendInitialEvents", WATCH_LIST_OFF);
+        let cause = json!({"reason": "FieldValueForbidden", "message": format!("Forbidden: {m}"),
+                           "field": field});
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Invalid", "code": 422,
+            "message": format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: Forbidden: {m}"),
+            "details": {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [cause]}});
+        return Err(status);
+    }
+    let timeout = Duration::from_secs(param(q, "timeoutSeconds", 1800)?);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let from = q.get("resourceVersion").map_or("", |s| s);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let send = |line: String| drop(tx.send(Some(line)));
+    if send_initial.unwrap_or(from.is_empty() || from == "0") {
+        // The current state as ADDED events (a streaming list ends it with a bookmark).
+        for (_, obj) in st.objects.iter().filter(|(k, obj)| target.matches(k, obj)) {
+            send(event_line("ADDED", obj));
+        }
+        if send_initial == Some(true) && bookmarks {
+            send(bookmark_line(target.res, st.rv, true));
+        }
+    } else if !from.is_empty() {
+        let from: u64 = param(q, "resourceVersion", 0)?;
+        if from < st.compacted {
+            let message = format!("too old resource version: {from} ({})", st.compacted);
+            let gone = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "message": message, "reason": "Expired", "code": 410});
+            let once = futures::stream::iter([Ok::<_, io::Error>(event_line("ERROR", &gone))]);
+            return Ok(reply(StatusCode::OK, Body::from_stream(once)));
+        }
+        let changes = st.history.iter().filter(|c| c.rv > from);
+        for line in changes.filter_map(|c| target.line(c)) {
+            send(line);
+        }
+    }
+    let every = st.bookmark_every;
+    let state = WatchBody {
+        shared: shared.clone(),
+        res: target.res,
+        tx: tx.clone(),
+        rx,
+        bookmarks,
+        tick: tokio::time::interval_at(Instant::now() + every, every),
+        deadline: Instant::now() + timeout,
+    };
+    st.watches.push((target, tx));
+    let body = futures::stream::unfold(Some(state), |state| async move {
+        let mut s = state?;
+        loop {
+            tokio::select! {
+                biased;
+                msg = s.rx.recv() => return match msg {
+                    Some(Some(line)) => Some((Ok(line), Some(s))),
+                    _ => Some((Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut")), None)),
+                },
+                () = tokio::time::sleep_until(s.deadline) => return None,
+                // Queued behind the changes already queued (under the same lock), so a
+                // bookmark never overtakes a change.
+                _ = s.tick.tick(), if s.bookmarks => {
+                    let rv = lock(&s.shared).rv;
+                    let _ = s.tx.send(Some(bookmark_line(s.res, rv, false)));
+                }
+            }
+        }
+    });
+    Ok(reply(StatusCode::OK, Body::from_stream(body)))
+}
+
+/// The state of one watch response body.
+struct WatchBody {
+    shared: Shared,
+    res: usize,
+    tx: Sender,
+    rx: mpsc::UnboundedReceiver<Option<String>>,
+    bookmarks: bool,
+    tick: tokio::time::Interval,
+    deadline: Instant,
+}
+
+fn event_line(kind: &str, obj: &Value) -> String {
+    format!("{}\n", json!({"type": kind, "object": obj}))
+}
+
+fn bookmark_line(res: usize, rv: u64, initial_end: bool) -> String {
+    let Res(_, api_version, kind, _) = RESOURCES[res];
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let object = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
+    event_line("BOOKMARK", &object)
+}
+
+fn reply(code: StatusCode, body: impl Into<Body>) -> Response {
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    (code, json, body.into()).into_response()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+fn bad(message: String) -> Value {
+    status(400, "BadRequest", &message)
+}
+
+fn not_found() -> Value {
+    status(404, "NotFound", NOT_FOUND)
+}
