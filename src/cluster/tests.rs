@@ -444,3 +444,35 @@ fn namespace_filter_and_endpoint_pod_names() {
         "objects outside the filter are not kept"
     );
 }
+
+#[test]
+fn a_relist_of_unchanged_objects_does_not_churn_the_zone() {
+    let mut c = example();
+    let before = c.snapshot();
+    let same = service(
+        "ns",
+        "svc",
+        ServiceKind::ClusterIp(ips(&["10.0.0.1"])),
+        vec![port("http", 80), port("", 81)],
+        &[],
+    );
+    let relist = Delta::Reset {
+        kind: crate::model::Kind::EndpointSlice,
+        objects: vec![slice(
+            "ns",
+            "svc-a",
+            "svc",
+            vec![
+                endpoint("172.0.0.2", true, None),
+                endpoint("172.0.0.3", false, None),
+            ],
+            vec![port("http", 8080)],
+        )],
+        retain: vec![ObjectKey::new("ns", "hdls-a")],
+    };
+    assert!(
+        c.apply([Delta::Upsert(same), relist]).is_none(),
+        "nothing DNS-visible changed"
+    );
+    assert!(Arc::ptr_eq(&before, &c.snapshot()));
+}
