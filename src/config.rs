@@ -44,11 +44,9 @@ pub struct Config {
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9153")]
     pub metrics_listen: SocketAddr,
 
-    /// Address to answer on, over UDP and TCP; repeatable.
-    #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = [
-        SocketAddr::from(([0, 0, 0, 0], 53)),
-        SocketAddr::from(([0u16; 8], 53)),
-    ])]
+    /// Address to answer on, over UDP and TCP; repeatable. Default: `0.0.0.0:53` and
+    /// `[::]:53`, the IPv6 one skipped with a warning on a node without IPv6.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
 
     /// The cluster domain.
@@ -118,7 +116,7 @@ mod tests {
         assert_eq!(c.ttl, 30);
         assert_eq!(c.zone, "cluster.local");
         assert_eq!(c.pods, PodsMode::Insecure);
-        assert_eq!(c.listen.len(), 2);
+        assert!(c.listen.is_empty(), "defaults are applied at bind time");
         assert!(Config::try_parse_from(["clusterdns", "--ttl", "3601"]).is_err());
     }
 }

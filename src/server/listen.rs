@@ -68,16 +68,31 @@ fn bind_one(
     Ok((udp, tcp))
 }
 
-/// Binds UDP and TCP on every address.
+/// The addresses used when none is given: every IPv4 and every IPv6 address, port 53.
+pub const DEFAULT_LISTEN: [SocketAddr; 2] = [
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 53),
+    SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 53),
+];
+
+/// Binds UDP and TCP on every address of `addrs`, or on `DEFAULT_LISTEN` when it is empty.
+/// Of the defaults, the IPv6 one is optional: a node without IPv6 serves IPv4 alone.
 pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, BindError> {
     let mut listeners = Listeners {
         udp: Vec::new(),
         tcp: Vec::new(),
     };
-    for addr in addrs {
-        let (u, t) = bind_one(*addr)?;
-        listeners.udp.push(u);
-        listeners.tcp.push(t);
+    let defaults = addrs.is_empty();
+    for addr in if defaults { &DEFAULT_LISTEN[..] } else { addrs } {
+        match bind_one(*addr) {
+            Ok((u, t)) => {
+                listeners.udp.push(u);
+                listeners.tcp.push(t);
+            }
+            Err(e) if defaults && addr.is_ipv6() && listeners.udp.len() == 1 => {
+                tracing::warn!(error = %e, "no IPv6 listener; serving IPv4 only");
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(listeners)
 }
