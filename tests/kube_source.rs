@@ -442,3 +442,23 @@ async fn the_api_answers_as_the_manifests_do() {
     m.running.shutdown().await;
     k.dns.shutdown().await;
 }
+
+fn pod(ns: &str, name: &str, ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+           "spec": {"containers": [{"name": "c", "image": "x"}]},
+           "status": {"podIP": ip, "podIPs": [{"ip": ip}], "conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_pod_records_follow_pods() {
+    let api = ApiServer::start().await;
+    api.apply(namespace("a"));
+    let k = start_against(api, &["--pods", "verified"]).await;
+    let name = "10-244-0-7.a.pod.cluster.local.";
+    wait_rcode(&k, name, A, "NXDomain").await;
+    k.api.apply(pod("a", "p", "10.244.0.7"));
+    wait_for(&k, name, A, "A 10.244.0.7").await;
+    k.api.delete("v1", "Pod", "a", "p");
+    wait_rcode(&k, name, A, "NXDomain").await;
+    k.dns.shutdown().await;
+}
