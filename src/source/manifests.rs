@@ -255,19 +255,7 @@ impl ManifestSource {
             let objects = match parse_file(path, &text) {
                 Err(e) => {
                     scan.errors.push(*e);
-                    if let Some(state) = self.files.get_mut(&key) {
-                        state.hash = hash;
-                    } else {
-                        self.files.insert(
-                            Arc::clone(&key),
-                            FileState {
-                                stamp,
-                                hash,
-                                objects: HashMap::new(),
-                            },
-                        );
-                    }
-                    continue;
+                    None
                 }
                 Ok((objects, errors)) => {
                     let mut map: HashMap<Identity, Object> = objects
@@ -283,22 +271,20 @@ impl ManifestSource {
                         }
                     }
                     scan.errors.extend(errors);
-                    map
+                    Some(map)
                 }
             };
-            match self.files.get_mut(&key) {
-                Some(state) => state.hash = hash,
-                None => {
-                    self.files.insert(
-                        Arc::clone(&key),
-                        FileState {
-                            stamp,
-                            hash,
-                            objects: HashMap::new(),
-                        },
-                    );
-                }
-            }
+            // Remember this content either way: an unreadable file is not parsed again until
+            // it changes, and keeps its previous objects meanwhile.
+            self.files
+                .entry(Arc::clone(&key))
+                .and_modify(|state| state.hash = hash)
+                .or_insert_with(|| FileState {
+                    stamp,
+                    hash,
+                    objects: HashMap::new(),
+                });
+            let Some(objects) = objects else { continue };
             changed.push((key, Some(objects)));
         }
         for (path, objects) in changed {
