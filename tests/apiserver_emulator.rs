@@ -127,6 +127,15 @@ async fn wait_for_watches(api: &ApiServer, n: usize) {
     }
 }
 
+/// Lists, sees one live change, and waits until the watch is open again: only then does
+/// cutting or compacting test a running watch rather than the initial list.
+async fn settle(api: &ApiServer, w: &mut (impl Stream<Item = Item> + Unpin)) {
+    initial_set(w).await;
+    api.apply(service("a", "one", "10.96.1.1"));
+    next_change(w).await;
+    wait_for_watches(api, 1).await;
+}
+
 fn seeded_keys() -> Vec<String> {
     ["a/one", "a/three", "a/two", "b/five", "b/four"]
         .map(String::from)
@@ -208,10 +217,7 @@ async fn compaction_and_a_cut_stream_force_a_relist() {
             config = config.streaming_lists();
         }
         let mut w = watcher(Api::<Service>::all(client), config).boxed();
-        initial_set(&mut w).await;
-        api.apply(service("a", "one", "10.96.1.1"));
-        next_change(&mut w).await;
-        wait_for_watches(&api, 1).await;
+        settle(&api, &mut w).await;
 
         api.drop_connections();
         api.apply(service("a", "two", "10.96.1.2"));
@@ -238,10 +244,7 @@ async fn a_cut_stream_resumes_without_a_relist_while_history_lasts() {
     seed(&api);
     let (client, _dir) = client(&api).await;
     let mut w = watcher(Api::<Service>::all(client), watcher::Config::default()).boxed();
-    initial_set(&mut w).await;
-    api.apply(service("a", "one", "10.96.1.1"));
-    next_change(&mut w).await;
-    wait_for_watches(&api, 1).await;
+    settle(&api, &mut w).await;
     api.drop_connections();
     api.apply(service("a", "two", "10.96.1.2"));
     assert_eq!(
@@ -270,10 +273,7 @@ async fn failures_yield_errors_and_the_watcher_recovers() {
     let mut w = watcher(Api::<Service>::all(client), config)
         .default_backoff()
         .boxed();
-    initial_set(&mut w).await;
-    api.apply(service("a", "one", "10.96.1.1"));
-    next_change(&mut w).await;
-    wait_for_watches(&api, 1).await;
+    settle(&api, &mut w).await;
 
     api.set_failing(true);
     api.drop_connections();
@@ -299,10 +299,7 @@ async fn stop_and_restart_on_the_same_port() {
     )
     .default_backoff()
     .boxed();
-    initial_set(&mut w).await;
-    api.apply(service("a", "one", "10.96.1.1"));
-    next_change(&mut w).await;
-    wait_for_watches(&api, 1).await;
+    settle(&api, &mut w).await;
 
     api.stop().await;
     assert_eq!(api.watch_count(), 0);
@@ -361,10 +358,7 @@ async fn garbage_in_a_watch_stream() {
     seed(&api);
     let (client, _dir) = client(&api).await;
     let mut w = watcher(Api::<Service>::all(client), watcher::Config::default()).boxed();
-    initial_set(&mut w).await;
-    api.apply(service("a", "one", "10.96.1.1"));
-    next_change(&mut w).await;
-    wait_for_watches(&api, 1).await;
+    settle(&api, &mut w).await;
 
     api.inject_raw("/api/v1/services", "this is not JSON");
     let err = next(&mut w).await.expect_err("garbage is an error");

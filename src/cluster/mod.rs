@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::model::{EndpointSlice, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
-    PodsMode, PtrTarget, ServiceInput, Snapshot, ZoneConfig, build_service, service_key,
+    PodsMode, PtrTarget, ServiceInput, ShardedMap, Snapshot, ZoneConfig, build_service, service_key,
 };
 
 /// A change from a source.
@@ -98,6 +98,31 @@ struct Touched {
     services: BTreeSet<ObjectKey>,
     namespaces: bool,
     synced: bool,
+}
+
+/// Recomputes each of `keys` with `value_of` and applies to `next` only the values that differ
+/// from `old`; returns whether any did.
+fn apply_changed<K, V>(
+    next: &mut ShardedMap<K, Arc<V>>,
+    old: &ShardedMap<K, Arc<V>>,
+    keys: impl IntoIterator<Item = K>,
+    mut value_of: impl FnMut(&K) -> Option<Arc<V>>,
+) -> bool
+where
+    K: std::hash::Hash + Eq + Clone,
+    V: PartialEq + ?Sized,
+{
+    let changes: Vec<(K, Option<Arc<V>>)> = keys
+        .into_iter()
+        .map(|k| {
+            let v = value_of(&k);
+            (k, v)
+        })
+        .filter(|(k, new)| old.get(k).map(|a| &**a) != new.as_deref())
+        .collect();
+    let changed = !changes.is_empty();
+    next.update(changes);
+    changed
 }
 
 fn index_insert(index: &mut HashMap<Box<str>, BTreeSet<Box<str>>>, key: &ObjectKey) {
@@ -506,23 +531,18 @@ impl Cluster {
         }
         next.services.update(service_changes);
 
-        let ptr_changes: Vec<_> = ptr_touched
-            .into_iter()
-            .map(|ip| (ip, self.ptr_answer(&ip)))
-            .filter(|(ip, new)| old.reverse.get(ip).map(|a| &**a) != new.as_deref())
-            .collect();
-        visible |= !ptr_changes.is_empty();
-        next.reverse.update(ptr_changes);
+        visible |= apply_changed(&mut next.reverse, &old.reverse, ptr_touched, |ip| {
+            self.ptr_answer(ip)
+        });
 
         if self.config.pods == PodsMode::Verified {
             let touched_ips = std::mem::take(&mut self.pod_ips_touched);
-            let changes: Vec<_> = touched_ips
-                .into_iter()
-                .map(|ip| (ip, self.pod_namespaces_of(&ip)))
-                .filter(|(ip, new)| old.pod_namespaces.get(ip).map(|a| &**a) != new.as_deref())
-                .collect();
-            visible |= !changes.is_empty();
-            next.pod_namespaces.update(changes);
+            visible |= apply_changed(
+                &mut next.pod_namespaces,
+                &old.pod_namespaces,
+                touched_ips,
+                |ip| self.pod_namespaces_of(ip),
+            );
         } else {
             self.pod_ips_touched.clear();
         }

@@ -80,8 +80,17 @@ fn pod(ns: &str, name: &str, ip: &str, ready: bool, labels: &[(&str, &str)]) -> 
 }
 
 fn cluster(objects: Vec<Object>) -> Cluster {
-    let config = ZoneConfig::new("cluster.local", 5, PodsMode::Insecure).unwrap();
-    let mut c = Cluster::new(Arc::new(config), &ALL_KINDS);
+    cluster_with(
+        PodsMode::Insecure,
+        super::ClusterOptions::default(),
+        objects,
+    )
+}
+
+/// A synced cluster of `objects`, with a pods mode and options.
+fn cluster_with(pods: PodsMode, options: super::ClusterOptions, objects: Vec<Object>) -> Cluster {
+    let config = ZoneConfig::new("cluster.local", 5, pods).unwrap();
+    let mut c = Cluster::new(Arc::new(config), &ALL_KINDS).with_options(options);
     let mut deltas: Vec<Delta> = objects.into_iter().map(Delta::Upsert).collect();
     deltas.extend(ALL_KINDS.map(Delta::Synced));
     c.apply(deltas);
@@ -358,17 +367,17 @@ fn not_synced_turns_nxdomain_into_servfail() {
 
 #[test]
 fn verified_pods_answer_only_addresses_a_pod_has() {
-    let config = ZoneConfig::new("cluster.local", 5, PodsMode::Verified).unwrap();
-    let mut c = Cluster::new(Arc::new(config), &ALL_KINDS);
-    let mut deltas = vec![
-        Delta::Upsert(Object::Namespace(Namespace { name: "ns".into() })),
-        Delta::Upsert(Object::Namespace(Namespace {
-            name: "other".into(),
-        })),
-        Delta::Upsert(pod("ns", "p", "172.0.1.1", true, &[])),
-    ];
-    deltas.extend(ALL_KINDS.map(Delta::Synced));
-    c.apply(deltas);
+    let mut c = cluster_with(
+        PodsMode::Verified,
+        super::ClusterOptions::default(),
+        vec![
+            Object::Namespace(Namespace { name: "ns".into() }),
+            Object::Namespace(Namespace {
+                name: "other".into(),
+            }),
+            pod("ns", "p", "172.0.1.1", true, &[]),
+        ],
+    );
     assert_eq!(
         text(&c, "172-0-1-1.ns.pod.cluster.local.", RecordType::A),
         "NoError\n172-0-1-1.ns.pod.cluster.local. 5 IN A 172.0.1.1"
@@ -393,39 +402,33 @@ fn verified_pods_answer_only_addresses_a_pod_has() {
 
 #[test]
 fn namespace_filter_and_endpoint_pod_names() {
-    let config = ZoneConfig::new("cluster.local", 5, PodsMode::Insecure).unwrap();
     let options = super::ClusterOptions {
         namespaces: ["ns".into()].into_iter().collect(),
         endpoint_pod_names: true,
     };
-    let mut c = Cluster::new(Arc::new(config), &ALL_KINDS).with_options(options);
     let mut ep = endpoint("172.0.0.2", true, None);
     ep.pod_name = Some("web-7d9f".into());
-    let mut deltas = vec![
-        Delta::Upsert(service(
-            "ns",
-            "svc",
-            ServiceKind::Headless,
-            vec![port("http", 80)],
-            &[],
-        )),
-        Delta::Upsert(slice(
-            "ns",
-            "svc-a",
-            "svc",
-            vec![ep],
-            vec![port("http", 80)],
-        )),
-        Delta::Upsert(service(
-            "hidden",
-            "svc",
-            ServiceKind::ClusterIp(ips(&["10.0.0.2"])),
-            vec![],
-            &[],
-        )),
-    ];
-    deltas.extend(ALL_KINDS.map(Delta::Synced));
-    c.apply(deltas);
+    let c = cluster_with(
+        PodsMode::Insecure,
+        options,
+        vec![
+            service(
+                "ns",
+                "svc",
+                ServiceKind::Headless,
+                vec![port("http", 80)],
+                &[],
+            ),
+            slice("ns", "svc-a", "svc", vec![ep], vec![port("http", 80)]),
+            service(
+                "hidden",
+                "svc",
+                ServiceKind::ClusterIp(ips(&["10.0.0.2"])),
+                vec![],
+                &[],
+            ),
+        ],
+    );
     assert_eq!(
         text(&c, "web-7d9f.svc.ns.svc.cluster.local.", RecordType::A),
         "NoError\nweb-7d9f.svc.ns.svc.cluster.local. 5 IN A 172.0.0.2"
