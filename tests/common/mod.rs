@@ -2,6 +2,7 @@
 //! and talk to it over real UDP and TCP sockets.
 #![allow(dead_code)]
 pub mod apiserver;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
