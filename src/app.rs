@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{ALL_KINDS, Cluster, ClusterOptions, Delta};
-use crate::config::Config;
+use crate::config::{Config, resolv_conf_nameservers};
+use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings};
 use crate::health::{self, Health};
 use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
 use crate::server::{self, DnsHandler};
@@ -122,11 +123,73 @@ fn options(config: &Config) -> ClusterOptions {
     }
 }
 
+/// The forwarder the configuration asks for: `None` with `--no-forward`, or when no upstream
+/// is configured and resolv.conf names none (then only stub domains, if any, are forwarded).
+fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<Arc<Forwarder>>> {
+    if config.no_forward {
+        return Ok(None);
+    }
+    let upstreams = if config.upstreams.is_empty() {
+        let path = &config.resolv_conf;
+        let found = match std::fs::read_to_string(path) {
+            Ok(text) => resolv_conf_nameservers(&text),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read resolv.conf: no default upstreams");
+                Vec::new()
+            }
+        };
+        if found.is_empty() {
+            tracing::warn!(file = %path.display(), "no nameserver in resolv.conf: names outside the served zones are refused");
+        }
+        found
+    } else {
+        config.upstreams.clone()
+    };
+    let mut stub_domains = Vec::new();
+    for s in &config.stub_domains {
+        let name = hickory_proto::rr::Name::from_ascii(format!("{}.", s.domain))
+            .with_context(|| format!("--stub-domain {}", s.domain))?;
+        stub_domains.push((name, s.upstreams.clone()));
+    }
+    if upstreams.is_empty() && stub_domains.is_empty() {
+        return Ok(None);
+    }
+    tracing::info!(
+        ?upstreams,
+        stub_domains = config.stub_domains.len(),
+        "forwarding"
+    );
+    let settings = ForwardSettings {
+        upstreams,
+        stub_domains,
+        pool: PoolSettings {
+            timeout: config.upstream_timeout,
+            max_fails: config.max_fails,
+            health_interval: config.health_check_interval,
+            policy: config.policy,
+        },
+        max_concurrent: config.max_concurrent as usize,
+        cache: CacheSettings {
+            size: config.cache_size,
+            max_ttl: config.cache_max_ttl,
+            max_negative_ttl: config.cache_max_negative_ttl,
+            min_ttl: config.cache_min_ttl,
+            serve_stale: config.serve_stale,
+        },
+        prefetch: config.prefetch,
+    };
+    Ok(Some(Arc::new(Forwarder::new(
+        settings,
+        Arc::clone(metrics),
+    ))))
+}
+
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
-        .context("--zone")?;
+        .context("--zone")?
+        .with_reverse_cidrs(config.reverse_cidrs.clone());
     let zone_config = Arc::new(zone_config);
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -199,9 +262,29 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let listeners = server::bind(&config.listen)?;
     let (udp, tcp) = (listeners.udp_addrs(), listeners.tcp_addrs());
-    let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
+    let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
+    let forwarder = forwarder(config, &metrics)?;
+    if let Some(f) = &forwarder {
+        handler = handler.with_forwarder(Arc::clone(f));
+    }
     let server = listeners.serve(handler, config.tcp_idle_timeout);
     tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");
+    if let Some(f) = &forwarder
+        && let Some(upstream) = f.find_loop().await
+    {
+        let mut server = server;
+        if let Err(e) = server.shutdown_gracefully().await {
+            tracing::debug!(error = %e, "listener ended with an error");
+        }
+        for t in tasks {
+            t.abort();
+        }
+        anyhow::bail!(
+            "forwarding loop: upstream {upstream} sent this server's probe query back to it \
+             (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
+             that does not use clusterdns"
+        );
+    }
     Ok(Running {
         udp,
         tcp,

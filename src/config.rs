@@ -72,9 +72,159 @@ pub struct Config {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub manifests_poll: Duration,
 
+    /// Serve the RFC 1035 zone files in this directory (`<origin>.zone`) authoritatively beside
+    /// the cluster zone, reloaded when they change.
+    #[arg(long, value_name = "DIR")]
+    pub zones: Option<PathBuf>,
+
+    /// Be authoritative for the reverse names of this CIDR (e.g. the service and pod CIDRs):
+    /// an address there that no Service or Pod has answers NXDOMAIN instead of being
+    /// forwarded. Repeatable.
+    #[arg(long = "reverse-cidr", value_name = "CIDR")]
+    pub reverse_cidrs: Vec<ipnet::IpNet>,
+
+    /// Upstream resolver for every name outside the served zones (`ADDR` or `ADDR:PORT`,
+    /// port 53 by default); repeatable. Default: the nameservers of `--resolv-conf`.
+    #[arg(long = "upstream", value_name = "ADDR[:PORT]", value_parser = parse_upstream)]
+    pub upstreams: Vec<SocketAddr>,
+
+    /// Where the default upstreams come from when no `--upstream` is given (a pod with
+    /// `dnsPolicy: Default` gets the node's).
+    #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+
+    /// Answer only the served zones; every other name is REFUSED (no upstreams at all).
+    #[arg(long, conflicts_with_all = ["upstreams", "stub_domains"])]
+    pub no_forward: bool,
+
+    /// Send a domain to its own upstreams: `DOMAIN=ADDR[:PORT][,ADDR[:PORT]...]`; repeatable.
+    #[arg(long = "stub-domain", value_name = "DOMAIN=ADDR,...", value_parser = parse_stub_domain)]
+    pub stub_domains: Vec<StubDomain>,
+
+    /// Order in which upstreams are tried.
+    #[arg(long, value_enum, default_value_t = Policy::Random)]
+    pub policy: Policy,
+
+    /// How long to wait for one upstream's reply before trying the next.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Consecutive failures after which an upstream is marked down (and probed in the
+    /// background until it answers again).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_fails: u32,
+
+    /// How often a down upstream is probed (`. IN NS`).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub health_check_interval: Duration,
+
+    /// Most upstream queries outstanding at once; beyond it queries are REFUSED.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: u32,
+
+    /// Most entries in the cache of forwarded answers (least recently used evicted first);
+    /// 0 turns the cache off.
+    #[arg(long, value_name = "N", default_value_t = 10000)]
+    pub cache_size: u64,
+
+    /// Longest time a positive answer is cached, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub cache_max_ttl: u32,
+
+    /// Longest time a negative answer (NXDOMAIN, NODATA) is cached, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub cache_max_negative_ttl: u32,
+
+    /// Shortest time any answer is cached, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub cache_min_ttl: u32,
+
+    /// Answer from an expired cache entry (with TTL 30) when every upstream fails, up to
+    /// this long past its expiry (RFC 8767); 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub serve_stale: Duration,
+
+    /// Refresh a cache entry that is asked for often shortly before it expires.
+    #[arg(long)]
+    pub prefetch: bool,
+
     /// Log filter (tracing's EnvFilter syntax; `RUST_LOG` overrides it).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log_level: String,
+}
+
+/// The order in which upstreams are tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// A random order per query.
+    Random,
+    /// Each query starts at the next upstream.
+    #[value(name = "round_robin", alias = "round-robin")]
+    RoundRobin,
+    /// Always the first healthy one, in the order given.
+    Sequential,
+}
+
+/// A domain sent to its own upstreams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StubDomain {
+    /// The domain, as given.
+    pub domain: String,
+    /// Its upstreams.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// Parses `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address; port 53 by default.
+pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    if let Ok(sa) = t.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    t.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("{text:?} is not an address (e.g. 10.0.0.2, 10.0.0.2:53, [fd00::2]:53)")
+        })
+}
+
+/// Parses `DOMAIN=ADDR[:PORT][,ADDR[:PORT]...]`.
+pub fn parse_stub_domain(text: &str) -> Result<StubDomain, String> {
+    let (domain, addrs) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected DOMAIN=ADDR[:PORT][,ADDR...]"))?;
+    let domain = domain.trim().trim_end_matches('.');
+    if domain.is_empty() {
+        return Err(format!("{text:?}: the domain is empty"));
+    }
+    hickory_proto::rr::Name::from_ascii(domain).map_err(|e| format!("{text:?}: domain: {e}"))?;
+    let upstreams = addrs
+        .split(',')
+        .map(parse_upstream)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    Ok(StubDomain {
+        domain: domain.to_owned(),
+        upstreams,
+    })
+}
+
+/// The nameservers of a resolv.conf text (`nameserver ADDR` lines), port 53.
+pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
+        })
+        // A scoped IPv6 address (`fe80::1%eth0`) keeps only the address.
+        .filter_map(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
@@ -118,5 +268,43 @@ mod tests {
         assert_eq!(c.pods, PodsMode::Insecure);
         assert!(c.listen.is_empty(), "defaults are applied at bind time");
         assert!(Config::try_parse_from(["clusterdns", "--ttl", "3601"]).is_err());
+        assert_eq!(c.upstream_timeout, Duration::from_secs(2));
+        assert_eq!((c.max_fails, c.max_concurrent), (2, 1000));
+        assert_eq!(
+            (c.cache_size, c.cache_max_ttl, c.cache_max_negative_ttl),
+            (10000, 3600, 1800)
+        );
+        assert_eq!(c.policy, Policy::Random);
+    }
+
+    #[test]
+    fn upstreams_and_stub_domains() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(parse_upstream("10.0.0.2"), Ok(sa("10.0.0.2:53")));
+        assert_eq!(parse_upstream("10.0.0.2:5353"), Ok(sa("10.0.0.2:5353")));
+        assert_eq!(parse_upstream("fd00::2"), Ok(sa("[fd00::2]:53")));
+        assert_eq!(parse_upstream("[fd00::2]:54"), Ok(sa("[fd00::2]:54")));
+        assert!(parse_upstream("dns.example").is_err());
+        assert_eq!(
+            parse_stub_domain("corp.example=10.0.0.9,10.0.0.10:5353"),
+            Ok(StubDomain {
+                domain: "corp.example".into(),
+                upstreams: vec![sa("10.0.0.9:53"), sa("10.0.0.10:5353")],
+            })
+        );
+        assert!(parse_stub_domain("corp.example").is_err());
+        assert!(parse_stub_domain("=10.0.0.1").is_err());
+        assert!(parse_stub_domain("corp.example=nope").is_err());
+        let text = "# comment\nsearch svc.cluster.local\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\noptions ndots:5\nnameserver bogus\n";
+        assert_eq!(
+            resolv_conf_nameservers(text),
+            vec![sa("10.0.0.2:53"), sa("[fe80::1]:53")]
+        );
+        let c = Config::try_parse_from(["clusterdns", "--policy", "round_robin"]).unwrap();
+        assert_eq!(c.policy, Policy::RoundRobin);
+        assert!(
+            Config::try_parse_from(["clusterdns", "--no-forward", "--upstream", "10.0.0.1"])
+                .is_err()
+        );
     }
 }

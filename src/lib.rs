@@ -1,11 +1,13 @@
 //! clusterdns: the Kubernetes cluster DNS server.
 //!
 //! Flow: a source (`source`) turns the cluster into deltas; `cluster` applies them and
-//! publishes immutable `zone::Snapshot`s; `server` answers queries from the current snapshot.
+//! publishes immutable `zone::Snapshot`s; `server` answers queries from the current snapshot and
+//! hands every other name to `forward` (upstream pools behind a cache).
 
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod forward;
 pub mod health;
 pub mod metrics;
 pub mod model;

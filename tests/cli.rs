@@ -93,6 +93,7 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
             &addr.to_string(),
             "--metrics-listen",
             "127.0.0.1:0",
+            "--no-forward",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -37,6 +37,7 @@ async fn start_against(api: ApiServer, extra: &[&str]) -> Kube {
         "127.0.0.1:0",
         "--metrics-listen",
         "127.0.0.1:0",
+        "--no-forward",
     ];
     if !extra.contains(&"--startup-timeout") {
         args.extend_from_slice(&["--startup-timeout", "3s"]);

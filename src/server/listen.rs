@@ -39,7 +39,28 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket
     Ok(s)
 }
 
+/// Binds UDP and TCP on `addr`. With port 0, TCP takes the port UDP was given; when that
+/// port is busy for TCP (an outgoing connection may hold it), another one is tried.
 fn bind_one(
+    addr: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), BindError> {
+    let mut tries = 0;
+    loop {
+        match bind_pair(addr) {
+            Err(e)
+                if addr.port() == 0
+                    && e.proto == "TCP"
+                    && e.source.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < 16 =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn bind_pair(
     addr: SocketAddr,
 ) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), BindError> {
     let udp_err = |source| BindError {

@@ -16,24 +16,39 @@ use hickory_server::proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
+use crate::forward::{ForwardError, Forwarder, Outgoing, Reply};
 use crate::metrics::{Metrics, RequestLabels, ResponseLabels};
-use crate::zone::{Rcode, Snapshot, lookup, render};
+use crate::zone::{Answer, AnswerData, Rcode, Rendered, Snapshot, lookup, render};
 
 /// Largest UDP answer offered, whatever the client says (DNS Flag Day 2020: 1232 avoids
 /// IP fragmentation on every common path).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
-/// Answers queries from the zone snapshot it holds.
+/// Longest CNAME chain followed when completing an ExternalName answer (CoreDNS: 10).
+const MAX_CNAME_CHAIN: usize = 10;
+
+/// Answers queries from the zone snapshot it holds, and forwards the rest.
 #[derive(Clone)]
 pub struct DnsHandler {
     zone: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 impl DnsHandler {
     /// A handler reading snapshots from `zone` and counting into `metrics`.
     pub fn new(zone: Arc<ArcSwap<Snapshot>>, metrics: Arc<Metrics>) -> Self {
-        Self { zone, metrics }
+        Self {
+            zone,
+            metrics,
+            forwarder: None,
+        }
+    }
+
+    /// The same handler, forwarding names outside its zones through `forwarder`.
+    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
+        self.forwarder = Some(forwarder);
+        self
     }
 
     fn record(&self, request: &Request, info: &ResponseInfo, started: std::time::Instant) {
@@ -67,7 +82,7 @@ impl DnsHandler {
 }
 
 /// The RFC mnemonic of a response code, as metrics label it.
-fn rcode_name(code: ResponseCode) -> &'static str {
+pub fn rcode_name(code: ResponseCode) -> &'static str {
     match u16::from(code) {
         0 => "NOERROR",
         1 => "FORMERR",
@@ -142,7 +157,7 @@ impl RequestHandler for DnsHandler {
 }
 
 impl DnsHandler {
-    async fn answer<R: ResponseHandler>(&self, request: &Request, mut handle: R) -> ResponseInfo {
+    async fn answer<R: ResponseHandler>(&self, request: &Request, handle: R) -> ResponseInfo {
         let edns = response_edns(request);
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             return send_error(request, edns.as_ref(), ResponseCode::BADVERS, handle).await;
@@ -160,16 +175,62 @@ impl DnsHandler {
         {
             return send_error(request, edns.as_ref(), ResponseCode::Refused, handle).await;
         }
-        let snapshot = self.zone.load();
-        let answer = lookup(&snapshot, query.name(), qtype);
-        let rendered = render(&snapshot, &answer, query.name());
-        tracing::debug!(name = %query.name(), %qtype, rcode = ?answer.rcode, answers = rendered.answers.len(), "query");
+        let name = query.name();
+        // The cluster zone (and its reverse names), straight from the snapshot.
+        let local = {
+            let snapshot = self.zone.load();
+            let answer = lookup(&snapshot, name, qtype);
+            (answer.rcode != Rcode::Refused).then(|| {
+                let chase = match answer.data {
+                    AnswerData::Cname(target)
+                        if matches!(qtype, RecordType::A | RecordType::AAAA) =>
+                    {
+                        Some((target.clone(), negative(&snapshot, &answer, name)))
+                    }
+                    _ => None,
+                };
+                (answer.rcode, render(&snapshot, &answer, name), chase)
+            })
+        };
+        let Some((rcode, mut rendered, chase)) = local else {
+            return self.forward(request, edns.as_ref(), handle).await;
+        };
+        tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
+        let mut truncated = false;
+        let mut rcode = rcode;
+        if let (Some((target, nodata)), Some(fwd)) = (chase, &self.forwarder) {
+            match self.complete_cname(fwd, request, target, qtype).await {
+                Ok((records, tc)) => {
+                    rendered.answers.extend(records);
+                    truncated = tc;
+                }
+                // As CoreDNS: when the target cannot be resolved, NODATA without the CNAME.
+                Err(_) => {
+                    rendered = nodata;
+                    rcode = Rcode::NoError;
+                }
+            }
+        }
 
         let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.authoritative = answer.rcode != Rcode::Refused;
-        metadata.response_code = response_code(answer.rcode);
+        metadata.authoritative = true;
+        metadata.recursion_available = self.forwarder.is_some();
+        metadata.truncation = truncated;
+        metadata.response_code = response_code(rcode);
+        self.send(request, edns.as_ref(), metadata, &rendered, handle)
+            .await
+    }
+
+    async fn send<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        edns: Option<&Edns>,
+        metadata: Metadata,
+        rendered: &Rendered,
+        mut handle: R,
+    ) -> ResponseInfo {
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(e) = &edns {
+        if let Some(e) = edns {
             builder.edns(e);
         }
         let none: &[Record] = &[];
@@ -184,5 +245,127 @@ impl DnsHandler {
             Ok(info) => info,
             Err(e) => failed(request, e),
         }
+    }
+}
+
+/// The NODATA answer (SOA in authority) of the zone that gave `answer`.
+fn negative(
+    snapshot: &Snapshot,
+    answer: &Answer<'_>,
+    name: &hickory_server::proto::rr::Name,
+) -> Rendered {
+    let empty = Answer {
+        rcode: Rcode::NoError,
+        data: AnswerData::Empty,
+        zone: answer.zone,
+    };
+    render(snapshot, &empty, name)
+}
+
+/// The upstream query for a client's question.
+fn outgoing(
+    request: &Request,
+    name: hickory_server::proto::rr::Name,
+    qtype: RecordType,
+) -> Outgoing {
+    Outgoing {
+        name,
+        qtype,
+        qclass: DNSClass::IN,
+        rd: request.metadata.recursion_desired,
+        cd: request.metadata.checking_disabled,
+        edns: request.edns.as_ref().map(|e| {
+            (
+                e.max_payload().clamp(512, MAX_UDP_PAYLOAD),
+                e.flags().dnssec_ok,
+            )
+        }),
+    }
+}
+
+impl DnsHandler {
+    /// Answers a name outside the served zones from the forwarder: REFUSED without one.
+    async fn forward<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        edns: Option<&Edns>,
+        handle: R,
+    ) -> ResponseInfo {
+        let Some(fwd) = &self.forwarder else {
+            return send_error(request, edns, ResponseCode::Refused, handle).await;
+        };
+        let Ok(info) = request.request_info() else {
+            return send_error(request, edns, ResponseCode::FormErr, handle).await;
+        };
+        let query = info.query.original();
+        if fwd.is_loop_probe(query.name()) {
+            tracing::error!(name = %query.name(), "received this server's own loop probe: an upstream forwards to it");
+            return send_error(request, edns, ResponseCode::ServFail, handle).await;
+        }
+        let q = outgoing(request, query.name().clone(), query.query_type());
+        match fwd.resolve(&q).await {
+            Ok(reply) => {
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.recursion_available = true;
+                metadata.authentic_data = reply.authentic_data;
+                metadata.truncation = reply.truncated;
+                metadata.response_code = reply.rcode;
+                let rendered = Rendered {
+                    answers: reply.answers,
+                    authorities: reply.authorities,
+                    additionals: reply.additionals,
+                };
+                self.send(request, edns, metadata, &rendered, handle).await
+            }
+            Err(e) => {
+                tracing::debug!(name = %q.name, error = %e, "not forwarded");
+                let code = match e {
+                    ForwardError::NoUpstream | ForwardError::Overloaded => ResponseCode::Refused,
+                    ForwardError::AllDown | ForwardError::Failed => ResponseCode::ServFail,
+                };
+                send_error(request, edns, code, handle).await
+            }
+        }
+    }
+
+    /// Follows an ExternalName CNAME to the target's records: through the cluster zone while
+    /// the chain stays in it, then through the forwarder (cache and upstreams). Returns the
+    /// records after the first CNAME, and whether the upstream reply was truncated.
+    async fn complete_cname(
+        &self,
+        fwd: &Arc<Forwarder>,
+        request: &Request,
+        first: hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Result<(Vec<Record>, bool), ForwardError> {
+        let mut records = Vec::new();
+        let mut target = first;
+        for _ in 0..MAX_CNAME_CHAIN {
+            let next = {
+                let snapshot = self.zone.load();
+                let answer = lookup(&snapshot, &target, qtype);
+                if answer.rcode == Rcode::Refused {
+                    None
+                } else {
+                    records.extend(render(&snapshot, &answer, &target).answers);
+                    match answer.data {
+                        AnswerData::Cname(next) => Some(Some(next.clone())),
+                        _ => Some(None),
+                    }
+                }
+            };
+            match next {
+                Some(Some(n)) => target = n,
+                Some(None) => return Ok((records, false)),
+                None => {
+                    let mut q = outgoing(request, target, qtype);
+                    q.rd = true;
+                    let reply: Reply = fwd.resolve(&q).await?;
+                    records.extend(reply.answers);
+                    return Ok((records, reply.truncated));
+                }
+            }
+        }
+        Ok((records, false))
     }
 }

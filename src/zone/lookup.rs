@@ -295,16 +295,29 @@ pub fn lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<
 }
 
 fn reverse_lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<'s> {
+    let cidrs = &snap.config.reverse_cidrs;
     let Some(ip) = reverse_address(name) else {
-        return Answer::refused();
+        // A shorter reverse name inside a configured CIDR: an empty non-terminal as far as
+        // anyone may know (NODATA never denies the names below it).
+        return match reverse_prefix(name) {
+            Some(net) if cidrs.iter().any(|c| c.contains(&net)) => Answer {
+                rcode: Rcode::NoError,
+                data: AnswerData::Empty,
+                zone: reverse_zone(net.addr()),
+            },
+            _ => Answer::refused(),
+        };
     };
     let Some(targets) = snap.reverse.get(&ip) else {
-        return Answer::refused();
-    };
-    let zone = if ip.is_ipv4() {
-        AnswerZone::ReverseV4
-    } else {
-        AnswerZone::ReverseV6
+        return if cidrs.iter().any(|c| c.contains(&ip)) {
+            Answer {
+                rcode: Rcode::NxDomain,
+                data: AnswerData::Empty,
+                zone: reverse_zone(ip),
+            }
+        } else {
+            Answer::refused()
+        };
     };
     let data = match qtype {
         RecordType::PTR | RecordType::ANY => AnswerData::Ptr(targets),
@@ -313,7 +326,56 @@ fn reverse_lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Ans
     Answer {
         rcode: Rcode::NoError,
         data,
-        zone,
+        zone: reverse_zone(ip),
+    }
+}
+
+fn reverse_zone(ip: IpAddr) -> AnswerZone {
+    if ip.is_ipv4() {
+        AnswerZone::ReverseV4
+    } else {
+        AnswerZone::ReverseV6
+    }
+}
+
+/// The network a partial reverse name spells: `96.10.in-addr.arpa.` is 10.96.0.0/16,
+/// `d.f.ip6.arpa.` is fd00::/8. `None` for full names and anything else.
+fn reverse_prefix(name: &Name) -> Option<ipnet::IpNet> {
+    let mut labels = name.iter().rev();
+    if !labels.next()?.eq_ignore_ascii_case(b"arpa") {
+        return None;
+    }
+    let family = labels.next()?;
+    if family.eq_ignore_ascii_case(b"in-addr") {
+        let mut octets = [0u8; 4];
+        let mut n = 0;
+        for l in labels {
+            let s = std::str::from_utf8(l).ok()?;
+            if n >= 3 || (s.len() > 1 && s.starts_with('0')) {
+                return None;
+            }
+            octets[n] = s.parse().ok()?;
+            n += 1;
+        }
+        ipnet::Ipv4Net::new(octets.into(), (n * 8) as u8)
+            .ok()
+            .map(ipnet::IpNet::V4)
+    } else if family.eq_ignore_ascii_case(b"ip6") {
+        let mut bits: u128 = 0;
+        let mut n = 0u32;
+        for l in labels {
+            let [c] = l else { return None };
+            if n >= 31 {
+                return None;
+            }
+            bits |= u128::from((*c as char).to_digit(16)?) << (124 - 4 * n);
+            n += 1;
+        }
+        ipnet::Ipv6Net::new(bits.into(), (n * 4) as u8)
+            .ok()
+            .map(ipnet::IpNet::V6)
+    } else {
+        None
     }
 }
 
@@ -383,6 +445,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn reverse_prefixes() {
+        let net = |s: &str| reverse_prefix(&Name::from_ascii(s).unwrap()).map(|n| n.to_string());
+        assert_eq!(net("96.10.in-addr.arpa."), Some("10.96.0.0/16".into()));
+        assert_eq!(net("10.in-addr.arpa."), Some("10.0.0.0/8".into()));
+        assert_eq!(net("in-addr.arpa."), Some("0.0.0.0/0".into()));
+        assert_eq!(net("d.f.ip6.arpa."), Some("fd00::/8".into()));
+        assert_eq!(
+            net("10.0.96.10.in-addr.arpa."),
+            None,
+            "a full name is an address"
+        );
+        assert_eq!(net("x.10.in-addr.arpa."), None);
+        assert_eq!(net("96.10.example."), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod render;
 mod sharded;
 
 pub use build::{PtrTarget, ReadyEndpoint, ServiceInput, build_service};
-pub use lookup::{Answer, AnswerData, Rcode, lookup};
+pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, reverse_address};
 pub use name::{ClusterName, classify};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
@@ -50,6 +50,8 @@ pub struct ZoneConfig {
     pub ttl: u32,
     /// Pod record mode.
     pub pods: PodsMode,
+    /// Reverse zones answered authoritatively even for addresses nobody has (NXDOMAIN).
+    pub reverse_cidrs: Vec<ipnet::IpNet>,
 }
 
 impl ZoneConfig {
@@ -62,7 +64,18 @@ impl ZoneConfig {
         if origin.is_root() {
             return Err("zone must not be the root".into());
         }
-        Ok(Self { origin, ttl, pods })
+        Ok(Self {
+            origin,
+            ttl,
+            pods,
+            reverse_cidrs: Vec::new(),
+        })
+    }
+
+    /// The same, authoritative for the reverse names of `cidrs` too.
+    pub fn with_reverse_cidrs(mut self, cidrs: Vec<ipnet::IpNet>) -> Self {
+        self.reverse_cidrs = cidrs.into_iter().map(|c| c.trunc()).collect();
+        self
     }
 }
 

@@ -74,8 +74,16 @@ impl TestServer {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
+        // Tests never reach the machine's own resolvers: forwarding only where a test names
+        // its upstreams.
+        let forwards = ["--upstream", "--stub-domain", "--resolv-conf"];
+        if !extra.iter().any(|a| forwards.contains(a)) {
+            args.push("--no-forward");
+        }
         let config = Config::try_parse_from(args).unwrap();
-        let running = start(&config).await.unwrap();
+        let running = start(&config)
+            .await
+            .unwrap_or_else(|e| panic!("clusterdns did not start: {e:#}"));
         let addr = running.udp[0];
         assert_eq!(running.tcp[0], addr, "UDP and TCP share the port");
         Self { running, addr, dir }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-target/release/clusterdns}
 PORT=${PORT:-5353}
-"$BIN" --manifests examples/cluster --listen "127.0.0.1:$PORT" --metrics-listen 127.0.0.1:0 >/tmp/clusterdns-e2e.log 2>&1 &
+"$BIN" --manifests examples/cluster --listen "127.0.0.1:$PORT" --metrics-listen 127.0.0.1:0 --no-forward >/tmp/clusterdns-e2e.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do

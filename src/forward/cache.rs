@@ -1,0 +1,295 @@
+//! The cache of forwarded answers (moka, least recently used eviction).
+//!
+//! Keyed by the lowercased query name, type, class and the DO and CD bits. An entry keeps the
+//! upstream's sections and the time it was stored; served records count their TTL down from
+//! there. Entries stay in moka past their expiry for the serve-stale window, and are only
+//! served stale when every upstream fails. The cluster zone never reaches this cache.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
+
+use crate::metrics::Metrics;
+
+/// TTL of records served stale (RFC 8767 §4 suggests 30 s).
+pub const STALE_TTL: u32 = 30;
+/// How long an upstream SERVFAIL is cached.
+pub const SERVFAIL_TTL: u32 = 5;
+
+/// What identifies a cached answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Key {
+    name: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl Key {
+    /// The key of a question.
+    pub fn new(
+        name: &Name,
+        qtype: RecordType,
+        qclass: DNSClass,
+        dnssec_ok: bool,
+        cd: bool,
+    ) -> Self {
+        Self {
+            name: name
+                .to_lowercase()
+                .to_ascii()
+                .into_bytes()
+                .into_boxed_slice(),
+            qtype: qtype.into(),
+            qclass: qclass.into(),
+            dnssec_ok,
+            checking_disabled: cd,
+        }
+    }
+}
+
+/// How long answers are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheSettings {
+    /// Most entries (0: no cache).
+    pub size: u64,
+    /// Cap on positive answers, seconds.
+    pub max_ttl: u32,
+    /// Cap on negative answers, seconds.
+    pub max_negative_ttl: u32,
+    /// Floor for every answer, seconds.
+    pub min_ttl: u32,
+    /// How long past expiry an entry may still be served stale.
+    pub serve_stale: Duration,
+}
+
+/// The kind of a cached answer, as the hit metric labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Data.
+    Success,
+    /// NXDOMAIN or NODATA.
+    Denial,
+    /// SERVFAIL from the upstream.
+    ServFail,
+    /// Not cacheable (truncated, REFUSED, …): passed to its waiters only.
+    Uncacheable,
+}
+
+/// An upstream answer, as stored.
+#[derive(Debug)]
+pub struct Entry {
+    /// Response code.
+    pub rcode: ResponseCode,
+    /// The upstream's AD bit.
+    pub authentic_data: bool,
+    /// The reply was truncated (TCP retry failed).
+    pub truncated: bool,
+    answers: Box<[Record]>,
+    authorities: Box<[Record]>,
+    additionals: Box<[Record]>,
+    stored: Instant,
+    /// Lifetime in the cache, seconds.
+    pub ttl: u32,
+    /// What kind of answer it is.
+    pub kind: Kind,
+    hits: AtomicU32,
+    refreshing: AtomicBool,
+}
+
+/// An answer ready to send: the sections with TTLs as of now.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// Response code.
+    pub rcode: ResponseCode,
+    /// AD bit.
+    pub authentic_data: bool,
+    /// TC bit.
+    pub truncated: bool,
+    /// Answer section.
+    pub answers: Vec<Record>,
+    /// Authority section.
+    pub authorities: Vec<Record>,
+    /// Additional section (no OPT).
+    pub additionals: Vec<Record>,
+}
+
+fn min_ttl<'a>(records: impl Iterator<Item = &'a Record>) -> Option<u32> {
+    records.map(|r| r.ttl).min()
+}
+
+impl Entry {
+    /// Classifies and times an upstream reply (RFC 2308 for negatives).
+    pub fn from_message(m: Message, s: &CacheSettings, cacheable: bool) -> Self {
+        let rcode = m.metadata.response_code;
+        let truncated = m.metadata.truncation;
+        let negative_ttl = || {
+            m.authorities.iter().find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                _ => None,
+            })
+        };
+        let (kind, ttl) = match rcode {
+            _ if truncated || !cacheable => (Kind::Uncacheable, 0),
+            ResponseCode::NoError if !m.answers.is_empty() => {
+                let ttl = min_ttl(m.answers.iter().chain(m.authorities.iter()))
+                    .unwrap_or(s.min_ttl)
+                    .min(s.max_ttl);
+                (Kind::Success, ttl)
+            }
+            ResponseCode::NoError | ResponseCode::NXDomain => {
+                let ttl = negative_ttl().unwrap_or(s.min_ttl).min(s.max_negative_ttl);
+                (Kind::Denial, ttl)
+            }
+            ResponseCode::ServFail => (Kind::ServFail, SERVFAIL_TTL),
+            _ => (Kind::Uncacheable, 0),
+        };
+        Self {
+            rcode,
+            authentic_data: m.metadata.authentic_data,
+            truncated,
+            answers: m.answers.into(),
+            authorities: m.authorities.into(),
+            additionals: m.additionals.into(),
+            stored: Instant::now(),
+            ttl: if kind == Kind::Uncacheable {
+                0
+            } else {
+                ttl.max(s.min_ttl)
+            },
+            kind,
+            hits: AtomicU32::new(0),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    /// Seconds of freshness left, or `None` once expired.
+    pub fn remaining(&self, now: Instant) -> Option<Duration> {
+        let age = now.saturating_duration_since(self.stored);
+        Duration::from_secs(u64::from(self.ttl))
+            .checked_sub(age)
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Whether it may still be served stale at `now`.
+    pub fn within_stale(&self, now: Instant, window: Duration) -> bool {
+        let age = now.saturating_duration_since(self.stored);
+        age < Duration::from_secs(u64::from(self.ttl)) + window
+    }
+
+    /// Counts a hit and tells whether this one should refresh the entry ahead of expiry: it
+    /// has been asked at least twice and less than a tenth of its lifetime (at least 1 s) is left.
+    pub fn should_prefetch(&self, now: Instant) -> bool {
+        let hits = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some(left) = self.remaining(now) else {
+            return false;
+        };
+        let lead = Duration::from_secs(u64::from(self.ttl))
+            .div_f64(10.0)
+            .max(Duration::from_secs(1));
+        hits >= 2 && left <= lead && !self.refreshing.swap(true, Ordering::Relaxed)
+    }
+
+    /// The answer as of `now`: every TTL lowered by the time spent here (never above the
+    /// entry's lifetime), or `STALE_TTL` when served stale.
+    pub fn reply(&self, now: Instant, stale: bool) -> Reply {
+        let age =
+            u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX);
+        let ttl = |r: &Record| -> Record {
+            let mut r = r.clone();
+            r.ttl = if stale {
+                STALE_TTL
+            } else if self.kind == Kind::Uncacheable {
+                r.ttl
+            } else {
+                r.ttl.min(self.ttl).saturating_sub(age)
+            };
+            r
+        };
+        Reply {
+            rcode: self.rcode,
+            authentic_data: self.authentic_data,
+            truncated: self.truncated,
+            answers: self.answers.iter().map(ttl).collect(),
+            authorities: self.authorities.iter().map(ttl).collect(),
+            additionals: self.additionals.iter().map(ttl).collect(),
+        }
+    }
+}
+
+struct StaleExpiry(Duration);
+
+impl moka::Expiry<Key, Arc<Entry>> for StaleExpiry {
+    fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(u64::from(value.ttl)) + self.0)
+    }
+
+    // A refreshed entry lives from its own creation, not the one it replaces.
+    fn expire_after_update(
+        &self,
+        key: &Key,
+        value: &Arc<Entry>,
+        updated_at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, updated_at)
+    }
+}
+
+/// The cache.
+pub struct Cache {
+    inner: moka::sync::Cache<Key, Arc<Entry>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Cache {
+    /// An empty cache of `settings.size` entries.
+    pub fn new(settings: &CacheSettings, metrics: Arc<Metrics>) -> Self {
+        let evictions = metrics.forward.cache_evictions.clone();
+        let inner = moka::sync::Cache::builder()
+            .max_capacity(settings.size)
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(StaleExpiry(settings.serve_stale))
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
+            .build();
+        Self { inner, metrics }
+    }
+
+    /// The entry for `key`, fresh or not.
+    pub fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.inner.get(key)
+    }
+
+    /// Stores `entry` unless it is not cacheable.
+    pub fn insert(&self, key: Key, entry: Arc<Entry>) {
+        if entry.kind == Kind::Uncacheable || entry.ttl == 0 {
+            return;
+        }
+        self.inner.insert(key, entry);
+        self.metrics
+            .forward
+            .cache_entries
+            .set(i64::try_from(self.inner.entry_count()).unwrap_or(i64::MAX));
+    }
+
+    /// Entries held (approximate until moka's housekeeping runs).
+    pub fn len(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.entry_count()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

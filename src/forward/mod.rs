@@ -1,0 +1,310 @@
+//! Forwarding: names outside the served zones go to upstream resolvers (a pool for `.` and
+//! one per stub domain), through a cache of their answers.
+//!
+//! A miss starts one upstream query in its own task; identical misses arriving while it is
+//! in flight wait for the same result (coalescing). Outstanding upstream queries are capped;
+//! beyond the cap a query is refused rather than queued. When every upstream of a pool is
+//! down the query fails at once; with serve-stale an expired entry answers instead.
+
+pub mod cache;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+use crate::metrics::{CacheTypeLabels, Metrics};
+use cache::{Cache, Entry, Kind};
+pub use cache::{CacheSettings, Key, Reply};
+pub use upstream::{Outgoing, PoolSettings};
+use upstream::{Pool, PoolError};
+
+/// How long one client query may wait on upstreams in all (resolvers' default timeout is 5 s).
+pub const QUERY_BUDGET: Duration = Duration::from_secs(5);
+
+/// Everything the forwarder is configured with.
+#[derive(Clone, Debug)]
+pub struct ForwardSettings {
+    /// Upstreams for `.`; empty: only stub domains are forwarded.
+    pub upstreams: Vec<SocketAddr>,
+    /// `(domain, upstreams)` pairs.
+    pub stub_domains: Vec<(Name, Vec<SocketAddr>)>,
+    /// Pool behaviour.
+    pub pool: PoolSettings,
+    /// Cap on outstanding upstream queries.
+    pub max_concurrent: usize,
+    /// Cache sizes and lifetimes.
+    pub cache: CacheSettings,
+    /// Refresh popular entries before they expire.
+    pub prefetch: bool,
+}
+
+/// Why a query could not be forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// No upstream serves this name.
+    #[error("no upstream for this name")]
+    NoUpstream,
+    /// Over `--max-concurrent` outstanding queries.
+    #[error("too many outstanding upstream queries")]
+    Overloaded,
+    /// Every upstream of the pool is down.
+    #[error("every upstream is down")]
+    AllDown,
+    /// The upstreams tried did not answer.
+    #[error("no upstream answered")]
+    Failed,
+}
+
+impl From<PoolError> for ForwardError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::AllDown => Self::AllDown,
+            PoolError::Failed => Self::Failed,
+        }
+    }
+}
+
+type Fetch = Shared<BoxFuture<'static, Result<Arc<Entry>, ForwardError>>>;
+
+/// The forwarder: pools, cache, queries in flight.
+pub struct Forwarder {
+    default: Option<Arc<Pool>>,
+    /// Longest domain first.
+    stubs: Vec<(Name, Arc<Pool>)>,
+    cache: Option<Cache>,
+    inflight: Mutex<HashMap<Key, Fetch>>,
+    outstanding: AtomicUsize,
+    settings: ForwardSettings,
+    metrics: Arc<Metrics>,
+    probes: Mutex<HashMap<Name, (SocketAddr, u32)>>,
+    probing: AtomicBool,
+}
+
+/// Removes a finished query from the in-flight map, even if its task panics.
+struct InflightGuard {
+    forwarder: Arc<Forwarder>,
+    key: Key,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.forwarder.inflight().remove(&self.key);
+        self.forwarder.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold no invariant a panicking holder could break half-way.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Forwarder {
+    /// A forwarder over the configured pools.
+    pub fn new(settings: ForwardSettings, metrics: Arc<Metrics>) -> Self {
+        let pool = |domain: String, addrs: &[SocketAddr]| {
+            Arc::new(Pool::new(
+                domain,
+                addrs,
+                settings.pool.clone(),
+                Arc::clone(&metrics),
+            ))
+        };
+        let default =
+            (!settings.upstreams.is_empty()).then(|| pool(".".into(), &settings.upstreams));
+        let mut stubs: Vec<(Name, Arc<Pool>)> = settings
+            .stub_domains
+            .iter()
+            .map(|(d, addrs)| (d.to_lowercase(), pool(d.to_string(), addrs)))
+            .collect();
+        stubs.sort_by_key(|(d, _)| std::cmp::Reverse(d.num_labels()));
+        let cache =
+            (settings.cache.size > 0).then(|| Cache::new(&settings.cache, Arc::clone(&metrics)));
+        Self {
+            default,
+            stubs,
+            cache,
+            inflight: Mutex::new(HashMap::new()),
+            outstanding: AtomicUsize::new(0),
+            settings,
+            metrics,
+            probes: Mutex::new(HashMap::new()),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    fn inflight(&self) -> MutexGuard<'_, HashMap<Key, Fetch>> {
+        lock(&self.inflight)
+    }
+
+    fn pool_for(&self, name: &Name) -> Option<&Arc<Pool>> {
+        self.stubs
+            .iter()
+            .find(|(d, _)| d.zone_of(name))
+            .map(|(_, p)| p)
+            .or(self.default.as_ref())
+    }
+
+    /// Whether some pool serves `name`.
+    pub fn serves(&self, name: &Name) -> bool {
+        self.pool_for(name).is_some()
+    }
+
+    /// Entries in the cache.
+    pub fn cache_len(&self) -> u64 {
+        self.cache.as_ref().map_or(0, Cache::len)
+    }
+
+    /// Answers `q` from the cache or its upstreams.
+    pub async fn resolve(self: &Arc<Self>, q: &Outgoing) -> Result<Reply, ForwardError> {
+        let pool = Arc::clone(self.pool_for(&q.name).ok_or(ForwardError::NoUpstream)?);
+        let dnssec_ok = q.edns.is_some_and(|(_, d)| d);
+        let key = Key::new(&q.name, q.qtype, q.qclass, dnssec_ok, q.cd);
+        let now = Instant::now();
+        let m = &self.metrics.forward;
+        let cached = self.cache.as_ref().and_then(|c| {
+            m.cache_requests.inc();
+            c.get(&key)
+        });
+        if let Some(entry) = &cached
+            && entry.remaining(now).is_some()
+        {
+            let r#type = if entry.kind == Kind::Success {
+                "success"
+            } else {
+                "denial"
+            };
+            m.cache_hits
+                .get_or_create(&CacheTypeLabels { r#type })
+                .inc();
+            if self.settings.prefetch && entry.should_prefetch(now) {
+                m.cache_prefetch.inc();
+                // Started now, awaited by nobody: its task stores the fresh answer.
+                let _ = self.start_fetch(&pool, key, q);
+            }
+            return Ok(entry.reply(now, false));
+        }
+        if self.cache.is_some() {
+            m.cache_misses.inc();
+        }
+        let fetched = match self.start_fetch(&pool, key, q) {
+            Ok(f) => f.await,
+            Err(e) => Err(e),
+        };
+        match fetched {
+            Ok(entry) => Ok(entry.reply(Instant::now(), false)),
+            Err(e) => match cached {
+                Some(old) if old.within_stale(Instant::now(), self.settings.cache.serve_stale) => {
+                    m.cache_served_stale.inc();
+                    Ok(old.reply(Instant::now(), true))
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Joins the query in flight for `key`, or starts one (unless over the cap).
+    fn start_fetch(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        key: Key,
+        q: &Outgoing,
+    ) -> Result<Fetch, ForwardError> {
+        let mut inflight = self.inflight();
+        if let Some(f) = inflight.get(&key) {
+            self.metrics.forward.coalesced.inc();
+            return Ok(f.clone());
+        }
+        if self.outstanding.load(Ordering::Relaxed) >= self.settings.max_concurrent {
+            self.metrics.forward.max_concurrent_rejects.inc();
+            return Err(ForwardError::Overloaded);
+        }
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let guard = InflightGuard {
+            forwarder: Arc::clone(self),
+            key: key.clone(),
+        };
+        let (pool, q) = (Arc::clone(pool), q.clone());
+        let task = tokio::spawn(async move {
+            let guard = guard;
+            let this = &guard.forwarder;
+            let reply = pool.query(&q, QUERY_BUDGET).await?;
+            // A non-recursive query's answer is the upstream's own data only: not cached.
+            let entry = Arc::new(Entry::from_message(reply, &this.settings.cache, q.rd));
+            if let Some(cache) = &this.cache {
+                cache.insert(guard.key.clone(), Arc::clone(&entry));
+            }
+            Ok(entry)
+        });
+        let fetch = async move { task.await.unwrap_or(Err(ForwardError::Failed)) }
+            .boxed()
+            .shared();
+        inflight.insert(key, fetch.clone());
+        Ok(fetch)
+    }
+
+    /// Whether an incoming query is one of the loop probes this forwarder sent: counts it.
+    pub fn is_loop_probe(&self, name: &Name) -> bool {
+        if !self.probing.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut probes = lock(&self.probes);
+        match probes.get_mut(&name.to_lowercase()) {
+            Some((_, seen)) => {
+                *seen += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends a random probe name through each upstream; an upstream that hands it back to
+    /// this server forwards to it, a loop. Returns the first such upstream.
+    pub async fn find_loop(&self) -> Option<SocketAddr> {
+        let mut checks = Vec::new();
+        self.probing.store(true, Ordering::Relaxed);
+        let pools = self
+            .default
+            .iter()
+            .map(|p| (Name::root(), p))
+            .chain(self.stubs.iter().map(|(d, p)| (d.clone(), p)));
+        for (domain, pool) in pools {
+            for u in pool.upstreams() {
+                let (a, b) = (rand::random::<u64>(), rand::random::<u64>());
+                let Ok(name) = Name::from_ascii(format!("{a:016x}.{b:016x}"))
+                    .and_then(|n| n.append_domain(&domain))
+                else {
+                    continue;
+                };
+                lock(&self.probes).insert(name.clone(), (u.addr, 0));
+                let q = Outgoing {
+                    name,
+                    qtype: RecordType::HINFO,
+                    qclass: DNSClass::IN,
+                    rd: true,
+                    cd: false,
+                    edns: None,
+                };
+                let (addr, timeout, metrics) = (u.addr, pool.timeout(), &self.metrics.forward);
+                checks.push(async move {
+                    let r = upstream::exchange(&addr, &q, timeout, metrics).await;
+                    if let Err(e) = r {
+                        tracing::debug!(upstream = %addr, error = %e, "loop probe got no reply");
+                    }
+                });
+            }
+        }
+        futures::future::join_all(checks).await;
+        let mut probes = lock(&self.probes);
+        let looped = probes.values().find(|(_, seen)| *seen > 0).map(|(a, _)| *a);
+        probes.clear();
+        self.probing.store(false, Ordering::Relaxed);
+        looped
+    }
+}

@@ -1,0 +1,414 @@
+//! Upstream resolvers: one exchange (UDP, then TCP when the reply is truncated), health
+//! (marked down after consecutive failures, probed in the background until it answers), and
+//! a pool trying its healthy upstreams in the configured order.
+//!
+//! Every query goes out with a random ID from a fresh socket on a kernel-chosen ephemeral port
+//! (randomised by Linux), connected to the upstream so the kernel drops datagrams from any
+//! other source; a reply whose ID or question differs from the query is dropped and counted,
+//! and the wait goes on for the real one.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::config::Policy;
+use crate::metrics::{ForwardMetrics, Metrics, UpstreamLabels, UpstreamRcodeLabels};
+
+/// The question and flags of an upstream query.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Query name, spelled as the client asked.
+    pub name: Name,
+    /// Query type.
+    pub qtype: RecordType,
+    /// Query class.
+    pub qclass: DNSClass,
+    /// Recursion desired (the client's).
+    pub rd: bool,
+    /// Checking disabled (the client's).
+    pub cd: bool,
+    /// EDNS payload size and DO bit, when the client sent EDNS.
+    pub edns: Option<(u16, bool)>,
+}
+
+impl Outgoing {
+    fn encode(&self, id: u16) -> Option<Vec<u8>> {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = self.rd;
+        m.metadata.checking_disabled = self.cd;
+        let mut q = Query::query(self.name.clone(), self.qtype);
+        q.set_query_class(self.qclass);
+        m.add_query(q);
+        if let Some((payload, dnssec_ok)) = self.edns {
+            let mut e = Edns::new();
+            e.set_max_payload(payload.max(512));
+            e.set_version(0);
+            e.set_dnssec_ok(dnssec_ok);
+            m.set_edns(e);
+        }
+        m.to_vec().ok()
+    }
+
+    /// Whether `reply` answers this query sent with `id`.
+    fn answered_by(&self, reply: &Message, id: u16) -> bool {
+        reply.metadata.id == id
+            && reply.metadata.message_type == MessageType::Response
+            && reply.queries.len() == 1
+            && reply.queries.first().is_some_and(|q| {
+                q.query_type() == self.qtype
+                    && q.query_class() == self.qclass
+                    && q.name() == &self.name
+            })
+    }
+}
+
+/// Why one exchange with an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// No acceptable reply in time.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// A socket error (e.g. ICMP port unreachable).
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// The query could not be encoded.
+    #[error("query cannot be encoded")]
+    Encode,
+    /// The TCP reply could not be read as DNS.
+    #[error("unreadable reply")]
+    Malformed,
+}
+
+/// The outcome of reading replies: a match, or a count of ones dropped.
+struct Exchange<'a> {
+    to: &'a SocketAddr,
+    query: &'a Outgoing,
+    metrics: &'a ForwardMetrics,
+}
+
+impl Exchange<'_> {
+    fn label(&self) -> UpstreamLabels {
+        UpstreamLabels {
+            to: self.to.to_string(),
+        }
+    }
+
+    /// Parses `bytes`, counting it when it is not the reply to `id`.
+    fn accept(&self, bytes: &[u8], id: u16) -> Option<Message> {
+        match Message::from_vec(bytes) {
+            Ok(m) if self.query.answered_by(&m, id) => Some(m),
+            _ => {
+                self.metrics.mismatched.get_or_create(&self.label()).inc();
+                None
+            }
+        }
+    }
+
+    async fn udp(&self, deadline: tokio::time::Instant) -> Result<Message, AttemptError> {
+        let id = rand::random::<u16>();
+        let bytes = self.query.encode(id).ok_or(AttemptError::Encode)?;
+        let local: SocketAddr = if self.to.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(local).await?;
+        sock.connect(self.to).await?;
+        sock.send(&bytes).await?;
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(AttemptError::Timeout(left(deadline))),
+            };
+            if let Some(m) = buf.get(..n).and_then(|b| self.accept(b, id)) {
+                return Ok(m);
+            }
+        }
+    }
+
+    async fn tcp(&self, deadline: tokio::time::Instant) -> Result<Message, AttemptError> {
+        let id = rand::random::<u16>();
+        let bytes = self.query.encode(id).ok_or(AttemptError::Encode)?;
+        let len = u16::try_from(bytes.len()).map_err(|_| AttemptError::Encode)?;
+        let work = async {
+            let mut s = TcpStream::connect(self.to).await?;
+            let mut framed = Vec::with_capacity(bytes.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&bytes);
+            s.write_all(&framed).await?;
+            loop {
+                let mut prefix = [0u8; 2];
+                s.read_exact(&mut prefix).await?;
+                let mut reply = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+                s.read_exact(&mut reply).await?;
+                if let Some(m) = self.accept(&reply, id) {
+                    return Ok::<_, AttemptError>(m);
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(AttemptError::Timeout(left(deadline))),
+        }
+    }
+
+    /// UDP first; the same query over TCP when the reply is truncated. When TCP fails the
+    /// truncated reply stands (its TC bit tells the client).
+    async fn run(&self, timeout: Duration) -> Result<Message, AttemptError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let reply = self.udp(deadline).await?;
+        if !reply.metadata.truncation {
+            return Ok(reply);
+        }
+        match self.tcp(deadline).await {
+            Ok(full) => Ok(full),
+            Err(e) => {
+                tracing::debug!(upstream = %self.to, error = %e, "TCP retry of a truncated reply failed");
+                Ok(reply)
+            }
+        }
+    }
+}
+
+fn left(deadline: tokio::time::Instant) -> Duration {
+    deadline.saturating_duration_since(tokio::time::Instant::now())
+}
+
+/// Sends `query` to `to` once (UDP, TCP on truncation) and returns the matching reply.
+pub async fn exchange(
+    to: &SocketAddr,
+    query: &Outgoing,
+    timeout: Duration,
+    metrics: &ForwardMetrics,
+) -> Result<Message, AttemptError> {
+    Exchange { to, query, metrics }.run(timeout).await
+}
+
+/// One upstream resolver and its health.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    fails: AtomicU32,
+    down: AtomicBool,
+}
+
+impl Upstream {
+    fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            fails: AtomicU32::new(0),
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether it is marked down.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+}
+
+/// How a pool talks to its upstreams.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Wait for one upstream's reply.
+    pub timeout: Duration,
+    /// Consecutive failures that mark an upstream down.
+    pub max_fails: u32,
+    /// Probe interval of a down upstream.
+    pub health_interval: Duration,
+    /// Order of tries.
+    pub policy: Policy,
+}
+
+/// Why a pool could not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Every upstream is marked down: failed at once, nothing sent.
+    #[error("every upstream is down")]
+    AllDown,
+    /// Every upstream tried failed.
+    #[error("no upstream answered")]
+    Failed,
+}
+
+/// Upstreams for one domain (`.` or a stub domain).
+pub struct Pool {
+    /// The domain it serves, for logs.
+    pub domain: String,
+    upstreams: Vec<Arc<Upstream>>,
+    settings: PoolSettings,
+    next: AtomicUsize,
+    metrics: Arc<Metrics>,
+}
+
+impl Pool {
+    /// A pool of `addrs`, all assumed up.
+    pub fn new(
+        domain: String,
+        addrs: &[SocketAddr],
+        settings: PoolSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        for a in addrs {
+            metrics
+                .forward
+                .healthy
+                .get_or_create(&UpstreamLabels { to: a.to_string() })
+                .set(1);
+        }
+        Self {
+            domain,
+            upstreams: addrs.iter().map(|a| Arc::new(Upstream::new(*a))).collect(),
+            settings,
+            next: AtomicUsize::new(0),
+            metrics,
+        }
+    }
+
+    /// The upstreams, in configuration order.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// Read timeout of one try.
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    /// The healthy upstreams in the order this query tries them.
+    fn order(&self) -> Vec<Arc<Upstream>> {
+        let mut up: Vec<Arc<Upstream>> = self
+            .upstreams
+            .iter()
+            .filter(|u| !u.is_down())
+            .cloned()
+            .collect();
+        match self.settings.policy {
+            Policy::Sequential => {}
+            Policy::RoundRobin => {
+                if !up.is_empty() {
+                    let start = self.next.fetch_add(1, Ordering::Relaxed) % up.len();
+                    up.rotate_left(start);
+                }
+            }
+            Policy::Random => {
+                use rand::seq::SliceRandom;
+                up.shuffle(&mut rand::rng());
+            }
+        }
+        up
+    }
+
+    /// Asks the healthy upstreams in turn until one answers, within `budget`.
+    pub async fn query(
+        self: &Arc<Self>,
+        q: &Outgoing,
+        budget: Duration,
+    ) -> Result<Message, PoolError> {
+        let order = self.order();
+        if order.is_empty() {
+            self.metrics.forward.healthcheck_broken.inc();
+            return Err(PoolError::AllDown);
+        }
+        let deadline = Instant::now() + budget;
+        let m = &self.metrics.forward;
+        for u in order {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let label = UpstreamLabels {
+                to: u.addr.to_string(),
+            };
+            m.requests.get_or_create(&label).inc();
+            let started = Instant::now();
+            match exchange(&u.addr, q, self.settings.timeout.min(remaining), m).await {
+                Ok(reply) => {
+                    m.duration
+                        .get_or_create(&label)
+                        .observe(started.elapsed().as_secs_f64());
+                    m.responses
+                        .get_or_create(&UpstreamRcodeLabels {
+                            to: label.to,
+                            rcode: crate::server::rcode_name(reply.metadata.response_code),
+                        })
+                        .inc();
+                    u.fails.store(0, Ordering::Relaxed);
+                    return Ok(reply);
+                }
+                Err(e) => {
+                    tracing::debug!(upstream = %u.addr, name = %q.name, error = %e, "upstream query failed");
+                    m.failures.get_or_create(&label).inc();
+                    self.failed(&u);
+                }
+            }
+        }
+        Err(PoolError::Failed)
+    }
+
+    fn failed(self: &Arc<Self>, u: &Arc<Upstream>) {
+        let fails = u.fails.fetch_add(1, Ordering::Relaxed) + 1;
+        if fails < self.settings.max_fails || u.down.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(upstream = %u.addr, domain = %self.domain, fails, "upstream marked down; probing it until it answers");
+        self.metrics
+            .forward
+            .healthy
+            .get_or_create(&UpstreamLabels {
+                to: u.addr.to_string(),
+            })
+            .set(0);
+        tokio::spawn(probe(
+            Arc::downgrade(self),
+            Arc::clone(u),
+            self.settings.clone(),
+        ));
+    }
+}
+
+/// The health probe: `. IN NS` every interval until a reply that is neither SERVFAIL nor
+/// REFUSED (a resolver that answers those cannot resolve for us). Ends when the pool is gone.
+async fn probe(pool: Weak<Pool>, u: Arc<Upstream>, settings: PoolSettings) {
+    let q = Outgoing {
+        name: Name::root(),
+        qtype: RecordType::NS,
+        qclass: DNSClass::IN,
+        rd: true,
+        cd: false,
+        edns: None,
+    };
+    let label = UpstreamLabels {
+        to: u.addr.to_string(),
+    };
+    loop {
+        tokio::time::sleep(settings.health_interval).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let m = &pool.metrics.forward;
+        match exchange(&u.addr, &q, settings.timeout, m).await {
+            Ok(r)
+                if !matches!(
+                    r.metadata.response_code,
+                    ResponseCode::ServFail | ResponseCode::Refused
+                ) =>
+            {
+                u.fails.store(0, Ordering::Relaxed);
+                u.down.store(false, Ordering::Relaxed);
+                m.healthy.get_or_create(&label).set(1);
+                tracing::info!(upstream = %u.addr, domain = %pool.domain, "upstream up again");
+                return;
+            }
+            _ => {
+                m.healthcheck_failures.get_or_create(&label).inc();
+            }
+        }
+    }
+}

@@ -1,0 +1,794 @@
+//! Forwarding over real sockets: clusterdns in front of fake upstreams started by the test on
+//! loopback (tests/common/upstream.rs): failover, health, truncation, cache, coalescing,
+//! serve-stale, the concurrency cap, spoofed replies, stub domains, reverse CIDRs,
+//! ExternalName completion and loop detection.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::upstream::{Behaviour, FakeUpstream, Proto};
+use common::{TestServer, ask, query, tcp, udp};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+const WWW: &str = "www.example.com.";
+
+/// A fake upstream knowing a few names of example.com.
+async fn upstream() -> FakeUpstream {
+    let f = FakeUpstream::start().await;
+    f.add("www.example.com. 300 IN A 192.0.2.10");
+    f.add("www.example.com. 300 IN A 192.0.2.11");
+    f.add("payments.example.com. 120 IN A 192.0.2.20");
+    f.add("mail.example.com. 300 IN MX 10 mx.example.com.");
+    f
+}
+
+async fn server(extra: &[&str]) -> TestServer {
+    TestServer::example(extra).await
+}
+
+/// What the upstream received apart from clusterdns's start-up loop probe (HINFO).
+fn forwarded(up: &FakeUpstream) -> Vec<Proto> {
+    up.received()
+        .iter()
+        .filter(|r| r.message.queries[0].query_type() != RecordType::HINFO)
+        .map(|r| r.proto)
+        .collect()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn metric(s: &TestServer, series: &str) -> f64 {
+    value(&s.running.metrics.encode(), series)
+}
+
+async fn wait_for(what: &str, within: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !pred() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn forwards_outside_names_and_caches_the_answer() {
+    let up = upstream().await;
+    let u = up.addr().to_string();
+    let s = server(&["--upstream", &u]).await;
+
+    let q = query("WwW.ExAmPlE.CoM.", RecordType::A, Some(1232));
+    let (r, _) = udp(s.addr, &q).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        !r.metadata.authoritative,
+        "AA is cleared on forwarded answers"
+    );
+    assert!(r.metadata.recursion_available, "RA is set");
+    assert_eq!(
+        r.queries[0].name().to_ascii(),
+        "WwW.ExAmPlE.CoM.",
+        "question as asked"
+    );
+    let mut ips: Vec<String> = r.answers.iter().map(|a| a.data.to_string()).collect();
+    ips.sort();
+    assert_eq!(ips, ["192.0.2.10", "192.0.2.11"]);
+    assert_eq!(up.count(WWW, RecordType::A), 1);
+
+    // Repeats come from the cache, over UDP and TCP, in any spelling.
+    for name in ["www.example.com.", "WWW.EXAMPLE.COM."] {
+        let (r, _) = udp(s.addr, &query(name, RecordType::A, None)).await;
+        assert_eq!(r.answers.len(), 2);
+        assert_eq!(r.queries[0].name().to_ascii(), name);
+    }
+    let r = tcp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(r.answers.len(), 2);
+    assert_eq!(
+        up.count(WWW, RecordType::A),
+        1,
+        "one upstream query for four asks"
+    );
+    assert_eq!(
+        metric(&s, "clusterdns_cache_hits_total{type=\"success\"}"),
+        3.0
+    );
+    assert_eq!(metric(&s, "clusterdns_cache_misses_total"), 1.0);
+    assert_eq!(
+        metric(
+            &s,
+            &format!("clusterdns_forward_requests_total{{to=\"{u}\"}}")
+        ),
+        1.0
+    );
+
+    // Another type of the same name is another entry.
+    let (r, _) = udp(s.addr, &query("mail.example.com.", RecordType::MX, None)).await;
+    assert_eq!(r.answers.len(), 1);
+    // The cluster zone is still answered authoritatively, never forwarded.
+    let text = ask(
+        s.addr,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+    )
+    .await;
+    assert!(text.starts_with("NoError aa"), "{text}");
+    assert_eq!(
+        forwarded(&up).len(),
+        2,
+        "only the two external names went upstream"
+    );
+}
+
+#[tokio::test]
+async fn cached_ttls_count_down() {
+    let up = upstream().await;
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let (first, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(first.answers[0].ttl, 300);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (later, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    let ttl = later.answers[0].ttl;
+    assert!(
+        (297..=298).contains(&ttl),
+        "TTL counted down by ~2 s: {ttl}"
+    );
+    assert_eq!(up.count(WWW, RecordType::A), 1);
+}
+
+#[tokio::test]
+async fn negative_answers_are_cached_for_the_soa_minimum() {
+    let up = upstream().await;
+    up.set_soa(
+        "example.com. 3600 IN SOA ns.example.com. hostmaster.example.com. 7 7200 1800 86400 60",
+    );
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    for _ in 0..3 {
+        let (r, _) = udp(s.addr, &query("nope.example.com.", RecordType::A, None)).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        let soa = &r.authorities[0];
+        assert_eq!(soa.record_type(), RecordType::SOA);
+        assert!(
+            soa.ttl <= 60,
+            "negative TTL is min(SOA TTL, minimum): {}",
+            soa.ttl
+        );
+    }
+    assert_eq!(up.count("nope.example.com.", RecordType::A), 1);
+    // NODATA too: the name exists without AAAA.
+    for _ in 0..2 {
+        let (r, _) = udp(s.addr, &query(WWW, RecordType::AAAA, None)).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    }
+    assert_eq!(up.count(WWW, RecordType::AAAA), 1);
+    assert_eq!(
+        metric(&s, "clusterdns_cache_hits_total{type=\"denial\"}"),
+        3.0
+    );
+
+    // --cache-max-negative-ttl caps it.
+    let capped = server(&[
+        "--upstream",
+        &up.addr().to_string(),
+        "--cache-max-negative-ttl",
+        "10",
+    ])
+    .await;
+    let (r, _) = udp(
+        capped.addr,
+        &query("other.example.com.", RecordType::A, None),
+    )
+    .await;
+    assert!(r.authorities[0].ttl <= 10, "{}", r.authorities[0].ttl);
+}
+
+#[tokio::test]
+async fn identical_concurrent_misses_send_one_upstream_query() {
+    let up = upstream().await;
+    up.behave("", Behaviour::Delay(Duration::from_millis(300)));
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let asks = (0..100).map(|_| {
+        let addr = s.addr;
+        tokio::spawn(async move { udp(addr, &query(WWW, RecordType::A, None)).await.0 })
+    });
+    for r in futures::future::join_all(asks).await {
+        let r = r.unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(r.answers.len(), 2);
+    }
+    assert_eq!(
+        up.count(WWW, RecordType::A),
+        1,
+        "100 identical misses, one upstream query"
+    );
+    assert!(metric(&s, "clusterdns_forward_coalesced_total") >= 1.0);
+}
+
+#[tokio::test]
+async fn retries_over_tcp_when_the_upstream_truncates() {
+    let up = upstream().await;
+    for i in 1..=20 {
+        up.add(&format!("big.example.com. 60 IN A 192.0.2.{i}"));
+    }
+    up.behave("big.example.com.", Behaviour::TruncateUdp);
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let r = tcp(s.addr, &query("big.example.com.", RecordType::A, None)).await;
+    assert!(!r.metadata.truncation);
+    assert_eq!(r.answers.len(), 20, "the full answer from the TCP retry");
+    assert_eq!(forwarded(&up), [Proto::Udp, Proto::Tcp]);
+}
+
+#[tokio::test]
+async fn fails_over_marks_down_and_recovers() {
+    let mut first = upstream().await;
+    let second = upstream().await;
+    let (a, b) = (first.addr().to_string(), second.addr().to_string());
+    first.behave("", Behaviour::Silent);
+    let s = server(&[
+        "--upstream",
+        &a,
+        "--upstream",
+        &b,
+        "--policy",
+        "sequential",
+        "--upstream-timeout",
+        "300ms",
+        "--health-check-interval",
+        "100ms",
+        "--cache-size",
+        "0",
+    ])
+    .await;
+    // The first upstream says nothing: each query is answered by the second after 300 ms.
+    for _ in 0..2 {
+        let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+        assert_eq!(r.answers.len(), 2);
+    }
+    assert_eq!(first.count(WWW, RecordType::A), 2);
+    assert_eq!(second.count(WWW, RecordType::A), 2);
+    let healthy = format!("clusterdns_forward_upstream_healthy{{to=\"{a}\"}}");
+    assert_eq!(
+        metric(&s, &healthy),
+        0.0,
+        "down after --max-fails (2) failures"
+    );
+    // Down: no longer tried; the second answers at once.
+    let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(r.answers.len(), 2);
+    assert_eq!(first.count(WWW, RecordType::A), 2);
+    // The probe keeps asking `. NS` while it is silent, and marks it up once it answers.
+    wait_for(
+        "probes of the down upstream",
+        Duration::from_secs(3),
+        || first.count(".", RecordType::NS) >= 2,
+    )
+    .await;
+    first.behave("", Behaviour::Answer);
+    wait_for(
+        "the upstream marked up again",
+        Duration::from_secs(3),
+        || metric(&s, &healthy) == 1.0,
+    )
+    .await;
+    udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(
+        first.count(WWW, RecordType::A),
+        3,
+        "sequential: the first is used again"
+    );
+
+    // An upstream that goes away entirely (port closed) fails over as fast.
+    first.stop().await;
+    let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(r.answers.len(), 2);
+}
+
+#[tokio::test]
+async fn answers_servfail_at_once_when_every_upstream_is_down() {
+    let up = upstream().await;
+    up.behave("", Behaviour::Silent);
+    let s = server(&[
+        "--upstream",
+        &up.addr().to_string(),
+        "--upstream-timeout",
+        "200ms",
+        "--health-check-interval",
+        "10s",
+    ])
+    .await;
+    for _ in 0..2 {
+        let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    }
+    assert_eq!(up.count(WWW, RecordType::A), 2);
+    // Marked down: the next queries fail without reaching it.
+    for name in [WWW, "payments.example.com."] {
+        let (r, _) = udp(s.addr, &query(name, RecordType::A, None)).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    }
+    assert_eq!(
+        forwarded(&up).len(),
+        2,
+        "nothing sent while every upstream is down"
+    );
+    assert_eq!(
+        metric(&s, "clusterdns_forward_healthcheck_broken_total"),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn serves_stale_only_when_upstreams_fail() {
+    let up = FakeUpstream::start().await;
+    up.add("short.example.com. 1 IN A 192.0.2.30");
+    let u = up.addr().to_string();
+    let common = [
+        "--upstream",
+        u.as_str(),
+        "--cache-min-ttl",
+        "1",
+        "--upstream-timeout",
+        "200ms",
+    ];
+    let stale = server(&[&common[..], &["--serve-stale", "1h"]].concat()).await;
+    let plain = server(&common).await;
+    for s in [&stale, &plain] {
+        let (r, _) = udp(s.addr, &query("short.example.com.", RecordType::A, None)).await;
+        assert_eq!(r.answers[0].ttl, 1);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Expired while the upstream works: refreshed, not served stale.
+    let (r, _) = udp(
+        stale.addr,
+        &query("short.example.com.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(r.answers[0].ttl, 1);
+    assert_eq!(
+        up.count("short.example.com.", RecordType::A),
+        3,
+        "one query from each server, then the refresh"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    up.behave("", Behaviour::Silent);
+    let (r, _) = udp(
+        stale.addr,
+        &query("short.example.com.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(r.answers[0].ttl, 30, "stale answers carry TTL 30");
+    assert_eq!(r.answers[0].data, RData::A("192.0.2.30".parse().unwrap()));
+    assert_eq!(metric(&stale, "clusterdns_cache_served_stale_total"), 1.0);
+    let (r, _) = udp(
+        plain.addr,
+        &query("short.example.com.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(
+        r.metadata.response_code,
+        ResponseCode::ServFail,
+        "no stale answers unless asked"
+    );
+}
+
+#[tokio::test]
+async fn refuses_beyond_the_outstanding_query_cap() {
+    let up = upstream().await;
+    up.behave("", Behaviour::Delay(Duration::from_millis(500)));
+    let s = server(&[
+        "--upstream",
+        &up.addr().to_string(),
+        "--max-concurrent",
+        "2",
+    ])
+    .await;
+    let asks = (0..5).map(|i| {
+        let addr = s.addr;
+        tokio::spawn(async move {
+            let name = format!("host{i}.example.com.");
+            udp(addr, &query(&name, RecordType::A, None)).await.0
+        })
+    });
+    let codes: Vec<ResponseCode> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().metadata.response_code)
+        .collect();
+    let refused = codes
+        .iter()
+        .filter(|c| **c == ResponseCode::Refused)
+        .count();
+    let nx = codes
+        .iter()
+        .filter(|c| **c == ResponseCode::NXDomain)
+        .count();
+    assert_eq!((nx, refused), (2, 3), "{codes:?}");
+    assert_eq!(
+        metric(&s, "clusterdns_forward_max_concurrent_rejects_total"),
+        3.0
+    );
+    // The cap frees as queries finish.
+    let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+}
+
+#[tokio::test]
+async fn drops_replies_with_a_wrong_id_or_question() {
+    for bad in [
+        Behaviour::WrongId,
+        Behaviour::WrongQuestion,
+        Behaviour::Malformed,
+    ] {
+        let liar = upstream().await;
+        liar.behave("", bad.clone());
+        let honest = upstream().await;
+        let (l, h) = (liar.addr().to_string(), honest.addr().to_string());
+        let s = server(&[
+            "--upstream",
+            &l,
+            "--upstream",
+            &h,
+            "--policy",
+            "sequential",
+            "--upstream-timeout",
+            "300ms",
+        ])
+        .await;
+        let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+        let mut ips: Vec<String> = r.answers.iter().map(|a| a.data.to_string()).collect();
+        ips.sort();
+        assert_eq!(
+            ips,
+            ["192.0.2.10", "192.0.2.11"],
+            "{bad:?}: the honest answer"
+        );
+        assert_eq!(liar.count(WWW, RecordType::A), 1);
+        assert_eq!(
+            metric(
+                &s,
+                &format!("clusterdns_forward_mismatched_replies_total{{to=\"{l}\"}}")
+            ),
+            2.0,
+            "{bad:?} counted: the start-up loop probe's reply and the query's"
+        );
+    }
+}
+
+#[tokio::test]
+async fn passes_rd_do_payload_and_dnssec_records_through() {
+    let up = upstream().await;
+    up.add(
+        // RFC 3597 form: covers A, algorithm 8, 3 labels, signer example.com.
+        "www.example.com. 300 IN RRSIG \\# 35 000108030000012c700000005e0000003039076578616d706c6503636f6d00deadbeef",
+    );
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let mut q = query(WWW, RecordType::A, Some(4096));
+    if let Some(e) = q.edns.as_mut() {
+        e.set_dnssec_ok(true);
+    }
+    let (r, _) = udp(s.addr, &q).await;
+    assert!(
+        r.answers
+            .iter()
+            .any(|a| a.record_type() == RecordType::RRSIG),
+        "RRSIG passed back: {:?}",
+        r.answers
+    );
+    assert!(
+        r.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        "DO echoed"
+    );
+    let rrsig = r
+        .answers
+        .iter()
+        .find(|a| a.record_type() == RecordType::RRSIG)
+        .unwrap();
+    match &rrsig.data {
+        RData::Unknown { rdata, .. } => assert_eq!(
+            rdata.anything,
+            hex("000108030000012c700000005e0000003039076578616d706c6503636f6d00deadbeef"),
+            "RRSIG bytes untouched"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let sent = &up.received()[1].message;
+    assert_eq!(sent.queries[0].query_type(), RecordType::A);
+    assert!(sent.metadata.recursion_desired);
+    let e = sent.edns.as_ref().expect("EDNS passed on");
+    assert!(e.flags().dnssec_ok);
+    assert_eq!(
+        e.max_payload(),
+        1232,
+        "the client's payload, capped at 1232"
+    );
+    // Without DO: another cache entry, no RRSIG.
+    let (r, _) = udp(s.addr, &query(WWW, RecordType::A, Some(1232))).await;
+    assert!(r.answers.iter().all(|a| a.record_type() == RecordType::A));
+    // A non-recursive query goes out non-recursive.
+    let mut q = query("mail.example.com.", RecordType::MX, None);
+    q.metadata.recursion_desired = false;
+    udp(s.addr, &q).await;
+    let last = up.received().last().unwrap().message.clone();
+    assert!(!last.metadata.recursion_desired);
+    assert!(last.edns.is_none(), "no EDNS when the client sent none");
+}
+
+#[tokio::test]
+async fn upstream_rcodes_come_back_untouched() {
+    let up = upstream().await;
+    up.behave(
+        "refused.example.com.",
+        Behaviour::Rcode(ResponseCode::Refused),
+    );
+    up.behave(
+        "broken.example.com.",
+        Behaviour::Rcode(ResponseCode::ServFail),
+    );
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let (r, _) = udp(s.addr, &query("refused.example.com.", RecordType::A, None)).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    for _ in 0..2 {
+        let (r, _) = udp(s.addr, &query("broken.example.com.", RecordType::A, None)).await;
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    }
+    assert_eq!(
+        up.count("broken.example.com.", RecordType::A),
+        1,
+        "an upstream SERVFAIL is cached (5 s)"
+    );
+}
+
+#[tokio::test]
+async fn stub_domains_have_their_own_upstreams() {
+    let public = upstream().await;
+    let corp = FakeUpstream::start().await;
+    corp.add("db.corp.example. 60 IN A 10.1.2.3");
+    let stub = format!("corp.example={}", corp.addr());
+    let s = server(&[
+        "--upstream",
+        &public.addr().to_string(),
+        "--stub-domain",
+        &stub,
+    ])
+    .await;
+    let text = ask(s.addr, "db.corp.example.", RecordType::A).await;
+    assert!(text.contains("db.corp.example. 60 IN A 10.1.2.3"), "{text}");
+    let (r, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(r.answers.len(), 2);
+    assert_eq!(corp.count("db.corp.example.", RecordType::A), 1);
+    assert_eq!(public.count("db.corp.example.", RecordType::A), 0);
+    assert_eq!(corp.count(WWW, RecordType::A), 0);
+
+    // A stub domain alone: the rest is refused.
+    let only = server(&["--stub-domain", &stub, "--resolv-conf", "/nonexistent"]).await;
+    let text = ask(only.addr, "db.corp.example.", RecordType::A).await;
+    assert!(text.contains("10.1.2.3"), "{text}");
+    let (r, _) = udp(only.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+}
+
+#[tokio::test]
+async fn reverse_cidrs_are_answered_here_and_other_reverse_names_forwarded() {
+    let up = upstream().await;
+    up.add("1.2.0.192.in-addr.arpa. 300 IN PTR host.example.com.");
+    let s = server(&[
+        "--upstream",
+        &up.addr().to_string(),
+        "--reverse-cidr",
+        "10.96.0.0/12",
+        "--reverse-cidr",
+        "fd00:10:96::/112",
+    ])
+    .await;
+    // A Service address: its PTR.
+    let text = ask(s.addr, "1.0.96.10.in-addr.arpa.", RecordType::PTR).await;
+    assert!(
+        text.contains("PTR kubernetes.default.svc.cluster.local."),
+        "{text}"
+    );
+    // Unknown inside the CIDR: NXDOMAIN here, with the SOA.
+    let text = ask(s.addr, "77.5.96.10.in-addr.arpa.", RecordType::PTR).await;
+    assert!(
+        text.starts_with("NXDomain aa\n;authority in-addr.arpa."),
+        "{text}"
+    );
+    let text = ask(
+        s.addr,
+        "9.9.9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.",
+        RecordType::PTR,
+    )
+    .await;
+    assert!(text.starts_with("NXDomain aa"), "{text}");
+    // A shorter name inside it: NODATA.
+    let text = ask(s.addr, "5.96.10.in-addr.arpa.", RecordType::PTR).await;
+    assert!(text.starts_with("NoError aa\n;authority"), "{text}");
+    // Outside: forwarded.
+    let text = ask(s.addr, "1.2.0.192.in-addr.arpa.", RecordType::PTR).await;
+    assert!(text.contains("PTR host.example.com."), "{text}");
+    assert_eq!(
+        forwarded(&up).len(),
+        1,
+        "only the outside address went upstream"
+    );
+}
+
+#[tokio::test]
+async fn externalname_answers_are_completed_through_the_forwarder() {
+    let up = upstream().await;
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let text = ask(s.addr, "payments.shop.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(
+        text,
+        "NoError aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com.\n\
+         ;answer payments.example.com. 120 IN A 192.0.2.20"
+    );
+    // From the cache the second time, TTL counted from the upstream's.
+    let text = ask(s.addr, "payments.shop.svc.cluster.local.", RecordType::A).await;
+    assert!(text.contains("CNAME payments.example.com."), "{text}");
+    assert_eq!(up.count("payments.example.com.", RecordType::A), 1);
+    // A CNAME query is the CNAME alone; the target's NODATA leaves the CNAME alone too.
+    let text = ask(
+        s.addr,
+        "payments.shop.svc.cluster.local.",
+        RecordType::CNAME,
+    )
+    .await;
+    assert_eq!(
+        text,
+        "NoError aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com."
+    );
+    let text = ask(s.addr, "payments.shop.svc.cluster.local.", RecordType::AAAA).await;
+    assert_eq!(
+        text,
+        "NoError aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com."
+    );
+    // When the target cannot be resolved: NODATA without the CNAME, as CoreDNS.
+    up.behave("", Behaviour::Silent);
+    let s2 = server(&[
+        "--upstream",
+        &up.addr().to_string(),
+        "--upstream-timeout",
+        "200ms",
+    ])
+    .await;
+    let text = ask(s2.addr, "payments.shop.svc.cluster.local.", RecordType::A).await;
+    assert!(
+        text.starts_with("NoError aa\n;authority cluster.local."),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn prefetch_refreshes_popular_entries_before_they_expire() {
+    let up = FakeUpstream::start().await;
+    up.add("hot.example.com. 5 IN A 192.0.2.40");
+    let s = server(&["--upstream", &up.addr().to_string(), "--prefetch"]).await;
+    let ask_hot = || async {
+        udp(s.addr, &query("hot.example.com.", RecordType::A, None))
+            .await
+            .0
+    };
+    ask_hot().await;
+    ask_hot().await;
+    tokio::time::sleep(Duration::from_millis(4300)).await;
+    // Less than a second left, asked before: this hit refreshes the entry in the background.
+    assert_eq!(ask_hot().await.answers.len(), 1);
+    wait_for("the prefetch", Duration::from_secs(2), || {
+        up.count("hot.example.com.", RecordType::A) == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Past the first entry's expiry, still a hit: the refreshed entry.
+    let r = ask_hot().await;
+    assert!(r.answers[0].ttl >= 3, "fresh TTL {}", r.answers[0].ttl);
+    assert_eq!(up.count("hot.example.com.", RecordType::A), 2);
+    assert_eq!(metric(&s, "clusterdns_cache_prefetch_total"), 1.0);
+}
+
+fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[tokio::test]
+async fn refuses_to_start_when_an_upstream_forwards_back_to_it() {
+    use clap::Parser;
+    let port = free_port();
+    let me: SocketAddr = ([127, 0, 0, 1], port).into();
+    // An upstream that relays everything to clusterdns's own address.
+    let relay = FakeUpstream::start().await;
+    relay.behave("", Behaviour::Relay(me));
+    let honest = upstream().await;
+    let dir = common::example_dir();
+    let args = [
+        "clusterdns",
+        "--manifests",
+        dir.to_str().unwrap(),
+        "--listen",
+        &me.to_string(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &honest.addr().to_string(),
+        "--upstream",
+        &relay.addr().to_string(),
+    ];
+    let config = clusterdns::config::Config::try_parse_from(args).unwrap();
+    let err = match clusterdns::app::start(&config).await {
+        Ok(_) => panic!("started despite a forwarding loop"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("forwarding loop"), "{err}");
+    assert!(
+        err.contains(&relay.addr().to_string()),
+        "names the upstream: {err}"
+    );
+    assert!(!err.contains(&honest.addr().to_string()), "{err}");
+    // The probe reached the honest upstream and went no further.
+    assert_eq!(honest.received().len(), 1);
+    assert_eq!(
+        honest.received()[0].message.queries[0].query_type(),
+        RecordType::HINFO
+    );
+    // The port is free again: the listeners were shut.
+    assert!(std::net::UdpSocket::bind(me).is_ok());
+
+    // Without the loop, the same configuration starts.
+    let s = server(&["--upstream", &honest.addr().to_string()]).await;
+    assert_eq!(
+        udp(s.addr, &query(WWW, RecordType::A, None))
+            .await
+            .0
+            .answers
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn the_binary_exits_naming_itself_as_its_own_upstream() {
+    let port = free_port();
+    let me = format!("127.0.0.1:{port}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args([
+            "--manifests",
+            common::example_dir().to_str().unwrap(),
+            "--listen",
+            &me,
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &me,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("forwarding loop") && err.contains(&me),
+        "{err}"
+    );
+}
