@@ -12,3 +12,4 @@ pub mod model;
 pub mod server;
 pub mod source;
 pub mod zone;
+pub mod zonefile;
