@@ -14,3 +14,4 @@ pub mod model;
 pub mod server;
 pub mod source;
 pub mod zone;
+pub mod zonefile;
