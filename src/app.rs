@@ -20,6 +20,10 @@ use crate::server::{self, DnsHandler};
 use crate::source::manifests::ManifestSource;
 use crate::source::{kube as kube_source, watch};
 use crate::zone::{Snapshot, ZoneConfig};
+use crate::zonefile::{self, ZoneDir};
+
+/// How often the zone files directory is re-checked, besides file-system events.
+const ZONES_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A started clusterdns: listening, serving, following its source.
 pub struct Running {
@@ -263,6 +267,27 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listeners = server::bind(&config.listen)?;
     let (udp, tcp) = (listeners.udp_addrs(), listeners.tcp_addrs());
     let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
+    if let Some(dir) = &config.zones {
+        if !dir.is_dir() {
+            anyhow::bail!("--zones {}: not a directory", dir.display());
+        }
+        let mut zone_dir = ZoneDir::new(dir);
+        let first = zone_dir.scan();
+        let origins: Vec<String> = first
+            .zones
+            .origins()
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        tracing::info!(dir = %dir.display(), ?origins, errors = first.errors.len(), "zone files loaded");
+        let zones = Arc::new(ArcSwap::new(first.zones));
+        tasks.push(tokio::spawn(zonefile::follow(
+            zone_dir,
+            Arc::clone(&zones),
+            ZONES_POLL,
+        )));
+        handler = handler.with_static_zones(zones);
+    }
     let forwarder = forwarder(config, &metrics)?;
     if let Some(f) = &forwarder {
         handler = handler.with_forwarder(Arc::clone(f));

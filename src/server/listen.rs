@@ -10,14 +10,14 @@ use super::DnsHandler;
 
 /// An address that could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot bind {proto} {addr}: {source}")]
+#[error("cannot bind {proto} {addr}: {error}")]
 pub struct BindError {
     /// `UDP` or `TCP`.
     pub proto: &'static str,
     /// The address.
     pub addr: SocketAddr,
-    /// The OS error.
-    pub source: std::io::Error,
+    /// The OS error (part of the message, not a separate cause, so it is said once).
+    pub error: std::io::Error,
 }
 
 /// Bound sockets, ready to serve.
@@ -50,7 +50,7 @@ fn bind_one(
             Err(e)
                 if addr.port() == 0
                     && e.proto == "TCP"
-                    && e.source.kind() == std::io::ErrorKind::AddrInUse
+                    && e.error.kind() == std::io::ErrorKind::AddrInUse
                     && tries < 16 =>
             {
                 tries += 1;
@@ -63,10 +63,10 @@ fn bind_one(
 fn bind_pair(
     addr: SocketAddr,
 ) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), BindError> {
-    let udp_err = |source| BindError {
+    let udp_err = |error| BindError {
         proto: "UDP",
         addr,
-        source,
+        error,
     };
     let udp = socket(addr, Type::DGRAM, Protocol::UDP).map_err(udp_err)?;
     udp.bind(&addr.into()).map_err(udp_err)?;
@@ -76,10 +76,10 @@ fn bind_pair(
         .ok()
         .and_then(|a| a.as_socket())
         .unwrap_or(addr);
-    let tcp_err = |source| BindError {
+    let tcp_err = |error| BindError {
         proto: "TCP",
         addr: bound,
-        source,
+        error,
     };
     let tcp = socket(bound, Type::STREAM, Protocol::TCP).map_err(tcp_err)?;
     tcp.bind(&bound.into()).map_err(tcp_err)?;

@@ -19,6 +19,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use crate::forward::{ForwardError, Forwarder, Outgoing, Reply};
 use crate::metrics::{Metrics, RequestLabels, ResponseLabels};
 use crate::zone::{Answer, AnswerData, Rcode, Rendered, Snapshot, lookup, render};
+use crate::zonefile::ZoneSet;
 
 /// Largest UDP answer offered, whatever the client says (DNS Flag Day 2020: 1232 avoids
 /// IP fragmentation on every common path).
@@ -33,6 +34,7 @@ pub struct DnsHandler {
     zone: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
     forwarder: Option<Arc<Forwarder>>,
+    static_zones: Option<Arc<ArcSwap<ZoneSet>>>,
 }
 
 impl DnsHandler {
@@ -42,7 +44,23 @@ impl DnsHandler {
             zone,
             metrics,
             forwarder: None,
+            static_zones: None,
         }
+    }
+
+    /// The same handler, also answering the zones of `zones` (zone files) authoritatively.
+    pub fn with_static_zones(mut self, zones: Arc<ArcSwap<ZoneSet>>) -> Self {
+        self.static_zones = Some(zones);
+        self
+    }
+
+    /// The static zones' answer for `name`, if it is in one of them.
+    fn static_lookup(
+        &self,
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Option<crate::zonefile::ZoneAnswer> {
+        self.static_zones.as_ref()?.load().lookup(name, qtype)
     }
 
     /// The same handler, forwarding names outside its zones through `forwarder`.
@@ -193,13 +211,28 @@ impl DnsHandler {
             })
         };
         let Some((rcode, mut rendered, chase)) = local else {
+            // Then the zone files, then the upstreams.
+            if let Some(z) = self.static_lookup(name, qtype) {
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.authoritative = z.authoritative;
+                metadata.recursion_available = self.forwarder.is_some();
+                metadata.response_code = z.rcode;
+                let rendered = Rendered {
+                    answers: z.answers,
+                    authorities: z.authorities,
+                    additionals: z.additionals,
+                };
+                return self
+                    .send(request, edns.as_ref(), metadata, &rendered, handle)
+                    .await;
+            }
             return self.forward(request, edns.as_ref(), handle).await;
         };
         tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
         let mut truncated = false;
         let mut rcode = rcode;
-        if let (Some((target, nodata)), Some(fwd)) = (chase, &self.forwarder) {
-            match self.complete_cname(fwd, request, target, qtype).await {
+        if let Some((target, nodata)) = chase {
+            match self.complete_cname(request, target, qtype).await {
                 Ok((records, tc)) => {
                     rendered.answers.extend(records);
                     truncated = tc;
@@ -329,11 +362,11 @@ impl DnsHandler {
     }
 
     /// Follows an ExternalName CNAME to the target's records: through the cluster zone while
-    /// the chain stays in it, then through the forwarder (cache and upstreams). Returns the
+    /// the chain stays in it, then a zone file's answer, else the forwarder (cache and
+    /// upstreams); without a forwarder the chain ends at the last name it could resolve. Returns the
     /// records after the first CNAME, and whether the upstream reply was truncated.
     async fn complete_cname(
         &self,
-        fwd: &Arc<Forwarder>,
         request: &Request,
         first: hickory_server::proto::rr::Name,
         qtype: RecordType,
@@ -358,6 +391,13 @@ impl DnsHandler {
                 Some(Some(n)) => target = n,
                 Some(None) => return Ok((records, false)),
                 None => {
+                    if let Some(z) = self.static_lookup(&target, qtype) {
+                        records.extend(z.answers);
+                        return Ok((records, false));
+                    }
+                    let Some(fwd) = &self.forwarder else {
+                        return Ok((records, false));
+                    };
                     let mut q = outgoing(request, target, qtype);
                     q.rd = true;
                     let reply: Reply = fwd.resolve(&q).await?;
