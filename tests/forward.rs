@@ -792,3 +792,102 @@ fn the_binary_exits_naming_itself_as_its_own_upstream() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn round_robin_spreads_queries_over_the_upstreams() {
+    let a = upstream().await;
+    let b = upstream().await;
+    let s = server(&[
+        "--upstream",
+        &a.addr().to_string(),
+        "--upstream",
+        &b.addr().to_string(),
+        "--policy",
+        "round_robin",
+        "--cache-size",
+        "0",
+    ])
+    .await;
+    for _ in 0..6 {
+        udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    }
+    assert_eq!(
+        (a.count(WWW, RecordType::A), b.count(WWW, RecordType::A)),
+        (3, 3)
+    );
+}
+
+#[tokio::test]
+async fn the_cache_evicts_beyond_its_size() {
+    let up = upstream().await;
+    let s = server(&["--upstream", &up.addr().to_string(), "--cache-size", "10"]).await;
+    for i in 0..30 {
+        let name = format!("host{i}.example.com.");
+        udp(s.addr, &query(&name, RecordType::A, None)).await;
+    }
+    assert!(metric(&s, "clusterdns_cache_entries") <= 10.0);
+    assert_eq!(metric(&s, "clusterdns_cache_evictions_total"), 20.0);
+    // The least recently used went first: the oldest name is asked upstream again, the
+    // newest is not.
+    udp(s.addr, &query("host29.example.com.", RecordType::A, None)).await;
+    udp(s.addr, &query("host0.example.com.", RecordType::A, None)).await;
+    assert_eq!(up.count("host29.example.com.", RecordType::A), 1);
+    assert_eq!(up.count("host0.example.com.", RecordType::A), 2);
+}
+
+#[tokio::test]
+async fn externalname_completion_keeps_the_upstream_truncation() {
+    let up = upstream().await;
+    up.add("payments.example.com. 120 IN A 192.0.2.21");
+    up.behave("payments.example.com.", Behaviour::TruncateAlways);
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let (r, _) = udp(
+        s.addr,
+        &query(
+            "payments.shop.svc.cluster.local.",
+            RecordType::A,
+            Some(1232),
+        ),
+    )
+    .await;
+    assert!(r.metadata.truncation, "TC passed on");
+    assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
+    // A truncated answer is not cached.
+    udp(
+        s.addr,
+        &query(
+            "payments.shop.svc.cluster.local.",
+            RecordType::A,
+            Some(1232),
+        ),
+    )
+    .await;
+    assert_eq!(forwarded(&up).len(), 4, "UDP then TCP, twice");
+}
+
+#[tokio::test]
+async fn the_cluster_zone_never_waits_behind_a_cached_nxdomain() {
+    let up = upstream().await;
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let name = "late.shop.svc.cluster.local.";
+    assert!(
+        ask(s.addr, name, RecordType::A)
+            .await
+            .starts_with("NXDomain aa")
+    );
+    std::fs::write(
+        s.path("late.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: late, namespace: shop}\n\
+         spec: {clusterIP: 10.96.10.99, ports: [{port: 80}]}\n",
+    )
+    .unwrap();
+    let text = common::eventually(s.addr, name, RecordType::A, Duration::from_secs(5), |t| {
+        t.contains("10.96.10.99")
+    })
+    .await;
+    assert!(text.contains("10.96.10.99"), "{text}");
+    assert!(
+        forwarded(&up).is_empty(),
+        "cluster names are never forwarded"
+    );
+}

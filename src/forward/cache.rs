@@ -276,6 +276,9 @@ impl Cache {
             return;
         }
         self.inner.insert(key, entry);
+        // Inserts follow an upstream round trip: settling evictions now keeps the entry count
+        // and the eviction metric exact at little cost.
+        self.inner.run_pending_tasks();
         self.metrics
             .forward
             .cache_entries

@@ -58,6 +58,8 @@ pub enum Behaviour {
     Rcode(ResponseCode),
     /// Over UDP TC=1 with the answer cut to its first record; over TCP the full answer.
     TruncateUdp,
+    /// TC=1 with the answer cut to its first record, over UDP and TCP alike (a broken server).
+    TruncateAlways,
     /// A header with the query's ID and bad counts, then a dangling compression pointer.
     Malformed,
     /// A correct answer whose ID is not the query's.
@@ -513,9 +515,10 @@ async fn respond(
             reply.metadata.response_code = rcode;
             fit(reply, proto, query)
         }
-        Behaviour::TruncateUdp => {
+        Behaviour::TruncateUdp | Behaviour::TruncateAlways => {
+            let always = behaviour == Behaviour::TruncateAlways;
             let mut reply = answer(state, query);
-            if proto == Proto::Udp {
+            if proto == Proto::Udp || always {
                 reply.metadata.truncation = true;
                 reply.answers.truncate(1);
                 reply.authorities.clear();
