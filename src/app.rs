@@ -3,11 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use hickory_server::Server;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -16,7 +15,7 @@ use crate::config::{Config, resolv_conf_nameservers};
 use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings};
 use crate::health::{self, Health};
 use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
-use crate::server::{self, DnsHandler};
+use crate::server::{self, DnsHandler, Serving};
 use crate::source::manifests::ManifestSource;
 use crate::source::{kube as kube_source, watch};
 use crate::zone::{Snapshot, ZoneConfig};
@@ -37,8 +36,10 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     zone: Arc<ArcSwap<Snapshot>>,
     draining: Arc<AtomicBool>,
-    server: Server<DnsHandler>,
+    server: Serving,
     tasks: Vec<JoinHandle<()>>,
+    lameduck: Duration,
+    grace: Duration,
 }
 
 impl Running {
@@ -47,11 +48,21 @@ impl Running {
         self.zone.load_full()
     }
 
-    /// Turns readiness off, stops listening, lets queries in flight finish, stops the source.
-    pub async fn shutdown(mut self) {
+    /// Lameduck, then drain: readiness turns off while queries are still answered for the
+    /// lameduck period; then the listeners stop taking queries, those in flight are answered,
+    /// and the source stops; all within the shutdown grace.
+    pub async fn shutdown(self) {
         self.draining.store(true, Ordering::Relaxed);
-        if let Err(e) = self.server.shutdown_gracefully().await {
-            tracing::warn!(error = %e, "listener ended with an error");
+        let lameduck = self.lameduck.min(self.grace);
+        if !lameduck.is_zero() {
+            tracing::info!(
+                ?lameduck,
+                "not ready; still answering until the Service drops this endpoint"
+            );
+            tokio::time::sleep(lameduck).await;
+        }
+        if !self.server.shutdown(self.grace - lameduck).await {
+            tracing::warn!(grace = ?self.grace, "queries still in flight at the end of the shutdown grace were dropped");
         }
         for t in self.tasks {
             t.abort();
@@ -292,15 +303,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if let Some(f) = &forwarder {
         handler = handler.with_forwarder(Arc::clone(f));
     }
-    let server = listeners.serve(handler, config.tcp_idle_timeout);
+    let limits = server::TcpLimits {
+        idle_timeout: config.tcp_idle_timeout,
+        max_connections: config.max_tcp_connections as usize,
+    };
+    let server = listeners.serve(handler, limits, Arc::clone(&metrics));
     tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");
     if let Some(f) = &forwarder
         && let Some(upstream) = f.find_loop().await
     {
-        let mut server = server;
-        if let Err(e) = server.shutdown_gracefully().await {
-            tracing::debug!(error = %e, "listener ended with an error");
-        }
+        server.shutdown(config.shutdown_grace).await;
         for t in tasks {
             t.abort();
         }
@@ -319,5 +331,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         draining,
         server,
         tasks,
+        lameduck: config.lameduck,
+        grace: config.shutdown_grace,
     })
 }

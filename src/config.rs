@@ -68,6 +68,22 @@ pub struct Config {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub tcp_idle_timeout: Duration,
 
+    /// Most TCP connections open at once; beyond it new ones are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tcp_connections: u32,
+
+    /// After SIGTERM, keep answering this long while /readyz reports not ready, so the
+    /// Service stops sending queries here before the listeners close (capped by
+    /// `--shutdown-grace`).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub lameduck: Duration,
+
+    /// After SIGTERM, exit within this long: the lameduck period, then the queries in flight
+    /// are answered and the process exits 0.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// How often the manifests directory is re-checked, besides file-system events.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub manifests_poll: Duration,

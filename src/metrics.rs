@@ -38,6 +38,14 @@ pub struct ServiceKindLabels {
     pub service_kind: &'static str,
 }
 
+/// Labels of queries or connections dropped unanswered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// `udp_inflight` (too many UDP queries in flight) or `tcp_connections` (over
+    /// `--max-tcp-connections`).
+    pub reason: &'static str,
+}
+
 /// Labels of a per-upstream metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
@@ -96,6 +104,10 @@ pub struct Metrics {
     pub programming: Family<ServiceKindLabels, Histogram, fn() -> Histogram>,
     /// Cache and forwarding figures.
     pub forward: ForwardMetrics,
+    /// `clusterdns_dropped_total{reason}`: queries or connections dropped at a bound.
+    pub dropped: Family<DropLabels, Counter>,
+    /// `clusterdns_tcp_connections`: TCP connections open.
+    pub tcp_connections: Gauge,
 }
 
 /// The figures of the cache and the upstream pools.
@@ -272,8 +284,20 @@ impl Metrics {
             serial: Gauge::default(),
             programming: Family::new_with_constructor(programming_buckets),
             forward: ForwardMetrics::new(),
+            dropped: Family::default(),
+            tcp_connections: Gauge::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "dropped",
+            "Queries or connections dropped at a bound, by reason",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "tcp_connections",
+            "TCP connections open",
+            m.tcp_connections.clone(),
+        );
         m.forward.register(&mut registry);
         registry.register(
             "dns_requests",

@@ -38,6 +38,8 @@ async fn start_against(api: ApiServer, extra: &[&str]) -> Kube {
         "--metrics-listen",
         "127.0.0.1:0",
         "--no-forward",
+        "--lameduck",
+        "0s",
     ];
     if !extra.contains(&"--startup-timeout") {
         args.extend_from_slice(&["--startup-timeout", "3s"]);

@@ -3,10 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_server::Server;
+use std::sync::Arc;
+
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
+use super::transport::{self, TcpLimits};
+use crate::metrics::Metrics;
 
 /// An address that could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -135,15 +140,49 @@ impl Listeners {
             .collect()
     }
 
-    /// Starts serving every socket with `handler`; TCP connections idle for `tcp_idle` close.
-    pub fn serve(self, handler: DnsHandler, tcp_idle: Duration) -> Server<DnsHandler> {
-        let mut server = Server::new(handler);
+    /// Starts serving every socket with `handler`.
+    pub fn serve(self, handler: DnsHandler, tcp: TcpLimits, metrics: Arc<Metrics>) -> Serving {
+        let token = CancellationToken::new();
+        let mut tasks = JoinSet::new();
         for s in self.udp {
-            server.register_socket(s);
+            tasks.spawn(transport::serve_udp(
+                s,
+                handler.clone(),
+                token.clone(),
+                Arc::clone(&metrics),
+            ));
         }
         for l in self.tcp {
-            server.register_listener(l, tcp_idle, 64);
+            tasks.spawn(transport::serve_tcp(
+                l,
+                handler.clone(),
+                tcp,
+                token.clone(),
+                Arc::clone(&metrics),
+            ));
         }
-        server
+        Serving { token, tasks }
+    }
+}
+
+/// Sockets being served.
+pub struct Serving {
+    token: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Serving {
+    /// Stops taking queries, answers those in flight for at most `grace`, then closes
+    /// everything. Returns whether everything in flight was answered in time.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        self.token.cancel();
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        drained
     }
 }

@@ -4,8 +4,10 @@
 //! The only module that imports hickory-server.
 
 mod listen;
+mod transport;
 
-pub use listen::{BindError, Listeners, bind};
+pub use listen::{BindError, Listeners, Serving, bind};
+pub use transport::{TcpLimits, answer as answer_raw};
 
 use std::sync::Arc;
 
@@ -67,6 +69,27 @@ impl DnsHandler {
     pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
         self.forwarder = Some(forwarder);
         self
+    }
+
+    /// Counts a query so malformed it never reached the handler (answered FORMERR).
+    fn count_formerr(&self, protocol: hickory_server::net::xfer::Protocol) {
+        let proto = match protocol {
+            hickory_server::net::xfer::Protocol::Udp => "udp",
+            _ => "tcp",
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                proto,
+                r#type: String::new(),
+            })
+            .inc();
+        self.metrics
+            .responses
+            .get_or_create(&ResponseLabels {
+                rcode: "FORMERR".to_owned(),
+            })
+            .inc();
     }
 
     fn record(&self, request: &Request, info: &ResponseInfo, started: std::time::Instant) {

@@ -80,6 +80,10 @@ impl TestServer {
         if !extra.iter().any(|a| forwards.contains(a)) {
             args.push("--no-forward");
         }
+        // Tests shut down at once unless they are about the lameduck period.
+        if !extra.contains(&"--lameduck") {
+            args.extend_from_slice(&["--lameduck", "0s"]);
+        }
         let config = Config::try_parse_from(args).unwrap();
         let running = start(&config)
             .await

@@ -1,0 +1,321 @@
+//! The sockets: a UDP loop per socket and a TCP accept loop per listener, both feeding raw
+//! queries to the `DnsHandler` and sending what it answers.
+//!
+//! Decoding follows hickory-server's own server: fewer than 12 bytes (no header) are dropped;
+//! a header followed by an unreadable body gets FORMERR; a response (QR=1) is never answered.
+//!
+//! Bounds: UDP queries in flight (answers that wait on an upstream) are capped per socket, and
+//! packets beyond the cap are dropped; TCP connections are capped (`--max-tcp-connections`,
+//! extra connections are closed at once), each connection has at most `MAX_PIPELINED` queries
+//! in flight (reading pauses beyond), an idle timeout between queries, and a write timeout so
+//! a client that never reads cannot hold answers in memory.
+//!
+//! Shutdown: once the token is cancelled, sockets stop taking new queries, the queries in
+//! flight are answered, and the loops return.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::rr::Record;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::DnsHandler;
+use crate::metrics::Metrics;
+
+/// Queries in flight on one TCP connection; reading pauses beyond it.
+pub const MAX_PIPELINED: usize = 32;
+/// Queries in flight on one UDP socket (only forwarded ones wait); beyond it packets are dropped.
+pub const MAX_UDP_INFLIGHT: usize = 10_000;
+/// How long one answer may wait to be written to a TCP client before the connection closes.
+pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The encoded answer a handler produced, captured instead of sent.
+#[derive(Clone, Default)]
+struct Capture {
+    out: Arc<Mutex<Option<Vec<u8>>>>,
+    protocol: Option<Protocol>,
+}
+
+impl Capture {
+    fn new(protocol: Protocol) -> Self {
+        Self {
+            out: Arc::default(),
+            protocol: Some(protocol),
+        }
+    }
+
+    fn take(&self) -> Option<Vec<u8>> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let id = response.metadata().id;
+        // UDP: what the response's OPT offers (the handler sets min(client, 1232)), else the
+        // RFC 1035 512; TCP: a whole message.
+        let max = match self.protocol {
+            Some(Protocol::Udp) => response.edns().map_or(512, |e| e.max_payload().max(512)),
+            _ => u16::MAX,
+        };
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        let info = match response.destructive_emit(&mut encoder) {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::warn!(%error, id, "cannot encode a response; answering SERVFAIL");
+                bytes = servfail(id)?;
+                let header = Header::read(&mut BinDecoder::new(&bytes))?;
+                ResponseInfo::from(header)
+            }
+        };
+        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}
+
+fn servfail(id: u16) -> Result<Vec<u8>, NetError> {
+    let mut m = Message::response(id, hickory_proto::op::OpCode::Query);
+    m.metadata.response_code = ResponseCode::ServFail;
+    Ok(m.to_vec()?)
+}
+
+/// FORMERR for a query whose header reads but whose body does not (no question echoed).
+fn formerr(header: &Header) -> Option<Vec<u8>> {
+    let mut m = Message::response(header.metadata.id, header.metadata.op_code);
+    m.metadata.recursion_desired = header.metadata.recursion_desired;
+    m.metadata.response_code = ResponseCode::FormErr;
+    m.to_vec().ok()
+}
+
+/// The answer to one raw query, or `None` when it gets none.
+pub async fn answer(
+    handler: &DnsHandler,
+    raw: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
+    let header = Header::read(&mut BinDecoder::new(&raw)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let request = match Request::from_bytes(raw, src, protocol) {
+        Ok(r) => r,
+        Err(error) => {
+            tracing::debug!(%src, %error, "unreadable query: FORMERR");
+            handler.count_formerr(protocol);
+            return formerr(&header);
+        }
+    };
+    let capture = Capture::new(protocol);
+    handler
+        .handle_request::<_, TokioTime>(&request, capture.clone())
+        .await;
+    capture.take()
+}
+
+/// Serves one UDP socket until `shutdown`, then answers what is in flight.
+pub async fn serve_udp(
+    socket: UdpSocket,
+    handler: DnsHandler,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+) {
+    let socket = Arc::new(socket);
+    let mut inflight = JoinSet::new();
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, src) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(error) => {
+                    // ICMP errors from earlier answers surface here; nothing to do with them.
+                    tracing::debug!(%error, "UDP receive error");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        while inflight.try_join_next().is_some() {}
+        if src.port() == 0 {
+            continue;
+        }
+        if inflight.len() >= MAX_UDP_INFLIGHT {
+            metrics
+                .dropped
+                .get_or_create(&crate::metrics::DropLabels {
+                    reason: "udp_inflight",
+                })
+                .inc();
+            continue;
+        }
+        let raw = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
+        let (socket, handler) = (Arc::clone(&socket), handler.clone());
+        inflight.spawn(async move {
+            if let Some(reply) = answer(&handler, raw, src, Protocol::Udp).await
+                && let Err(error) = socket.send_to(&reply, src).await
+            {
+                tracing::debug!(%src, %error, "UDP send failed");
+            }
+        });
+    }
+    while inflight.join_next().await.is_some() {}
+}
+
+/// How TCP connections are treated.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    /// Close a connection that sends no complete query for this long.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+/// Accepts TCP connections until `shutdown`, then lets the open ones finish their queries.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    handler: DnsHandler,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, src) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::debug!(%error, "TCP accept error");
+                    // Out of file descriptors and the like: do not spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics
+                .dropped
+                .get_or_create(&crate::metrics::DropLabels {
+                    reason: "tcp_connections",
+                })
+                .inc();
+            drop(stream);
+            continue;
+        };
+        metrics.tcp_connections.inc();
+        let (handler, shutdown, metrics) =
+            (handler.clone(), shutdown.clone(), Arc::clone(&metrics));
+        connections.spawn(async move {
+            connection(stream, src, handler, limits.idle_timeout, shutdown).await;
+            metrics.tcp_connections.dec();
+            drop(slot);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Reads one length-prefixed message; `None` at a clean end of stream.
+async fn read_frame(
+    stream: &mut tokio::net::tcp::OwnedReadHalf,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut prefix = [0u8; 2];
+    match stream.read_exact(&mut prefix).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    stream.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+async fn connection(
+    stream: TcpStream,
+    src: SocketAddr,
+    handler: DnsHandler,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(MAX_PIPELINED);
+    let writer = tokio::spawn(async move {
+        while let Some(reply) = rx.recv().await {
+            let Ok(len) = u16::try_from(reply.len()) else {
+                continue;
+            };
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&reply);
+            match tokio::time::timeout(TCP_WRITE_TIMEOUT, wr.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    tracing::debug!(%src, "TCP client not reading its answers: closing");
+                    return;
+                }
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let slots = Arc::new(Semaphore::new(MAX_PIPELINED));
+    let mut queries = JoinSet::new();
+    loop {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(idle, read_frame(&mut rd)) => f,
+            () = shutdown.cancelled() => break,
+        };
+        let raw = match frame {
+            Ok(Ok(Some(raw))) => raw,
+            Ok(Ok(None)) => break,
+            Ok(Err(error)) => {
+                tracing::debug!(%src, %error, "TCP read error");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%src, ?idle, "TCP connection idle: closing");
+                break;
+            }
+        };
+        while queries.try_join_next().is_some() {}
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let (handler, tx) = (handler.clone(), tx.clone());
+        queries.spawn(async move {
+            if let Some(reply) = answer(&handler, raw, src, Protocol::Tcp).await {
+                let _ = tx.send(reply).await;
+            }
+            drop(slot);
+        });
+    }
+    while queries.join_next().await.is_some() {}
+    drop(tx);
+    let _ = writer.await;
+}
