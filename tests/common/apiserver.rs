@@ -9,7 +9,8 @@
 //! away, BOOKMARKs, `timeoutSeconds`; streaming lists (`sendInitialEvents=true`, ended by the
 //! `k8s.io/initial-events-end` bookmark) or, switched off, the `422 Invalid` of a server whose
 //! WatchList feature gate is off; errors as `Status` objects. Tests script changes, compaction,
-//! failures, cut streams, stop/restart on the same port and garbage in watch streams.
+//! failures, cut streams, stop/restart on the same port and garbage in watch streams; 429s
+//! with Retry-After, events and LIST bodies cut mid-object.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -140,6 +141,14 @@ struct Store {
     streaming: bool,
     bookmark_every: Duration,
     requests: Vec<String>,
+    /// While set, every request is answered `429 TooManyRequests` with this `Retry-After`.
+    throttled: Option<u64>,
+    /// The next change reaches the watches as half an event line, then the stream is cut.
+    cut_next_event: bool,
+    /// How many of the next LIST responses are cut mid-body.
+    cut_lists: usize,
+    /// Every request, with when it came.
+    stamped: Vec<(Instant, String)>,
 }
 
 impl Store {
@@ -161,9 +170,20 @@ impl Store {
         self.watches.retain(|(_, tx)| !tx.is_closed());
         for (target, tx) in &self.watches {
             if let Some(line) = target.line(&change) {
-                let _ = tx.send(Some(line));
+                if self.cut_next_event {
+                    let _ = tx.send(Some(half(&line).to_owned()));
+                    // A pause first, so the half line is on the wire before the cut.
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let _ = tx.send(None);
+                    });
+                } else {
+                    let _ = tx.send(Some(line));
+                }
             }
         }
+        self.cut_next_event = false;
         self.history.push(change);
     }
 }
@@ -382,10 +402,17 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri) -> Respo
     respond(&shared, &method, &uri).unwrap_or_else(|status| {
         let code = status["code"].as_u64().and_then(|c| u16::try_from(c).ok());
         let code = code.and_then(|c| StatusCode::from_u16(c).ok());
-        reply(
+        let retry_after = status["details"]["retryAfterSeconds"].as_u64();
+        let mut response = reply(
             code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             status.to_string(),
-        )
+        );
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
     })
 }
 
@@ -393,8 +420,20 @@ fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
     let mut st = lock(shared);
     let logged = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     st.requests.push(logged.to_owned());
+    st.stamped.push((Instant::now(), logged.to_owned()));
     if st.failing {
         return Err(status(500, "InternalError", "emulated failure"));
+    }
+    if let Some(secs) = st.throttled {
+        // What API Priority and Fairness answers when a request is rejected.
+        let mut s = status(
+            429,
+            "TooManyRequests",
+            "too many requests, please try again later",
+        );
+        s["details"] =
+            json!({"causes": [{"reason": "TooManyRequests"}], "retryAfterSeconds": secs});
+        return Err(s);
     }
     if method != Method::GET {
         return Err(status(405, "MethodNotAllowed", "the emulator is read-only"));
@@ -425,6 +464,10 @@ fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
     };
     match q.get("watch").map(String::as_str) {
         Some("true" | "1") => watch(&mut st, shared, target, &q),
+        _ if st.cut_lists > 0 => {
+            st.cut_lists -= 1;
+            list(&st, &target, &q).map(cut_mid_body)
+        }
         _ => list(&st, &target, &q),
     }
 }
@@ -593,4 +636,57 @@ fn bad(message: String) -> Value {
 
 fn not_found() -> Value {
     status(404, "NotFound", NOT_FOUND)
+}
+
+impl ApiServer {
+    /// While `Some(secs)`, every request is answered `429 TooManyRequests` with
+    /// `Retry-After: secs` and `details.retryAfterSeconds`, as API Priority and Fairness does.
+    /// Open watches are left alone (see [`ApiServer::drop_connections`]).
+    pub fn set_throttled(&self, retry_after: Option<u64>) {
+        self.lock().throttled = retry_after;
+    }
+
+    /// The next change reaches each watch that sees it as the first half of its event line,
+    /// and then the stream is cut. The change itself is stored and replayed as usual.
+    pub fn cut_next_event_mid_object(&self) {
+        self.lock().cut_next_event = true;
+    }
+
+    /// The next `n` LIST responses send the first half of their body, then the connection is
+    /// cut (a chunked body without its end).
+    pub fn cut_next_lists(&self, n: usize) {
+        self.lock().cut_lists = n;
+    }
+
+    /// Every request so far with the time it came, in order.
+    pub fn requests_at(&self) -> Vec<(Instant, String)> {
+        self.lock().stamped.clone()
+    }
+}
+
+/// The first half of `text`, on a character boundary.
+fn half(text: &str) -> &str {
+    let mut at = text.len() / 2;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    &text[..at]
+}
+
+/// `response` with only the first half of its body, then an error that cuts the connection.
+fn cut_mid_body(response: Response) -> Response {
+    use futures::StreamExt;
+    let (parts, body) = response.into_parts();
+    let first = futures::stream::once(async move {
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        Ok::<_, io::Error>(bytes.slice(..bytes.len() / 2))
+    });
+    // A pause first, so the half body is on the wire before the connection goes.
+    let cut = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut"))
+    });
+    Response::from_parts(parts, Body::from_stream(first.chain(cut)))
 }
