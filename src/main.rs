@@ -45,8 +45,12 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     // hickory-server logs two INFO lines per response; keep it at warn unless asked.
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("hickory_server=warn,{}", config.log_level)));
+    let filter = EnvFilter::try_from_default_env().or_else(|_| {
+        EnvFilter::try_new(format!(
+            "hickory_server=warn,hickory_proto=error,{}",
+            config.log_level
+        ))
+    });
     let filter = match filter {
         Ok(f) => f,
         Err(e) => {

@@ -25,6 +25,14 @@ pub struct BindError {
     pub error: std::io::Error,
 }
 
+/// Receive buffer asked for each UDP socket.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+/// UDP sockets per address: one per core, at least two.
+fn udp_sockets_per_address() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
 /// Bound sockets, ready to serve.
 pub struct Listeners {
     udp: Vec<tokio::net::UdpSocket>,
@@ -39,6 +47,12 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket
     }
     if ty == Type::STREAM {
         s.set_reuse_address(true)?;
+    } else {
+        // Several UDP sockets share the port; the kernel spreads sources over them, so a
+        // flood from one source fills one socket's queue, not everyone's.
+        s.set_reuse_port(true)?;
+        // Room for bursts (the kernel caps it at net.core.rmem_max).
+        let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
     }
     s.set_nonblocking(true)?;
     Ok(s)
@@ -48,7 +62,7 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket
 /// port is busy for TCP (an outgoing connection may hold it), another one is tried.
 fn bind_one(
     addr: SocketAddr,
-) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), BindError> {
+) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), BindError> {
     let mut tries = 0;
     loop {
         match bind_pair(addr) {
@@ -67,7 +81,7 @@ fn bind_one(
 
 fn bind_pair(
     addr: SocketAddr,
-) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), BindError> {
+) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), BindError> {
     let udp_err = |error| BindError {
         proto: "UDP",
         addr,
@@ -89,9 +103,19 @@ fn bind_pair(
     let tcp = socket(bound, Type::STREAM, Protocol::TCP).map_err(tcp_err)?;
     tcp.bind(&bound.into()).map_err(tcp_err)?;
     tcp.listen(1024).map_err(tcp_err)?;
-    let udp = tokio::net::UdpSocket::from_std(udp.into()).map_err(udp_err)?;
+    let mut sockets = vec![tokio::net::UdpSocket::from_std(udp.into()).map_err(udp_err)?];
+    let udp_err = |error| BindError {
+        proto: "UDP",
+        addr: bound,
+        error,
+    };
+    for _ in 1..udp_sockets_per_address() {
+        let extra = socket(bound, Type::DGRAM, Protocol::UDP).map_err(udp_err)?;
+        extra.bind(&bound.into()).map_err(udp_err)?;
+        sockets.push(tokio::net::UdpSocket::from_std(extra.into()).map_err(udp_err)?);
+    }
     let tcp = tokio::net::TcpListener::from_std(tcp.into()).map_err(tcp_err)?;
-    Ok((udp, tcp))
+    Ok((sockets, tcp))
 }
 
 /// The addresses used when none is given: every IPv4 and every IPv6 address, port 53.
@@ -111,10 +135,10 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, BindError> {
     for addr in if defaults { &DEFAULT_LISTEN[..] } else { addrs } {
         match bind_one(*addr) {
             Ok((u, t)) => {
-                listeners.udp.push(u);
+                listeners.udp.extend(u);
                 listeners.tcp.push(t);
             }
-            Err(e) if defaults && addr.is_ipv6() && listeners.udp.len() == 1 => {
+            Err(e) if defaults && addr.is_ipv6() && listeners.tcp.len() == 1 => {
                 tracing::warn!(error = %e, "no IPv6 listener; serving IPv4 only");
             }
             Err(e) => return Err(e),
@@ -124,12 +148,15 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, BindError> {
 }
 
 impl Listeners {
-    /// The bound UDP addresses.
+    /// The bound UDP addresses (one per address, however many sockets share it).
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
-        self.udp
+        let mut addrs: Vec<SocketAddr> = self
+            .udp
             .iter()
             .filter_map(|s| s.local_addr().ok())
-            .collect()
+            .collect();
+        addrs.dedup();
+        addrs
     }
 
     /// The bound TCP addresses.

@@ -175,15 +175,21 @@ pub async fn serve_udp(
         }
         let raw = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
         let (socket, handler) = (Arc::clone(&socket), handler.clone());
+        // A task per query keeps this loop draining the socket whatever the answers cost;
+        // the in-flight cap bounds them.
         inflight.spawn(async move {
-            if let Some(reply) = answer(&handler, raw, src, Protocol::Udp).await
-                && let Err(error) = socket.send_to(&reply, src).await
-            {
-                tracing::debug!(%src, %error, "UDP send failed");
+            if let Some(bytes) = answer(&handler, raw, src, Protocol::Udp).await {
+                send(&socket, &bytes, src).await;
             }
         });
     }
     while inflight.join_next().await.is_some() {}
+}
+
+async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+    if let Err(error) = socket.send_to(bytes, to).await {
+        tracing::debug!(%to, %error, "UDP send failed");
+    }
 }
 
 /// How TCP connections are treated.
@@ -290,6 +296,8 @@ async fn connection(
         let frame = tokio::select! {
             f = tokio::time::timeout(idle, read_frame(&mut rd)) => f,
             () = shutdown.cancelled() => break,
+            // The writer gave up on a client that does not read: drop the connection.
+            () = tx.closed() => break,
         };
         let raw = match frame {
             Ok(Ok(Some(raw))) => raw,

@@ -36,7 +36,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
@@ -127,7 +126,8 @@ pub async fn watch_kind(
         } else {
             watcher::Config::default()
         };
-        let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config).default_backoff());
+        let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
+        let mut backoff = Duration::ZERO;
         let mut listed: Vec<Object> = Vec::new();
         let mut retain: Vec<ObjectKey> = Vec::new();
         let mut failing: Option<String> = None;
@@ -148,6 +148,9 @@ pub async fn watch_kind(
                 }
                 return;
             };
+            if event.is_ok() {
+                backoff = Duration::ZERO;
+            }
             let deltas = match event {
                 Ok(Event::Init) => {
                     listed.clear();
@@ -202,6 +205,12 @@ pub async fn watch_kind(
                         tracing::warn!(%kind, error = %cause, "watch failed; retrying with backoff, serving the last known state");
                         failing = Some(cause);
                     }
+                    // An event that cannot be decoded is skipped on a healthy stream: only
+                    // failures of the connection or the API wait before the next try.
+                    if !is_undecodable_event(&e) {
+                        backoff = next_backoff(backoff);
+                        tokio::time::sleep(backoff).await;
+                    }
                     continue;
                 }
             };
@@ -210,6 +219,24 @@ pub async fn watch_kind(
             }
         }
     }
+}
+
+/// Whether the error is one watch event that could not be decoded (the stream goes on).
+fn is_undecodable_event(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchFailed(kube::Error::SerdeError(_)))
+}
+
+/// The next wait after a failure: 0.5 s doubling to 5 s, with ±20 % jitter so replicas do
+/// not retry in step. The cap is low (kube's default is 30 s, and it also waited after
+/// undecodable events) because a DNS server catching up late serves stale names: a handful
+/// of replicas asking every 5 s is nothing to an API server.
+fn next_backoff(previous: Duration) -> Duration {
+    let base = if previous.is_zero() {
+        Duration::from_millis(500)
+    } else {
+        (previous * 2).min(Duration::from_secs(5))
+    };
+    base.mul_f64(rand::random_range(0.8..1.2))
 }
 
 /// Whether the API refused the request itself (4xx other than 410/429), as a server without
