@@ -353,3 +353,6 @@ impl ManifestSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
