@@ -63,7 +63,7 @@ impl fmt::Display for Kind {
 }
 
 /// One model object of any kind.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Object {
     /// A namespace (its name only).
     Namespace(Namespace),
@@ -98,14 +98,14 @@ impl Object {
 }
 
 /// A v1 Namespace: DNS needs only to know that it exists.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace {
     /// The namespace's name.
     pub name: Box<str>,
 }
 
 /// How a Service is published in DNS.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
     /// ClusterIP, NodePort and LoadBalancer: A/AAAA for each cluster IP.
     ClusterIp(Box<[IpAddr]>),
@@ -138,7 +138,7 @@ impl Protocol {
 }
 
 /// How a Service port reaches its pods.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TargetPort {
     /// A port number on the pod.
     Number(u16),
@@ -147,7 +147,7 @@ pub enum TargetPort {
 }
 
 /// A port of a Service or EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Port {
     /// The port's name; unnamed ports get no `_port._proto` SRV name.
     pub name: Option<Box<str>>,
@@ -158,7 +158,7 @@ pub struct Port {
 }
 
 /// A v1 Service, reduced to what DNS publishes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Service {
     /// Namespace and name.
     pub key: ObjectKey,
@@ -175,7 +175,7 @@ pub struct Service {
 }
 
 /// One endpoint of an EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// The endpoint's addresses (Kubernetes allows exactly one in practice).
     pub addresses: Box<[IpAddr]>,
@@ -188,7 +188,7 @@ pub struct Endpoint {
 }
 
 /// A discovery.k8s.io/v1 EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointSlice {
     /// Namespace and name of the slice.
     pub key: ObjectKey,
@@ -203,7 +203,7 @@ pub struct EndpointSlice {
 }
 
 /// A named container port of a Pod, to resolve a Service's named `targetPort`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
     /// The port's name.
     pub name: Box<str>,
@@ -214,7 +214,7 @@ pub struct ContainerPort {
 }
 
 /// A v1 Pod, reduced to what DNS publishes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Pod {
     /// Namespace and name.
     pub key: ObjectKey,
