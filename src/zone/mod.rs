@@ -8,12 +8,14 @@
 mod build;
 mod lookup;
 mod name;
+mod ptr;
 mod render;
 mod sharded;
 
-pub use build::{PtrTarget, ReadyEndpoint, ServiceInput, build_service};
+pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use lookup::{Answer, AnswerData, Rcode, lookup};
 pub use name::{ClusterName, classify};
+pub use ptr::{PtrName, PtrSet, PtrTarget, ServicePtrs};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
 
@@ -163,8 +165,8 @@ pub struct Snapshot {
     pub namespaces: Arc<HashSet<Box<str>>>,
     /// Services by `service_key`.
     pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
-    /// PTR targets by address.
-    pub reverse: ShardedMap<IpAddr, Arc<[PtrTarget]>>,
+    /// PTR targets by address (every Service's contribution; derefs to the answer).
+    pub reverse: ShardedMap<IpAddr, PtrSet>,
     /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
 }
