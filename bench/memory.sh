@@ -3,8 +3,8 @@
 #
 # For each scale: generate the cluster (clusterdns-bench gen), start the release binary on
 # its manifests (loopback only), wait until it answers a known name, and record the load time
-# (start to first answer), the peak RSS (VmHWM) and the steady RSS (VmRSS after SETTLE
-# seconds). Prints a table; the server is stopped after each scale.
+# (start to first answer, wall clock and the CPU time the process used by then), the peak
+# RSS (VmHWM) and the steady RSS (VmRSS after SETTLE seconds). Prints a table; the server is stopped after each scale.
 #
 # Environment:
 #   SCALES   space-separated SERVICES:ENDPOINTS_PER_HEADLESS:HEADLESS_PERCENT
@@ -91,6 +91,7 @@ for scale in $SCALES; do
     tail -5 "$dir/server.log" >&2
     exit 1
   fi
+  cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$server/stat")
   sleep "$SETTLE"
   hwm=$(kib VmHWM "$server")
   rss=$(kib VmRSS "$server")
@@ -98,13 +99,13 @@ for scale in $SCALES; do
   wait "$server" 2>/dev/null || true
   server=
   load=$(awk -v a="$start" -v b="$answered" 'BEGIN { printf "%.2f", b - a }')
-  rows+=("$(printf '| %7s | %9s | %5s%% | %7s | %6s | %8.1f | %10.1f |' \
-    "$services" "$endpoints" "$percent" "$yaml_mb" "$load" \
+  rows+=("$(printf '| %8s | %9s | %7s%% | %7s | %6s | %5s | %7.1f | %9.1f |' \
+    "$services" "$endpoints" "$percent" "$yaml_mb" "$load" "$cpu" \
     "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")")
 done
 
 echo "clusterdns: $("$BIN" --version 2>/dev/null || echo "$BIN")"
 echo
-echo "| Services | Endpoints | Headless | YAML MB | Load s | Peak MB | Steady MB |"
-echo "|---------:|----------:|---------:|--------:|-------:|--------:|----------:|"
+echo "| Services | Endpoints | Headless | YAML MB | Load s | CPU s | Peak MB | Steady MB |"
+echo "|---------:|----------:|---------:|--------:|-------:|------:|--------:|----------:|"
 printf '%s\n' "${rows[@]}"
