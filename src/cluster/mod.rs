@@ -259,7 +259,13 @@ impl Cluster {
                     touched.namespaces = true;
                 }
             }
-            Object::EndpointSlice(slice) => {
+            Object::EndpointSlice(mut slice) => {
+                if !self.options.endpoint_pod_names {
+                    // Pod names only name endpoints with --endpoint-pod-names: not kept otherwise.
+                    for ep in slice.endpoints.iter_mut() {
+                        ep.pod_name = None;
+                    }
+                }
                 let old = self.slices.get(&slice.key);
                 if old == Some(&slice) {
                     return;

@@ -47,7 +47,7 @@ fn service(
 
 fn endpoint(addr: &str, ready: bool, hostname: Option<&str>) -> Endpoint {
     Endpoint {
-        addresses: ips(&[addr]),
+        addresses: ips(&[addr]).into(),
         ready,
         hostname: hostname.map(Into::into),
         pod_name: None,

@@ -7,8 +7,10 @@
 //! Services and Namespaces are DNS-1035/1123 labels).
 
 mod convert;
+mod ip_list;
 
 pub use convert::{ConvertError, from_endpoint_slice, from_namespace, from_pod, from_service};
+pub use ip_list::IpList;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -178,12 +180,13 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// The endpoint's addresses (Kubernetes allows exactly one in practice).
-    pub addresses: Box<[IpAddr]>,
+    pub addresses: IpList,
     /// `conditions.ready`, where unset counts as ready.
     pub ready: bool,
     /// The endpoint's `hostname`.
     pub hostname: Option<Box<str>>,
-    /// The name of the Pod in `targetRef`, when it refers to a Pod.
+    /// The name of the Pod in `targetRef`, when it refers to a Pod (dropped by the cluster
+    /// unless endpoints are named after their pods).
     pub pod_name: Option<Box<str>>,
 }
 

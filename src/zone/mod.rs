@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use crate::model::Protocol;
+use crate::model::{IpList, Protocol};
 
 /// The schema version of the Kubernetes DNS-Based Service Discovery specification served.
 pub const DNS_SCHEMA_VERSION: &str = "1.1.0";
@@ -96,8 +96,8 @@ pub struct NamedPort {
 pub struct EndpointName {
     /// The label: hostname, or the dashed address.
     pub label: Box<str>,
-    /// Its addresses.
-    pub addresses: Box<[IpAddr]>,
+    /// Its addresses (one, inline, in practice).
+    pub addresses: IpList,
 }
 
 /// How a Service's own name answers.
