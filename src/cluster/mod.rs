@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::model::{EndpointSlice, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
-    PodsMode, PtrSet, PtrTarget, ServiceInput, ServicePtrs, ShardedMap, Snapshot, ZoneConfig,
-    build_service, service_key,
+    PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServicePtrs, ShardedMap, Snapshot,
+    ZoneConfig, build_service, service_key,
 };
 
 /// A change from a source.
@@ -422,12 +422,7 @@ impl Cluster {
     }
 
     /// Replaces one Service's PTR targets in `reverse`; returns whether any answer changed.
-    fn update_ptrs(
-        &mut self,
-        key: &ObjectKey,
-        new: ServicePtrs,
-        reverse: &mut ShardedMap<IpAddr, PtrSet>,
-    ) -> bool {
+    fn update_ptrs(&mut self, key: &ObjectKey, new: ServicePtrs, reverse: &mut ReverseMap) -> bool {
         let mut new_ips: Vec<IpAddr> = new.targets.iter().map(|(ip, _)| *ip).collect();
         new_ips.dedup();
         let old = self.ptr_by_service.get(key);

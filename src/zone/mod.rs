@@ -15,7 +15,7 @@ mod sharded;
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use lookup::{Answer, AnswerData, Rcode, lookup};
 pub use name::{ClusterName, classify};
-pub use ptr::{PtrName, PtrSet, PtrTarget, ServicePtrs};
+pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
 
@@ -166,7 +166,7 @@ pub struct Snapshot {
     /// Services by `service_key`.
     pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
     /// PTR targets by address (every Service's contribution; derefs to the answer).
-    pub reverse: ShardedMap<IpAddr, PtrSet>,
+    pub reverse: ReverseMap,
     /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
 }
@@ -181,7 +181,7 @@ impl Snapshot {
             nameserver_addresses: Arc::new([]),
             namespaces: Arc::new(HashSet::new()),
             services: ShardedMap::new(),
-            reverse: ShardedMap::new(),
+            reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
         }
     }

@@ -8,22 +8,28 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// A fully qualified PTR target name: a range of a buffer shared by one Service's targets.
+use super::ShardedMap;
+
+/// A fully qualified PTR target name: a range of a buffer shared by one Service's targets,
+/// and whether it names a cluster IP (kept here, in what would be padding).
 #[derive(Clone)]
 pub struct PtrName {
     buf: Arc<str>,
     start: u32,
-    end: u32,
+    len: u16,
+    cluster_ip: bool,
 }
 
 impl PtrName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
+        let start = self.start as usize;
         self.buf
-            .get(self.start as usize..self.end as usize)
+            .get(start..start + usize::from(self.len))
             .unwrap_or_default()
     }
 
@@ -48,7 +54,7 @@ impl AsRef<str> for PtrName {
 
 impl PartialEq for PtrName {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.cluster_ip == other.cluster_ip && self.as_str() == other.as_str()
     }
 }
 
@@ -62,12 +68,13 @@ impl PartialOrd for PtrName {
 
 impl Ord for PtrName {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        (self.cluster_ip, self.as_str()).cmp(&(other.cluster_ip, other.as_str()))
     }
 }
 
 impl Hash for PtrName {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        self.cluster_ip.hash(state);
         self.as_str().hash(state);
     }
 }
@@ -84,13 +91,18 @@ impl fmt::Display for PtrName {
     }
 }
 
-/// A PTR target and whether it names a cluster IP (those win over endpoint names).
+/// A PTR target: a name, which names a cluster IP or an endpoint (cluster IPs win).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PtrTarget {
-    /// True for a Service's cluster IP.
-    pub cluster_ip: bool,
     /// The fully qualified target, lower case.
     pub name: PtrName,
+}
+
+impl PtrTarget {
+    /// True for a Service's cluster IP.
+    pub fn cluster_ip(&self) -> bool {
+        self.name.cluster_ip
+    }
 }
 
 /// One Service's PTR targets, sorted by address, their names in one shared buffer.
@@ -99,12 +111,12 @@ pub struct ServicePtrs {
     /// The buffer every name is a range of (`None` when there are no targets).
     pub buf: Option<Arc<str>>,
     /// (address, target), sorted and de-duplicated.
-    pub targets: Vec<(std::net::IpAddr, PtrTarget)>,
+    pub targets: Vec<(IpAddr, PtrTarget)>,
 }
 
 impl ServicePtrs {
     /// Builds the set from (address, cluster IP?, name); sorts and de-duplicates it.
-    pub fn new(mut list: Vec<(std::net::IpAddr, bool, String)>) -> Self {
+    pub fn new(mut list: Vec<(IpAddr, bool, String)>) -> Self {
         list.sort();
         list.dedup();
         if list.is_empty() {
@@ -124,12 +136,14 @@ impl ServicePtrs {
             .into_iter()
             .zip(ranges)
             .map(|((ip, cluster_ip, _), (start, end))| {
+                // A DNS name has at most 255 octets; a longer one would read as empty.
                 let name = PtrName {
                     buf: Arc::clone(&buf),
                     start: u32::try_from(start).unwrap_or(u32::MAX),
-                    end: u32::try_from(end).unwrap_or(u32::MAX),
+                    len: u16::try_from(end - start).unwrap_or(0),
+                    cluster_ip,
                 };
-                (ip, PtrTarget { cluster_ip, name })
+                (ip, PtrTarget { name })
             })
             .collect();
         Self {
@@ -147,30 +161,21 @@ impl ServicePtrs {
 pub enum PtrSet {
     /// The only target.
     One(PtrTarget),
-    /// Several: the first `answered` of `targets` are the answer.
-    Many {
-        /// Cluster-IP targets by name, then endpoint targets by name.
-        targets: Arc<[PtrTarget]>,
-        /// How many of `targets` the answer has.
-        answered: u32,
-    },
+    /// Several: cluster-IP targets by name, then endpoint targets by name.
+    Many(Arc<[PtrTarget]>),
 }
 
 impl PtrSet {
     /// The set of `targets` (any order, no duplicates expected); `None` when empty.
     pub fn new(mut targets: Vec<PtrTarget>) -> Option<Self> {
-        targets.sort_by(|a, b| b.cluster_ip.cmp(&a.cluster_ip).then(a.name.cmp(&b.name)));
+        targets.sort_by(|a, b| {
+            (b.cluster_ip(), a.name.as_str()).cmp(&(a.cluster_ip(), b.name.as_str()))
+        });
         targets.dedup();
         match targets.len() {
             0 => None,
             1 => targets.pop().map(PtrSet::One),
-            n => {
-                let answered = if targets[0].cluster_ip { 1 } else { n as u32 };
-                Some(PtrSet::Many {
-                    targets: targets.into(),
-                    answered,
-                })
-            }
+            _ => Some(PtrSet::Many(targets.into())),
         }
     }
 
@@ -178,7 +183,7 @@ impl PtrSet {
     pub fn all(&self) -> &[PtrTarget] {
         match self {
             PtrSet::One(t) => std::slice::from_ref(t),
-            PtrSet::Many { targets, .. } => targets,
+            PtrSet::Many(targets) => targets,
         }
     }
 }
@@ -188,10 +193,53 @@ impl Deref for PtrSet {
     fn deref(&self) -> &[PtrTarget] {
         match self {
             PtrSet::One(t) => std::slice::from_ref(t),
-            PtrSet::Many { targets, answered } => {
-                targets.get(..*answered as usize).unwrap_or(targets)
-            }
+            // Sorted cluster IPs first: the first of them is the whole answer.
+            PtrSet::Many(targets) => match targets.first() {
+                Some(first) if first.cluster_ip() => std::slice::from_ref(first),
+                _ => targets,
+            },
         }
+    }
+}
+
+/// PTR targets by address, IPv4 and IPv6 apart (a 4-byte key, not a 17-byte `IpAddr`, for
+/// the million IPv4 endpoints of a large cluster).
+#[derive(Clone, Debug, Default)]
+pub struct ReverseMap {
+    v4: ShardedMap<Ipv4Addr, PtrSet>,
+    v6: ShardedMap<Ipv6Addr, PtrSet>,
+}
+
+impl ReverseMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The targets of `ip`; never allocates.
+    pub fn get(&self, ip: &IpAddr) -> Option<&PtrSet> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.get(v4),
+            IpAddr::V6(v6) => self.v6.get(v6),
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) the targets of `ip`, copying only its shard.
+    pub fn set(&mut self, ip: IpAddr, targets: Option<PtrSet>) {
+        match ip {
+            IpAddr::V4(v4) => self.v4.set(v4, targets),
+            IpAddr::V6(v6) => self.v6.set(v6, targets),
+        }
+    }
+
+    /// The number of addresses.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether no address has targets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -245,5 +293,26 @@ mod tests {
             Some(PtrSet::One(_))
         ));
         assert_eq!(PtrSet::new(Vec::new()), None);
+        assert_eq!(
+            (
+                std::mem::size_of::<PtrTarget>(),
+                std::mem::size_of::<PtrSet>()
+            ),
+            (24, 24)
+        );
+    }
+
+    #[test]
+    fn reverse_map_by_family() {
+        let t = ptrs(&[("10.0.0.1", true, "a.")]).targets[0].1.clone();
+        let mut map = ReverseMap::new();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        map.set(v4, PtrSet::new(vec![t.clone()]));
+        map.set(v6, PtrSet::new(vec![t]));
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.get(&v4).map(|s| s.len()), Some(1));
+        map.set(v4, None);
+        assert!(map.get(&v4).is_none() && map.get(&v6).is_some());
     }
 }
