@@ -166,7 +166,7 @@ pub fn build_service(
                         }
                     }
                     NamedPort {
-                        name,
+                        name: name.into(),
                         protocol,
                         srv: srv.into(),
                     }
@@ -219,7 +219,7 @@ pub fn build_service(
             let ports = named
                 .into_iter()
                 .map(|((name, protocol), (n, list))| NamedPort {
-                    name,
+                    name: name.into(),
                     protocol,
                     srv: to_srv(n, list),
                 })

@@ -6,6 +6,7 @@
 //! spelled at answer time, in the question's case.
 
 mod build;
+mod label;
 mod lookup;
 mod name;
 mod ptr;
@@ -13,6 +14,7 @@ mod render;
 mod sharded;
 
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
+pub use label::Label;
 pub use lookup::{Answer, AnswerData, Rcode, lookup};
 pub use name::{ClusterName, classify};
 pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
@@ -84,7 +86,7 @@ pub struct Srv {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedPort {
     /// The port name, lower case.
-    pub name: Box<str>,
+    pub name: Label,
     /// The protocol.
     pub protocol: Protocol,
     /// The SRV records, de-duplicated.
@@ -95,7 +97,7 @@ pub struct NamedPort {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointName {
     /// The label: hostname, or the dashed address.
-    pub label: Box<str>,
+    pub label: Label,
     /// Its addresses (one, inline, in practice).
     pub addresses: IpList,
 }
@@ -115,9 +117,9 @@ pub enum ServiceShape {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRecords {
     /// Namespace, lower case.
-    pub namespace: Box<str>,
+    pub namespace: Label,
     /// Service name, lower case.
-    pub name: Box<str>,
+    pub name: Label,
     /// How the name answers.
     pub shape: ServiceShape,
     /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6.
