@@ -174,7 +174,7 @@ const WRITE_SETTLE: Duration = Duration::from_millis(100);
 
 /// What one file defines: each object's content hash. An object that failed to convert keeps
 /// the hash of its last good version.
-type FileObjects = HashMap<Identity, u64>;
+type FileObjects = HashMap<Arc<Identity>, u64>;
 
 /// A file's newly read objects: the content hash, and the object unless it is a kept last
 /// good version (which the cluster already has).
@@ -191,7 +191,8 @@ pub struct ManifestSource {
     dir: PathBuf,
     files: BTreeMap<Arc<Path>, FileState>,
     /// For each identity sent to the cluster: the file it came from and its content hash.
-    effective: HashMap<Identity, (Arc<Path>, u64)>,
+    /// The identities are shared with `files`: one copy of each key.
+    effective: HashMap<Arc<Identity>, (Arc<Path>, u64)>,
 }
 
 /// The result of one scan.
@@ -355,7 +356,7 @@ impl ManifestSource {
                 .unwrap_or_default(),
         };
         let new = objects.unwrap_or_default();
-        for id in old.keys().filter(|id| !new.contains_key(*id)) {
+        for id in old.keys().filter(|id| !new.contains_key(&***id)) {
             let from_here = self.effective.get(id).is_some_and(|(p, _)| *p == path);
             if !from_here {
                 continue;
@@ -369,19 +370,23 @@ impl ManifestSource {
                 .find_map(|(p, _)| reread(p, id).map(|o| (Arc::clone(p), o)));
             match other {
                 Some((p, o)) => {
-                    self.effective.insert(id.clone(), (p, object_hash(&o)));
+                    self.effective.insert(Arc::clone(id), (p, object_hash(&o)));
                     deltas.push(Delta::Upsert(o));
                 }
                 None => {
                     deltas.push(Delta::Remove(id.0, id.1.clone()));
-                    self.effective.remove(id);
+                    self.effective.remove(&**id);
                 }
             }
         }
         let mut objects = FileObjects::with_capacity(new.len());
         for (id, (hash, obj)) in new {
-            objects.insert(id.clone(), hash);
-            let sent = self.effective.get(&id);
+            let id = match self.effective.get_key_value(&id) {
+                Some((known, _)) => Arc::clone(known),
+                None => Arc::new(id),
+            };
+            objects.insert(Arc::clone(&id), hash);
+            let sent = self.effective.get(&*id);
             match sent {
                 Some((p, h)) if *h == hash && *p == path => continue,
                 Some((p, _)) if *p != path => {
