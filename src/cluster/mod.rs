@@ -2,17 +2,19 @@
 //! zone snapshot that shares every untouched Service with the previous one.
 
 mod endpoints;
+mod objects;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::{EndpointSlice, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
+use crate::model::{EndpointSlice, IpList, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
     PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServicePtrs, ShardedMap, Snapshot,
     ZoneConfig, build_service, service_key,
 };
+use objects::ObjectMap;
 
 /// A change from a source.
 #[derive(Clone, Debug)]
@@ -71,11 +73,11 @@ impl ClusterOptions {
 pub struct Cluster {
     config: Arc<ZoneConfig>,
     options: ClusterOptions,
-    services: HashMap<ObjectKey, Service>,
+    services: ObjectMap<Service>,
     services_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
-    slices: HashMap<ObjectKey, EndpointSlice>,
+    slices: ObjectMap<EndpointSlice>,
     slices_by_service: HashMap<ObjectKey, BTreeSet<Box<str>>>,
-    pods: HashMap<ObjectKey, Pod>,
+    pods: ObjectMap<Pod>,
     pods_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
     namespace_objects: HashSet<Box<str>>,
     /// What each Service last put in the reverse map (the snapshot's `PtrSet`s hold the
@@ -98,7 +100,7 @@ pub struct Cluster {
 /// tells them apart from other Services' targets) and their addresses.
 struct PtrContribution {
     buf: Arc<str>,
-    ips: Box<[IpAddr]>,
+    ips: IpList,
 }
 
 /// What one `apply` changed.
@@ -157,11 +159,11 @@ impl Cluster {
         Self {
             config,
             options: ClusterOptions::default(),
-            services: HashMap::new(),
+            services: ObjectMap::new(),
             services_by_ns: HashMap::new(),
-            slices: HashMap::new(),
+            slices: ObjectMap::new(),
             slices_by_service: HashMap::new(),
-            pods: HashMap::new(),
+            pods: ObjectMap::new(),
             pods_by_ns: HashMap::new(),
             namespace_objects: HashSet::new(),
             ptr_by_service: HashMap::new(),
@@ -254,7 +256,7 @@ impl Cluster {
                 let key = svc.key.clone();
                 if self.services.get(&key) != Some(&svc) {
                     index_insert(&mut self.services_by_ns, &key);
-                    self.services.insert(key.clone(), svc);
+                    self.services.insert(svc);
                     touched.services.insert(key);
                     touched.namespaces = true;
                 }
@@ -283,7 +285,7 @@ impl Cluster {
                         .insert(slice.key.name.clone());
                     touched.services.insert(svc_key);
                 }
-                self.slices.insert(slice.key.clone(), slice);
+                self.slices.insert(slice);
             }
             Object::Pod(pod) => {
                 let old = self.pods.get(&pod.key);
@@ -306,7 +308,7 @@ impl Cluster {
                 touched.services.extend(self.services_for_pod(&pod));
                 index_insert(&mut self.pods_by_ns, &pod.key);
                 touched.namespaces = true;
-                self.pods.insert(pod.key.clone(), pod);
+                self.pods.insert(pod);
             }
         }
     }
