@@ -2,16 +2,19 @@
 //! zone snapshot that shares every untouched Service with the previous one.
 
 mod endpoints;
+mod objects;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::{EndpointSlice, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
+use crate::model::{EndpointSlice, IpList, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
-    PodsMode, PtrTarget, ServiceInput, ShardedMap, Snapshot, ZoneConfig, build_service, service_key,
+    PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServicePtrs, ShardedMap, Snapshot,
+    ZoneConfig, build_service, service_key,
 };
+use objects::ObjectMap;
 
 /// A change from a source.
 #[derive(Clone, Debug)]
@@ -70,15 +73,16 @@ impl ClusterOptions {
 pub struct Cluster {
     config: Arc<ZoneConfig>,
     options: ClusterOptions,
-    services: HashMap<ObjectKey, Service>,
+    services: ObjectMap<Service>,
     services_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
-    slices: HashMap<ObjectKey, EndpointSlice>,
+    slices: ObjectMap<EndpointSlice>,
     slices_by_service: HashMap<ObjectKey, BTreeSet<Box<str>>>,
-    pods: HashMap<ObjectKey, Pod>,
+    pods: ObjectMap<Pod>,
     pods_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
     namespace_objects: HashSet<Box<str>>,
-    ptr_by_service: HashMap<ObjectKey, Vec<(IpAddr, PtrTarget)>>,
-    ptr_owners: HashMap<IpAddr, BTreeMap<ObjectKey, Vec<PtrTarget>>>,
+    /// What each Service last put in the reverse map (the snapshot's `PtrSet`s hold the
+    /// targets themselves, every Service's contribution).
+    ptr_by_service: HashMap<ObjectKey, PtrContribution>,
     /// Pods by address, for `--pods verified`.
     pods_by_ip: HashMap<IpAddr, BTreeSet<ObjectKey>>,
     /// Pod addresses whose namespaces may have changed since the last publish.
@@ -90,6 +94,13 @@ pub struct Cluster {
     programming_pending: Vec<(ObjectKey, i64)>,
     /// Published ones: (service kind label, trigger time in Unix ms).
     programming_done: Vec<(&'static str, i64)>,
+}
+
+/// The PTR targets one Service build put in the reverse map: their names' buffer (which
+/// tells them apart from other Services' targets) and their addresses.
+struct PtrContribution {
+    buf: Arc<str>,
+    ips: IpList,
 }
 
 /// What one `apply` changed.
@@ -148,15 +159,14 @@ impl Cluster {
         Self {
             config,
             options: ClusterOptions::default(),
-            services: HashMap::new(),
+            services: ObjectMap::new(),
             services_by_ns: HashMap::new(),
-            slices: HashMap::new(),
+            slices: ObjectMap::new(),
             slices_by_service: HashMap::new(),
-            pods: HashMap::new(),
+            pods: ObjectMap::new(),
             pods_by_ns: HashMap::new(),
             namespace_objects: HashSet::new(),
             ptr_by_service: HashMap::new(),
-            ptr_owners: HashMap::new(),
             pods_by_ip: HashMap::new(),
             pod_ips_touched: BTreeSet::new(),
             expected: expected.iter().copied().collect(),
@@ -246,12 +256,18 @@ impl Cluster {
                 let key = svc.key.clone();
                 if self.services.get(&key) != Some(&svc) {
                     index_insert(&mut self.services_by_ns, &key);
-                    self.services.insert(key.clone(), svc);
+                    self.services.insert(svc);
                     touched.services.insert(key);
                     touched.namespaces = true;
                 }
             }
-            Object::EndpointSlice(slice) => {
+            Object::EndpointSlice(mut slice) => {
+                if !self.options.endpoint_pod_names {
+                    // Pod names only name endpoints with --endpoint-pod-names: not kept otherwise.
+                    for ep in slice.endpoints.iter_mut() {
+                        ep.pod_name = None;
+                    }
+                }
                 let old = self.slices.get(&slice.key);
                 if old == Some(&slice) {
                     return;
@@ -269,7 +285,7 @@ impl Cluster {
                         .insert(slice.key.name.clone());
                     touched.services.insert(svc_key);
                 }
-                self.slices.insert(slice.key.clone(), slice);
+                self.slices.insert(slice);
             }
             Object::Pod(pod) => {
                 let old = self.pods.get(&pod.key);
@@ -292,7 +308,7 @@ impl Cluster {
                 touched.services.extend(self.services_for_pod(&pod));
                 index_insert(&mut self.pods_by_ns, &pod.key);
                 touched.namespaces = true;
-                self.pods.insert(pod.key.clone(), pod);
+                self.pods.insert(pod);
             }
         }
     }
@@ -365,15 +381,9 @@ impl Cluster {
             .filter_map(move |n| self.pods.get(&ObjectKey::new(ns, n)))
     }
 
-    fn build(
-        &self,
-        key: &ObjectKey,
-    ) -> (
-        Option<crate::zone::ServiceRecords>,
-        Vec<(IpAddr, PtrTarget)>,
-    ) {
+    fn build(&self, key: &ObjectKey) -> (Option<crate::zone::ServiceRecords>, ServicePtrs) {
         let Some(svc) = self.services.get(key) else {
-            return (None, Vec::new());
+            return (None, ServicePtrs::default());
         };
         let slices: Vec<&EndpointSlice> = self
             .slices_by_service
@@ -413,48 +423,64 @@ impl Cluster {
         build_service(&input, &self.config.origin)
     }
 
-    /// Replaces the PTR contributions of one Service; returns the addresses whose answer changed.
-    fn update_ptrs(&mut self, key: &ObjectKey, new: Vec<(IpAddr, PtrTarget)>) -> BTreeSet<IpAddr> {
-        let mut touched = BTreeSet::new();
-        for (ip, _) in self.ptr_by_service.remove(key).unwrap_or_default() {
-            if let Some(owners) = self.ptr_owners.get_mut(&ip) {
-                owners.remove(key);
-                if owners.is_empty() {
-                    self.ptr_owners.remove(&ip);
-                }
-            }
-            touched.insert(ip);
-        }
-        for (ip, target) in &new {
-            self.ptr_owners
-                .entry(*ip)
-                .or_default()
-                .entry(key.clone())
-                .or_default()
-                .push(target.clone());
-            touched.insert(*ip);
-        }
-        if !new.is_empty() {
-            self.ptr_by_service.insert(key.clone(), new);
-        }
-        touched
-    }
-
-    /// The PTR answer for one address: a cluster IP's Service wins; otherwise every endpoint name.
-    fn ptr_answer(&self, ip: &IpAddr) -> Option<Arc<[PtrTarget]>> {
-        let owners = self.ptr_owners.get(ip)?;
-        let all: BTreeSet<&PtrTarget> = owners.values().flatten().collect();
-        let cluster: Vec<PtrTarget> = all
-            .iter()
-            .filter(|t| t.cluster_ip)
-            .map(|t| (*t).clone())
-            .collect();
-        let chosen: Vec<PtrTarget> = if cluster.is_empty() {
-            all.into_iter().cloned().collect()
-        } else {
-            cluster.into_iter().take(1).collect()
+    /// Replaces one Service's PTR targets in `reverse`; returns whether any answer changed.
+    fn update_ptrs(&mut self, key: &ObjectKey, new: ServicePtrs, reverse: &mut ReverseMap) -> bool {
+        let mut new_ips: Vec<IpAddr> = new.targets.iter().map(|(ip, _)| *ip).collect();
+        new_ips.dedup();
+        let old = self.ptr_by_service.get(key);
+        let unchanged = match (old, &new.buf) {
+            (None, None) => true,
+            // Equal buffers are equal target lists (the names, one per line, in order).
+            (Some(old), Some(buf)) => *old.buf == **buf && *old.ips == *new_ips,
+            _ => false,
         };
-        (!chosen.is_empty()).then(|| chosen.into())
+        if unchanged {
+            return false;
+        }
+        let old = self.ptr_by_service.remove(key);
+        let old_buf = old.as_ref().map(|o| &o.buf);
+        let mut touched: Vec<IpAddr> = old.iter().flat_map(|o| o.ips.iter().copied()).collect();
+        touched.extend_from_slice(&new_ips);
+        touched.sort_unstable();
+        touched.dedup();
+        let mut visible = false;
+        let mut adding = new.targets.iter().peekable();
+        for ip in touched {
+            let current = reverse.get(&ip);
+            let mut mine = Vec::new();
+            while let Some((_, t)) = adding.next_if(|(a, _)| *a == ip) {
+                mine.push(t.clone());
+            }
+            let next = match current {
+                // The common case: an address only this Service publishes.
+                None if mine.len() == 1 => mine.pop().map(PtrSet::One),
+                None => PtrSet::new(mine),
+                Some(set) => {
+                    let mut list: Vec<PtrTarget> = set
+                        .all()
+                        .iter()
+                        .filter(|t| !old_buf.is_some_and(|b| t.name.is_in(b)))
+                        .cloned()
+                        .collect();
+                    list.append(&mut mine);
+                    PtrSet::new(list)
+                }
+            };
+            visible |= current.map(|s| &**s) != next.as_deref();
+            // Written even when the answer is the same: the targets now point into the new
+            // build's buffer, which is how the next update tells them apart.
+            reverse.set(ip, next);
+        }
+        if let Some(buf) = new.buf {
+            self.ptr_by_service.insert(
+                key.clone(),
+                PtrContribution {
+                    buf,
+                    ips: new_ips.into(),
+                },
+            );
+        }
+        visible
     }
 
     fn unindex_pod_ips(&mut self, key: &ObjectKey, ips: &[IpAddr]) {
@@ -518,7 +544,6 @@ impl Cluster {
         let mut visible = false;
 
         let mut service_changes = Vec::new();
-        let mut ptr_touched = BTreeSet::new();
         for key in &touched.services {
             let (records, ptrs) = self.build(key);
             let skey = service_key(&key.namespace, &key.name);
@@ -527,13 +552,9 @@ impl Cluster {
                 visible = true;
                 service_changes.push((skey, records.map(Arc::new)));
             }
-            ptr_touched.extend(self.update_ptrs(key, ptrs));
+            visible |= self.update_ptrs(key, ptrs, &mut next.reverse);
         }
         next.services.update(service_changes);
-
-        visible |= apply_changed(&mut next.reverse, &old.reverse, ptr_touched, |ip| {
-            self.ptr_answer(ip)
-        });
 
         if self.config.pods == PodsMode::Verified {
             let touched_ips = std::mem::take(&mut self.pod_ips_touched);

@@ -47,7 +47,7 @@ fn service(
 
 fn endpoint(addr: &str, ready: bool, hostname: Option<&str>) -> Endpoint {
     Endpoint {
-        addresses: ips(&[addr]),
+        addresses: ips(&[addr]).into(),
         ready,
         hostname: hostname.map(Into::into),
         pod_name: None,
@@ -478,4 +478,85 @@ fn a_relist_of_unchanged_objects_does_not_churn_the_zone() {
         "nothing DNS-visible changed"
     );
     assert!(Arc::ptr_eq(&before, &c.snapshot()));
+}
+
+#[test]
+fn an_address_shared_by_services_answers_for_each() {
+    let ptr = "9.9.0.10.in-addr.arpa.";
+    let headless = |name: &str, host: &str| {
+        vec![
+            service("ns", name, ServiceKind::Headless, vec![port("p", 1)], &[]),
+            slice(
+                "ns",
+                name,
+                name,
+                vec![endpoint("10.0.9.9", true, Some(host))],
+                vec![port("p", 1)],
+            ),
+        ]
+    };
+    let mut objects = headless("b", "y");
+    objects.extend(headless("a", "x"));
+    let mut c = cluster(objects);
+    assert_eq!(
+        text(&c, ptr, RecordType::PTR),
+        "NoError\n9.9.0.10.in-addr.arpa. 5 IN PTR x.a.ns.svc.cluster.local.\n9.9.0.10.in-addr.arpa. 5 IN PTR y.b.ns.svc.cluster.local."
+    );
+
+    // A cluster IP wins over endpoint names; the first by name among several.
+    let cluster_ip = |name: &str| {
+        service(
+            "ns",
+            name,
+            ServiceKind::ClusterIp(ips(&["10.0.9.9"])),
+            vec![],
+            &[],
+        )
+    };
+    c.apply([cluster_ip("z"), cluster_ip("c")].map(Delta::Upsert));
+    assert_eq!(
+        text(&c, ptr, RecordType::PTR),
+        "NoError\n9.9.0.10.in-addr.arpa. 5 IN PTR c.ns.svc.cluster.local."
+    );
+    c.apply([Delta::Remove(
+        crate::model::Kind::Service,
+        ObjectKey::new("ns", "c"),
+    )]);
+    assert_eq!(
+        text(&c, ptr, RecordType::PTR),
+        "NoError\n9.9.0.10.in-addr.arpa. 5 IN PTR z.ns.svc.cluster.local."
+    );
+
+    // An endpoint name hidden behind the cluster IP changes; removing the cluster IP shows it.
+    let renamed = slice(
+        "ns",
+        "a",
+        "a",
+        vec![endpoint("10.0.9.9", true, Some("w"))],
+        vec![port("p", 1)],
+    );
+    assert!(c.apply([Delta::Upsert(renamed)]).is_some());
+    c.apply([Delta::Remove(
+        crate::model::Kind::Service,
+        ObjectKey::new("ns", "z"),
+    )]);
+    assert_eq!(
+        text(&c, ptr, RecordType::PTR),
+        "NoError\n9.9.0.10.in-addr.arpa. 5 IN PTR w.a.ns.svc.cluster.local.\n9.9.0.10.in-addr.arpa. 5 IN PTR y.b.ns.svc.cluster.local."
+    );
+
+    // One owner left, then none.
+    c.apply([Delta::Remove(
+        crate::model::Kind::Service,
+        ObjectKey::new("ns", "b"),
+    )]);
+    assert_eq!(
+        text(&c, ptr, RecordType::PTR),
+        "NoError\n9.9.0.10.in-addr.arpa. 5 IN PTR w.a.ns.svc.cluster.local."
+    );
+    c.apply([Delta::Remove(
+        crate::model::Kind::Service,
+        ObjectKey::new("ns", "a"),
+    )]);
+    assert_eq!(text(&c, ptr, RecordType::PTR), "Refused");
 }

@@ -2,13 +2,16 @@
 //!
 //! Every field here is a memory decision: at 100k Services and 1M endpoints, one extra
 //! `String` per endpoint is tens of megabytes. Strings are boxed (`Box<str>`, no spare
-//! capacity), lists are boxed slices, and nothing of the original API object is kept.
+//! capacity), lists are boxed slices (an endpoint's addresses an `IpList`, one address
+//! inline), and nothing of the original API object is kept.
 //! Names are stored as Kubernetes spells them (always lower case for the objects DNS serves:
 //! Services and Namespaces are DNS-1035/1123 labels).
 
 mod convert;
+mod ip_list;
 
 pub use convert::{ConvertError, from_endpoint_slice, from_namespace, from_pod, from_service};
+pub use ip_list::IpList;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -63,7 +66,7 @@ impl fmt::Display for Kind {
 }
 
 /// One model object of any kind.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Object {
     /// A namespace (its name only).
     Namespace(Namespace),
@@ -98,14 +101,14 @@ impl Object {
 }
 
 /// A v1 Namespace: DNS needs only to know that it exists.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace {
     /// The namespace's name.
     pub name: Box<str>,
 }
 
 /// How a Service is published in DNS.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
     /// ClusterIP, NodePort and LoadBalancer: A/AAAA for each cluster IP.
     ClusterIp(Box<[IpAddr]>),
@@ -138,7 +141,7 @@ impl Protocol {
 }
 
 /// How a Service port reaches its pods.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TargetPort {
     /// A port number on the pod.
     Number(u16),
@@ -147,7 +150,7 @@ pub enum TargetPort {
 }
 
 /// A port of a Service or EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Port {
     /// The port's name; unnamed ports get no `_port._proto` SRV name.
     pub name: Option<Box<str>>,
@@ -158,7 +161,7 @@ pub struct Port {
 }
 
 /// A v1 Service, reduced to what DNS publishes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Service {
     /// Namespace and name.
     pub key: ObjectKey,
@@ -175,20 +178,21 @@ pub struct Service {
 }
 
 /// One endpoint of an EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// The endpoint's addresses (Kubernetes allows exactly one in practice).
-    pub addresses: Box<[IpAddr]>,
+    pub addresses: IpList,
     /// `conditions.ready`, where unset counts as ready.
     pub ready: bool,
     /// The endpoint's `hostname`.
     pub hostname: Option<Box<str>>,
-    /// The name of the Pod in `targetRef`, when it refers to a Pod.
+    /// The name of the Pod in `targetRef`, when it refers to a Pod (dropped by the cluster
+    /// unless endpoints are named after their pods).
     pub pod_name: Option<Box<str>>,
 }
 
 /// A discovery.k8s.io/v1 EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointSlice {
     /// Namespace and name of the slice.
     pub key: ObjectKey,
@@ -203,7 +207,7 @@ pub struct EndpointSlice {
 }
 
 /// A named container port of a Pod, to resolve a Service's named `targetPort`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
     /// The port's name.
     pub name: Box<str>,
@@ -214,7 +218,7 @@ pub struct ContainerPort {
 }
 
 /// A v1 Pod, reduced to what DNS publishes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Pod {
     /// Namespace and name.
     pub key: ObjectKey,

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::manifests::ManifestSource;
@@ -13,12 +14,21 @@ use crate::cluster::Delta;
 /// How long events must settle before a scan (editors write files in several steps).
 const SETTLE: Duration = Duration::from_millis(50);
 
+/// Whether an event may mean changed content. Opening a file, or closing it unwritten, does
+/// not; reacting to it would make every scan (which opens the files) trigger the next one.
+fn triggers_scan(kind: &EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Access(AccessKind::Open(_) | AccessKind::Close(AccessMode::Read))
+    )
+}
+
 fn start_watcher(
     dir: &std::path::Path,
     tx: mpsc::UnboundedSender<()>,
 ) -> Option<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        if res.is_ok_and(|ev| triggers_scan(&ev.kind)) {
             let _ = tx.send(());
         }
     })
@@ -80,5 +90,29 @@ pub async fn run(
                 watcher = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, ModifyKind};
+
+    use super::*;
+
+    #[test]
+    fn reading_a_file_triggers_no_scan() {
+        assert!(!triggers_scan(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!triggers_scan(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(triggers_scan(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(triggers_scan(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(triggers_scan(&EventKind::Create(CreateKind::File)));
     }
 }

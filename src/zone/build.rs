@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv};
+use super::{EndpointName, NamedPort, ServicePtrs, ServiceRecords, ServiceShape, Srv};
 use crate::model::{Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
@@ -40,15 +40,6 @@ pub struct ServiceInput<'a> {
     pub endpoints: Vec<ReadyEndpoint<'a>>,
 }
 
-/// A PTR target and whether it names a cluster IP (those win over endpoint names).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PtrTarget {
-    /// True for a Service's cluster IP.
-    pub cluster_ip: bool,
-    /// The fully qualified target, lower case.
-    pub name: Box<str>,
-}
-
 /// The label that names an endpoint without a hostname: its address with `.`/`:` as `-`
 /// (`10-244-1-7`, `fd00-1--5`), and a `0` after a trailing `-` (`2001-db8--0`).
 pub fn dashed(ip: IpAddr) -> String {
@@ -72,22 +63,22 @@ fn weight(candidates: usize) -> u16 {
 pub fn build_service(
     input: &ServiceInput<'_>,
     origin: &Name,
-) -> (Option<ServiceRecords>, Vec<(IpAddr, PtrTarget)>) {
+) -> (Option<ServiceRecords>, ServicePtrs) {
     let namespace = input.namespace.to_ascii_lowercase();
     let name = input.name.to_ascii_lowercase();
     let service_fqdn = format!("{name}.{namespace}.svc.{}", origin.to_ascii());
-    let mut ptrs = Vec::new();
+    let mut ptrs: Vec<(IpAddr, bool, String)> = Vec::new();
 
     let shape = match input.kind {
         ServiceKind::ClusterIp(_) => ServiceShape::ClusterIp,
         ServiceKind::Headless => ServiceShape::Headless,
         ServiceKind::ExternalName(target) => {
             if target.parse::<IpAddr>().is_ok() {
-                return (None, ptrs);
+                return (None, ServicePtrs::default());
             }
             match Name::from_ascii(format!("{target}.")) {
                 Ok(t) => ServiceShape::ExternalName(t),
-                Err(_) => return (None, ptrs),
+                Err(_) => return (None, ServicePtrs::default()),
             }
         }
     };
@@ -128,13 +119,7 @@ pub fn build_service(
 
     for (ep, label) in input.endpoints.iter().zip(&labels_of) {
         for a in ep.addresses {
-            ptrs.push((
-                *a,
-                PtrTarget {
-                    cluster_ip: false,
-                    name: format!("{label}.{service_fqdn}").into(),
-                },
-            ));
+            ptrs.push((*a, false, format!("{label}.{service_fqdn}")));
         }
     }
 
@@ -142,13 +127,7 @@ pub fn build_service(
         ServiceKind::ExternalName(_) => (Box::default(), Box::default(), Box::default()),
         ServiceKind::ClusterIp(ips) => {
             for ip in ips.iter() {
-                ptrs.push((
-                    *ip,
-                    PtrTarget {
-                        cluster_ip: true,
-                        name: service_fqdn.clone().into(),
-                    },
-                ));
+                ptrs.push((*ip, true, service_fqdn.clone()));
             }
             let w = weight(input.ports.len() * ips.len());
             let mut srv_all: Vec<Srv> = Vec::new();
@@ -187,7 +166,7 @@ pub fn build_service(
                         }
                     }
                     NamedPort {
-                        name,
+                        name: name.into(),
                         protocol,
                         srv: srv.into(),
                     }
@@ -206,7 +185,7 @@ pub fn build_service(
             let addresses =
                 sorted_families(members().flat_map(|(ep, _)| ep.addresses.iter().copied()));
             if addresses.is_empty() {
-                return (None, ptrs);
+                return (None, ServicePtrs::new(ptrs));
             }
             // Candidates are (address × port); records are de-duplicated by (target, port).
             let mut all: Vec<(u32, u16)> = Vec::new();
@@ -240,7 +219,7 @@ pub fn build_service(
             let ports = named
                 .into_iter()
                 .map(|((name, protocol), (n, list))| NamedPort {
-                    name,
+                    name: name.into(),
                     protocol,
                     srv: to_srv(n, list),
                 })
@@ -249,8 +228,6 @@ pub fn build_service(
         }
     };
 
-    ptrs.sort();
-    ptrs.dedup();
     let records = ServiceRecords {
         namespace: namespace.into(),
         name: name.into(),
@@ -260,7 +237,7 @@ pub fn build_service(
         ports,
         endpoints,
     };
-    (Some(records), ptrs)
+    (Some(records), ServicePtrs::new(ptrs))
 }
 
 /// De-duplicates addresses, v4 first, each family in its first-seen order.

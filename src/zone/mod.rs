@@ -6,14 +6,18 @@
 //! spelled at answer time, in the question's case.
 
 mod build;
+mod label;
 mod lookup;
 mod name;
+mod ptr;
 mod render;
 mod sharded;
 
-pub use build::{PtrTarget, ReadyEndpoint, ServiceInput, build_service};
+pub use build::{ReadyEndpoint, ServiceInput, build_service};
+pub use label::Label;
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, reverse_address};
 pub use name::{ClusterName, classify};
+pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
 
@@ -23,7 +27,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use crate::model::Protocol;
+use crate::model::{IpList, Protocol};
 
 /// The schema version of the Kubernetes DNS-Based Service Discovery specification served.
 pub const DNS_SCHEMA_VERSION: &str = "1.1.0";
@@ -95,7 +99,7 @@ pub struct Srv {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedPort {
     /// The port name, lower case.
-    pub name: Box<str>,
+    pub name: Label,
     /// The protocol.
     pub protocol: Protocol,
     /// The SRV records, de-duplicated.
@@ -106,9 +110,9 @@ pub struct NamedPort {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointName {
     /// The label: hostname, or the dashed address.
-    pub label: Box<str>,
-    /// Its addresses.
-    pub addresses: Box<[IpAddr]>,
+    pub label: Label,
+    /// Its addresses (one, inline, in practice).
+    pub addresses: IpList,
 }
 
 /// How a Service's own name answers.
@@ -126,9 +130,9 @@ pub enum ServiceShape {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRecords {
     /// Namespace, lower case.
-    pub namespace: Box<str>,
+    pub namespace: Label,
     /// Service name, lower case.
-    pub name: Box<str>,
+    pub name: Label,
     /// How the name answers.
     pub shape: ServiceShape,
     /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6.
@@ -176,8 +180,8 @@ pub struct Snapshot {
     pub namespaces: Arc<HashSet<Box<str>>>,
     /// Services by `service_key`.
     pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
-    /// PTR targets by address.
-    pub reverse: ShardedMap<IpAddr, Arc<[PtrTarget]>>,
+    /// PTR targets by address (every Service's contribution; derefs to the answer).
+    pub reverse: ReverseMap,
     /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
 }
@@ -192,7 +196,7 @@ impl Snapshot {
             nameserver_addresses: Arc::new([]),
             namespaces: Arc::new(HashSet::new()),
             services: ShardedMap::new(),
-            reverse: ShardedMap::new(),
+            reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
         }
     }

@@ -92,6 +92,22 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         self.shards = shards.into();
     }
 
+    /// Inserts (`Some`) or removes (`None`) one key, copying its shard only if an older
+    /// snapshot still shares it (so many calls in a row copy each shard at most once).
+    pub fn set(&mut self, key: K, value: Option<V>) {
+        let shards = Arc::make_mut(&mut self.shards);
+        let shard = Arc::make_mut(&mut shards[shard_of(&key)]);
+        let had = match value {
+            Some(v) => shard.insert(key, v).is_some(),
+            None => {
+                let had = shard.remove(&key).is_some();
+                self.len -= usize::from(had);
+                return;
+            }
+        };
+        self.len += usize::from(!had);
+    }
+
     /// Iterates over every entry, shard by shard.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards.iter().flat_map(|s| s.iter())
@@ -114,6 +130,29 @@ mod tests {
         assert_eq!(a.get(&8), Some(&16));
         assert_eq!(b.get(&8), None);
         assert_eq!(b.len(), 1000);
+        let shared = a
+            .shards
+            .iter()
+            .zip(b.shards.iter())
+            .filter(|(x, y)| Arc::ptr_eq(x, y))
+            .count();
+        assert!(
+            shared >= SHARDS - 3,
+            "only touched shards are copied: {shared}"
+        );
+    }
+
+    #[test]
+    fn set_copies_a_shared_shard_once() {
+        let mut a: ShardedMap<u32, u32> = ShardedMap::new();
+        a.update((0..1000).map(|i| (i, Some(i))));
+        let mut b = a.clone();
+        b.set(7, Some(70));
+        b.set(8, None);
+        b.set(5000, Some(1));
+        assert_eq!((a.get(&7), b.get(&7)), (Some(&7), Some(&70)));
+        assert_eq!((a.get(&8), b.get(&8)), (Some(&8), None));
+        assert_eq!((a.len(), b.len()), (1000, 1000));
         let shared = a
             .shards
             .iter()

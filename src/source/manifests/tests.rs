@@ -1,0 +1,187 @@
+//! The manifests source's deltas: only changed objects, last good versions kept, and an
+//! object defined in two files.
+
+use std::path::Path;
+
+use super::ManifestSource;
+use crate::cluster::Delta;
+use crate::model::{Object, ServiceKind};
+
+fn service(name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  clusterIP: {ip}\n  ports:\n  - name: http\n    port: 80\n"
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// The deltas of a forced scan as short text: `+name=ip` for an upsert, `-name` for a removal.
+fn scan(source: &mut ManifestSource) -> (Vec<String>, usize) {
+    let scan = source.scan(true).unwrap();
+    let mut out: Vec<String> = scan
+        .deltas
+        .iter()
+        .map(|d| match d {
+            Delta::Upsert(Object::Service(s)) => match &s.kind {
+                ServiceKind::ClusterIp(ips) => format!("+{}={}", s.key.name, ips[0]),
+                other => format!("+{}={other:?}", s.key.name),
+            },
+            Delta::Upsert(o) => format!("+{}", o.key()),
+            Delta::Remove(kind, key) => format!("-{kind} {}", key.name),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    out.sort();
+    (out, scan.errors.len())
+}
+
+#[test]
+fn only_changed_objects_become_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = format!(
+        "{}---\n{}",
+        service("a", "10.0.0.1"),
+        service("b", "10.0.0.2")
+    );
+    write(dir.path(), "s.yaml", &both);
+    let mut source = ManifestSource::new(dir.path());
+    assert_eq!(
+        scan(&mut source),
+        (vec!["+a=10.0.0.1".into(), "+b=10.0.0.2".into()], 0)
+    );
+    assert_eq!(scan(&mut source), (vec![], 0), "unchanged");
+
+    let changed = format!(
+        "{}---\n{}",
+        service("a", "10.0.0.1"),
+        service("b", "10.0.0.3")
+    );
+    write(dir.path(), "s.yaml", &changed);
+    assert_eq!(scan(&mut source), (vec!["+b=10.0.0.3".into()], 0));
+
+    write(dir.path(), "s.yaml", &service("b", "10.0.0.3"));
+    assert_eq!(scan(&mut source), (vec!["-Service a".into()], 0));
+
+    std::fs::remove_file(dir.path().join("s.yaml")).unwrap();
+    assert_eq!(scan(&mut source), (vec!["-Service b".into()], 0));
+}
+
+#[test]
+fn broken_objects_and_files_keep_their_last_good_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = format!(
+        "{}---\n{}",
+        service("a", "10.0.0.1"),
+        service("b", "10.0.0.2")
+    );
+    write(dir.path(), "s.yaml", &both);
+    let mut source = ManifestSource::new(dir.path());
+    scan(&mut source);
+
+    // A bad field: that object sends nothing, the other one its change.
+    let bad = format!("{}---\n{}", service("a", "nope"), service("b", "10.0.0.9"));
+    write(dir.path(), "s.yaml", &bad);
+    assert_eq!(scan(&mut source), (vec!["+b=10.0.0.9".into()], 1));
+
+    // Unparsable YAML: nothing changes, and the file is not read again until it changes.
+    write(dir.path(), "s.yaml", "kind: Service\nmetadata: {name: a\n");
+    assert_eq!(scan(&mut source), (vec![], 1));
+    assert_eq!(scan(&mut source), (vec![], 0));
+
+    // Back to the first content: `b` returns to its old address; `a` never changed.
+    write(dir.path(), "s.yaml", &both);
+    assert_eq!(scan(&mut source), (vec!["+b=10.0.0.2".into()], 0));
+
+    // A broken object that was removed from the file before is not there: only the error.
+    let bad = format!("{}---\n{}", service("b", "10.0.0.2"), service("c", "nope"));
+    write(dir.path(), "s.yaml", &bad);
+    assert_eq!(scan(&mut source), (vec!["-Service a".into()], 1));
+}
+
+#[test]
+fn an_object_in_two_files_falls_back_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "1.yaml", &service("a", "10.0.0.1"));
+    write(dir.path(), "2.yaml", &service("a", "10.0.0.2"));
+    let mut source = ManifestSource::new(dir.path());
+    // Files are read in order: the later one wins.
+    assert_eq!(
+        scan(&mut source),
+        (vec!["+a=10.0.0.1".into(), "+a=10.0.0.2".into()], 0)
+    );
+
+    // The winning file drops it: the other file's version takes over.
+    write(dir.path(), "2.yaml", &service("z", "10.0.0.26"));
+    assert_eq!(
+        scan(&mut source),
+        (vec!["+a=10.0.0.1".into(), "+z=10.0.0.26".into()], 0)
+    );
+
+    // The file in effect changes it.
+    write(dir.path(), "1.yaml", &service("a", "10.0.0.3"));
+    assert_eq!(scan(&mut source), (vec!["+a=10.0.0.3".into()], 0));
+
+    // Gone from both.
+    std::fs::remove_file(dir.path().join("1.yaml")).unwrap();
+    assert_eq!(scan(&mut source), (vec!["-Service a".into()], 0));
+}
+
+#[test]
+fn lists_and_other_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {{name: shop}}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: x}}\n---\n---\n{}",
+        service("a", "10.0.0.1")
+    );
+    write(dir.path(), "l.yaml", &list);
+    write(
+        dir.path(),
+        "n.json",
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"data"}}"#,
+    );
+    write(dir.path(), "bad.json", "{");
+    let mut source = ManifestSource::new(dir.path());
+    let (deltas, errors) = scan(&mut source);
+    assert_eq!(deltas, vec!["+/data", "+/shop", "+a=10.0.0.1"]);
+    assert_eq!(errors, 1);
+    assert_eq!(
+        scan(&mut source),
+        (vec![], 0),
+        "an unreadable file is read again only when it changes"
+    );
+}
+
+#[test]
+fn a_large_file_parses_in_halves_as_in_one_piece() {
+    use super::{document_split, parse_file_split};
+    let path = Path::new("big.yaml");
+    let docs: Vec<String> = (0..40)
+        .map(|i| service(&format!("s{i}"), &format!("10.0.1.{i}")))
+        .collect();
+    let text = docs.join("---\n");
+    let at = document_split(&text).unwrap();
+    assert!(text[at..].starts_with("---\n") && at >= text.len() / 2);
+    let whole = parse_file_split(path, &text, usize::MAX).unwrap();
+    let halves = parse_file_split(path, &text, 0).unwrap();
+    assert_eq!(whole.0.len(), 40);
+    assert_eq!(whole, halves);
+
+    // With an error, the halves are not used: documents are numbered in the whole file.
+    let broken = format!(
+        "{text}---\nkind: Service\n---\n{}",
+        service("t", "10.0.2.1")
+    );
+    let whole = parse_file_split(path, &broken, usize::MAX).unwrap();
+    let halves = parse_file_split(path, &broken, 0).unwrap();
+    assert_eq!(whole, halves);
+    assert_eq!(halves.1.len(), 1);
+    assert_eq!(halves.1[0].object, "document 41");
+    let unparsable = format!("{text}---\nmetadata: {{name: x\n");
+    assert_eq!(
+        parse_file_split(path, &unparsable, usize::MAX),
+        parse_file_split(path, &unparsable, 0)
+    );
+    assert!(document_split("no documents here").is_none());
+}
