@@ -2,7 +2,8 @@
 //!
 //! Every field here is a memory decision: at 100k Services and 1M endpoints, one extra
 //! `String` per endpoint is tens of megabytes. Strings are boxed (`Box<str>`, no spare
-//! capacity), lists are boxed slices, and nothing of the original API object is kept.
+//! capacity), lists are boxed slices (an endpoint's addresses an `IpList`, one address
+//! inline), and nothing of the original API object is kept.
 //! Names are stored as Kubernetes spells them (always lower case for the objects DNS serves:
 //! Services and Namespaces are DNS-1035/1123 labels).
 
