@@ -106,15 +106,6 @@ fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth:
 /// Parses one manifest file. `Err` means the file as a whole is unreadable (its previous
 /// objects should stay); `Ok` holds the good objects and the errors of the others.
 pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestError>> {
-    parse_file_split(file, text, PARALLEL_BYTES)
-}
-
-/// `parse_file`, parsing YAML of at least `parallel_from` bytes in two halves at once.
-fn parse_file_split(
-    file: &Path,
-    text: &str,
-    parallel_from: usize,
-) -> Result<ParsedFile, Box<ManifestError>> {
     let whole = |reason: String| {
         Box::new(ManifestError {
             file: file.to_owned(),
@@ -124,77 +115,20 @@ fn parse_file_split(
             identity: None,
         })
     };
+    let mut out: ParsedFile = (Vec::new(), Vec::new());
     let is_json = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
         let value: Value = serde_json::from_str(text).map_err(|e| whole(e.to_string()))?;
-        let mut out: ParsedFile = (Vec::new(), Vec::new());
         document(file, "document 1", value, &mut out, 0);
         return Ok(out);
     }
-    if text.len() >= parallel_from
-        && let Some(at) = document_split(text)
-    {
-        let (first, second) = text.split_at(at);
-        let (a, b) = std::thread::scope(|s| {
-            let other = std::thread::Builder::new()
-                .name("manifests-parse".into())
-                .spawn_scoped(s, || parse_yaml(file, second));
-            let a = parse_yaml(file, first);
-            (a, other.ok().map(|h| h.join()))
-        });
-        // Only a clean parse of both halves is used: errors name documents by their number
-        // in the whole file, so a file with any error is parsed again in one piece.
-        if let (Ok((mut objects, ea)), Some(Ok(Ok((more, eb))))) = (a, b)
-            && ea.is_empty()
-            && eb.is_empty()
-        {
-            objects.extend(more);
-            return Ok((objects, Vec::new()));
-        }
-    }
-    parse_yaml(file, text)
-}
-
-/// YAML files at least this large are parsed in two halves at once (libyaml reads about
-/// 30 MB/s: a 250 MB file is seconds of one core).
-const PARALLEL_BYTES: usize = 8 << 20;
-
-/// Where a document starts (a `---` line) at or after the middle of `text`, if anywhere.
-/// Documents share no parser state, so the halves parse as the whole does.
-fn document_split(text: &str) -> Option<usize> {
-    let mut from = text.len() / 2;
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
-    loop {
-        let at = from + text.get(from..)?.find("\n---")? + 1;
-        if matches!(
-            text.as_bytes().get(at + 3),
-            None | Some(b'\n' | b'\r' | b' ' | b'\t')
-        ) {
-            return Some(at);
-        }
-        from = at;
-    }
-}
-
-/// Parses a multi-document YAML text, converting each document as soon as it is read.
-fn parse_yaml(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestError>> {
-    let mut out: ParsedFile = (Vec::new(), Vec::new());
     // Each document's tree lives only until it is converted; a syntax error in a later
     // document still rejects the whole file (the model objects so far are dropped).
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = <Value as serde::Deserialize>::deserialize(doc).map_err(|e| {
-            Box::new(ManifestError {
-                file: file.to_owned(),
-                object: "file".into(),
-                field: None,
-                reason: format!("document {}: {e}", i + 1),
-                identity: None,
-            })
-        })?;
+        let value = <Value as serde::Deserialize>::deserialize(doc)
+            .map_err(|e| whole(format!("document {}: {e}", i + 1)))?;
         document(file, &format!("document {}", i + 1), value, &mut out, 0);
     }
     Ok(out)

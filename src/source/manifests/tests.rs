@@ -152,36 +152,3 @@ fn lists_and_other_kinds() {
         "an unreadable file is read again only when it changes"
     );
 }
-
-#[test]
-fn a_large_file_parses_in_halves_as_in_one_piece() {
-    use super::{document_split, parse_file_split};
-    let path = Path::new("big.yaml");
-    let docs: Vec<String> = (0..40)
-        .map(|i| service(&format!("s{i}"), &format!("10.0.1.{i}")))
-        .collect();
-    let text = docs.join("---\n");
-    let at = document_split(&text).unwrap();
-    assert!(text[at..].starts_with("---\n") && at >= text.len() / 2);
-    let whole = parse_file_split(path, &text, usize::MAX).unwrap();
-    let halves = parse_file_split(path, &text, 0).unwrap();
-    assert_eq!(whole.0.len(), 40);
-    assert_eq!(whole, halves);
-
-    // With an error, the halves are not used: documents are numbered in the whole file.
-    let broken = format!(
-        "{text}---\nkind: Service\n---\n{}",
-        service("t", "10.0.2.1")
-    );
-    let whole = parse_file_split(path, &broken, usize::MAX).unwrap();
-    let halves = parse_file_split(path, &broken, 0).unwrap();
-    assert_eq!(whole, halves);
-    assert_eq!(halves.1.len(), 1);
-    assert_eq!(halves.1[0].object, "document 41");
-    let unparsable = format!("{text}---\nmetadata: {{name: x\n");
-    assert_eq!(
-        parse_file_split(path, &unparsable, usize::MAX),
-        parse_file_split(path, &unparsable, 0)
-    );
-    assert!(document_split("no documents here").is_none());
-}
