@@ -73,7 +73,7 @@ for scale in $SCALES; do
   yaml_mb=$(( $(stat -c %s "$dir/manifests/cluster.yaml") / 1048576 ))
 
   start=$(now)
-  "$BIN" --manifests "$dir/manifests" --listen "127.0.0.1:$PORT" \
+  "$BIN" --manifests "$dir/manifests" --listen "127.0.0.1:$PORT" --no-forward \
     --metrics-listen "127.0.0.1:$SIDE" --log-level warn >"$dir/server.log" 2>&1 &
   server=$!
   answered=
