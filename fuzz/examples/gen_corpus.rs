@@ -1,6 +1,7 @@
 //! Writes the seed corpora under `fuzz/corpus/<target>/` from the example cluster's names
-//! (`examples/cluster/EXPECTED.md`) and the example manifests. Deterministic: run it again after
-//! changing it and commit the result.
+//! (`examples/cluster/EXPECTED.md`) and the example manifests. Deterministic but for the SOA
+//! serials in the server's answers, which follow the clock: run it again after changing it and
+//! commit the result.
 //!
 //! `cargo run --example gen_corpus` (from `fuzz/`).
 

@@ -50,9 +50,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
         return;
     };
-    let Some(name) = build_name(control & 3, rest) else {
+    let Some(mut name) = build_name(control & 3, rest) else {
         return;
     };
+    // Names from the wire are fully qualified; the text and label forms may not be.
+    name.set_fqdn(true);
     let origin = Name::from_ascii(ORIGINS[usize::from(control >> 2 & 3)]).expect("origin");
     check_classify(&name, &origin);
     if origin.to_ascii() == format!("{ZONE}.") {

@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use clusterdns_fuzz::{FIXTURE, Served, is_encode_fallback, protocol_for_id, serve, udp_limit};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::binary::BinDecodable;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
@@ -103,10 +104,13 @@ fn check_question(message: &Message, request: &Request) {
     }
 }
 
-/// What the answer says about the query: EDNS echoed (RFC 6891 §7), and every answer record
-/// owned by the query name (we never chase a CNAME or answer for another name).
+/// What the answer says about the query: EDNS echoed (RFC 6891 §7); every answer record owned
+/// by the query name, spelled as the question was (we never chase a CNAME or answer for
+/// another name); data and negative answers authoritative, and negative answers carrying the
+/// SOA of a zone above the name (RFC 2308 §3).
 fn check_answers(message: &Message, request: &Request) {
-    if !message.metadata.truncation {
+    let truncated = message.metadata.truncation;
+    if !truncated {
         assert_eq!(
             message.edns.is_some(),
             request.edns.is_some(),
@@ -118,11 +122,30 @@ fn check_answers(message: &Message, request: &Request) {
     };
     let qname = query.original().name();
     for record in &message.answers {
-        assert!(
-            record.name == *qname,
-            "answer owner {} for question {qname}",
-            record.name
+        assert_eq!(
+            record.name.to_ascii(),
+            qname.to_ascii(),
+            "answer owner for the question"
         );
+    }
+    let rcode = message.metadata.response_code;
+    if matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
+        assert!(
+            message.metadata.authoritative,
+            "{rcode} answer not authoritative"
+        );
+    }
+    let negative = rcode == ResponseCode::NXDomain
+        || (rcode == ResponseCode::NoError && message.answers.is_empty());
+    if negative && !truncated {
+        let soa = message
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA);
+        let Some(soa) = soa else {
+            panic!("{rcode} answer without SOA: {message:?}");
+        };
+        assert!(soa.name.zone_of(qname), "SOA of {} for {qname}", soa.name);
     }
 }
 
