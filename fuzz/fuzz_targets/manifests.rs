@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use clusterdns::cluster::{ALL_KINDS, Cluster, Delta};
 use clusterdns::source::manifests::parse_file;
-use clusterdns::zone::{PodsMode, Rcode, Snapshot, ZoneConfig, lookup, render};
+use clusterdns::zone::{PodsMode, Rcode, ServiceShape, Snapshot, ZoneConfig, lookup, render};
 use clusterdns_fuzz::ZONE;
+use hickory_proto::ProtoError;
 use hickory_proto::rr::{Name, RecordType};
 use libfuzzer_sys::fuzz_target;
 
@@ -59,13 +60,16 @@ fuzz_target!(|data: &[u8]| {
     check_zone(&cluster.snapshot());
 });
 
-/// Every Service and every PTR address of the zone answers, and renders without a panic.
+/// Every Service and every PTR address of the zone answers, and renders without a panic. A
+/// Service and each of its endpoint names is found by its name (each part one label on the
+/// wire): data or NODATA, not NXDOMAIN, unless it is headless without addresses.
 fn check_zone(snapshot: &Snapshot) {
+    let origin = &snapshot.config.origin;
     for (_, service) in snapshot.services.iter() {
-        let owner = format!("{}.{}.svc.{ZONE}.", service.name, service.namespace);
-        let Ok(name) = Name::from_ascii(&owner) else {
+        let Ok(name) = name_of(&[&service.name, &service.namespace, "svc"], origin) else {
             continue;
         };
+        let empty = service.shape == ServiceShape::Headless && service.addresses.is_empty();
         for qtype in [
             RecordType::A,
             RecordType::AAAA,
@@ -73,13 +77,24 @@ fn check_zone(snapshot: &Snapshot) {
             RecordType::ANY,
         ] {
             let answer = lookup(snapshot, &name, qtype);
-            assert_ne!(answer.rcode, Rcode::Refused, "{owner} {qtype} refused");
+            assert_ne!(answer.rcode, Rcode::Refused, "{name} {qtype} refused");
+            if !empty {
+                assert_eq!(answer.rcode, Rcode::NoError, "{name} {qtype}");
+            }
             render(snapshot, &answer, &name);
         }
         for endpoint in service.endpoints.iter() {
-            if let Ok(name) = Name::from_ascii(format!("{}.{owner}", endpoint.label)) {
-                render(snapshot, &lookup(snapshot, &name, RecordType::A), &name);
+            let labels = [&*endpoint.label, &service.name, &service.namespace, "svc"];
+            let Ok(name) = name_of(&labels, origin) else {
+                continue;
+            };
+            let answer = lookup(snapshot, &name, RecordType::A);
+            if !endpoint.label.starts_with('_')
+                && !matches!(service.shape, ServiceShape::ExternalName(_))
+            {
+                assert_eq!(answer.rcode, Rcode::NoError, "{name} A");
             }
+            render(snapshot, &answer, &name);
         }
     }
     for (ip, _) in snapshot.reverse.iter() {
@@ -88,6 +103,14 @@ fn check_zone(snapshot: &Snapshot) {
         assert_eq!(answer.rcode, Rcode::NoError, "{name} PTR");
         render(snapshot, &answer, &name);
     }
+}
+
+/// `labels` (raw bytes, one label each, as a query on the wire can carry) under `origin`.
+fn name_of(labels: &[&str], origin: &Name) -> Result<Name, ProtoError> {
+    let mut name = Name::from_labels(labels.iter().map(|l| l.as_bytes()))?;
+    name = name.append_domain(origin)?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
 fn reverse_name(ip: IpAddr) -> Name {
