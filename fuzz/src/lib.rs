@@ -1,0 +1,265 @@
+//! What the clusterdns fuzz targets share: snapshots of the example cluster, the request path
+//! as hickory-server's `Server` runs it for one packet, and the checks on an answer.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use arc_swap::ArcSwap;
+use clusterdns::cluster::{ALL_KINDS, Cluster, Delta};
+use clusterdns::metrics::Metrics;
+use clusterdns::server::{DnsHandler, MAX_UDP_PAYLOAD};
+use clusterdns::source::manifests::ManifestSource;
+use clusterdns::zone::{PodsMode, Snapshot, ZoneConfig};
+use hickory_proto::ProtoError;
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+
+/// The cluster zone every fixture serves.
+pub const ZONE: &str = "cluster.local";
+
+/// The manifests of the example cluster (`examples/cluster`).
+pub fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cluster")
+}
+
+/// A snapshot of the manifests in `dir`, built as `app::start` builds the first one. With
+/// `synced == false` the sources have not finished listing (NXDOMAIN turns into SERVFAIL).
+pub fn snapshot_from_dir(dir: &Path, pods: PodsMode, ttl: u32, synced: bool) -> Arc<Snapshot> {
+    let config = Arc::new(ZoneConfig::new(ZONE, ttl, pods).expect("zone name"));
+    let mut cluster = Cluster::new(config, &ALL_KINDS);
+    let scan = ManifestSource::new(dir)
+        .scan(true)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    assert!(
+        scan.errors.is_empty(),
+        "example manifests rejected: {:?}",
+        scan.errors
+    );
+    let mut deltas = scan.deltas;
+    if synced {
+        deltas.extend(ALL_KINDS.map(Delta::Synced));
+    }
+    cluster.apply(deltas);
+    cluster.snapshot()
+}
+
+/// The zone behind a handler, as the server holds it.
+fn handler_for(snapshot: Arc<Snapshot>) -> DnsHandler {
+    DnsHandler::new(Arc::new(ArcSwap::new(snapshot)), Arc::new(Metrics::new()))
+}
+
+/// The example cluster with the defaults (`--pods insecure`, TTL 30), synced.
+pub static EXAMPLE: LazyLock<Arc<Snapshot>> =
+    LazyLock::new(|| snapshot_from_dir(&example_dir(), PodsMode::Insecure, 30, true));
+
+/// Handlers over the example cluster, built once per process, and the runtime that drives them.
+pub struct Fixture {
+    /// `--pods insecure`, TTL 30 (the defaults), synced.
+    pub insecure: DnsHandler,
+    /// `--pods verified`, TTL 0, synced.
+    pub verified: DnsHandler,
+    /// Defaults, but the first full list has not arrived.
+    pub unsynced: DnsHandler,
+    /// A small current-thread runtime: the handler's fast path never waits on it.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// The process-wide fixture.
+pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let dir = example_dir();
+    Fixture {
+        insecure: handler_for(Arc::clone(&EXAMPLE)),
+        verified: handler_for(snapshot_from_dir(&dir, PodsMode::Verified, 0, true)),
+        unsynced: handler_for(snapshot_from_dir(&dir, PodsMode::Insecure, 30, false)),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+    }
+});
+
+impl Fixture {
+    /// The handler a query ID selects, so that one corpus reaches every fixture: IDs ending in
+    /// binary 10 go to `verified`, 11 to `unsynced`, the rest to `insecure`.
+    pub fn handler_for_id(&self, id: u16) -> &DnsHandler {
+        match id & 3 {
+            2 => &self.verified,
+            3 => &self.unsynced,
+            _ => &self.insecure,
+        }
+    }
+}
+
+/// The transport a query ID selects: TCP when its top four bits are all set, else UDP.
+pub fn protocol_for_id(id: u16) -> Protocol {
+    if id & 0xF000 == 0xF000 {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    }
+}
+
+/// What the server did with one packet.
+pub enum Served {
+    /// No answer at all: shorter than a header, or a response (hickory-server drops both).
+    Dropped,
+    /// The header was read but the rest was not: the FORMERR hickory-server sends itself.
+    FormErr {
+        /// The header of the packet.
+        header: Header,
+        /// The responses written.
+        sent: Vec<Vec<u8>>,
+    },
+    /// The request reached our handler.
+    Handled {
+        /// The request as the handler saw it.
+        request: Box<Request>,
+        /// The responses written.
+        sent: Vec<Vec<u8>>,
+    },
+}
+
+/// Runs `packet` through the request path of hickory-server's `Server`
+/// (`ServerContext::handle_request` in 0.26.3) and our handler, capturing the encoded responses.
+pub fn serve(handler: &DnsHandler, packet: &[u8], protocol: Protocol) -> Served {
+    let runtime = &FIXTURE.runtime;
+    let src = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else {
+        return Served::Dropped;
+    };
+    let capture = Capture::new(protocol);
+    match Request::from_bytes(packet.to_vec(), src, protocol) {
+        Err(_) => {
+            // As `error_response_handler`: no question, the request's header, FORMERR.
+            let queries = empty_queries();
+            let response = MessageResponseBuilder::new(&queries, None)
+                .error_msg(&header, ResponseCode::FormErr);
+            let mut handle = capture.clone();
+            runtime
+                .block_on(handle.send_response(response))
+                .expect("capture never fails");
+            Served::FormErr {
+                header,
+                sent: capture.take(),
+            }
+        }
+        Ok(request) => {
+            if request.metadata.message_type == MessageType::Response {
+                return Served::Dropped;
+            }
+            runtime.block_on(handler.handle_request::<_, TokioTime>(&request, capture.clone()));
+            Served::Handled {
+                request: Box::new(request),
+                sent: capture.take(),
+            }
+        }
+    }
+}
+
+/// An empty question section (hickory-server's own constructor for it is crate-private).
+fn empty_queries() -> Queries {
+    Queries::read(&mut BinDecoder::new(&[]), 0).expect("zero queries")
+}
+
+/// The largest answer the request allows over UDP: 512 without EDNS (RFC 1035 §4.2.1),
+/// else the client's payload size capped at `MAX_UDP_PAYLOAD`, never below 512 (RFC 6891 §6.2.5).
+pub fn udp_limit(request: Option<&Request>) -> usize {
+    let payload = request
+        .and_then(|r| r.edns.as_ref())
+        .map_or(512, |e| e.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+    usize::from(payload)
+}
+
+/// A `ResponseHandler` that encodes as hickory's `ResponseHandle` does and keeps the bytes.
+#[derive(Clone)]
+pub struct Capture {
+    protocol: Protocol,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Capture {
+    /// A capture for answers sent over `protocol`.
+    pub fn new(protocol: Protocol) -> Self {
+        Self {
+            protocol,
+            sent: Arc::default(),
+        }
+    }
+
+    /// The responses written so far.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.sent.lock().expect("capture lock"))
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let (info, bytes) = encode(response, self.protocol)?;
+        self.sent.lock().expect("capture lock").push(bytes);
+        Ok(info)
+    }
+}
+
+/// `MessageResponse::encode` of hickory-server 0.26.3 (crate-private there): the UDP size
+/// limit is the response's EDNS payload size, or 512 without EDNS; a response that cannot be
+/// encoded becomes a bare SERVFAIL header.
+pub fn encode<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    protocol: Protocol,
+) -> Result<(ResponseInfo, Vec<u8>), ProtoError> {
+    let id = response.metadata().id;
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(match protocol {
+        Protocol::Udp => response.edns().map_or(512, |e| e.max_payload()),
+        _ => u16::MAX,
+    });
+    if let Ok(info) = response.destructive_emit(&mut encoder) {
+        return Ok((info, bytes));
+    }
+    bytes.clear();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(512);
+    let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
+    metadata.response_code = ResponseCode::ServFail;
+    let header = Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    };
+    header.emit(&mut encoder)?;
+    Ok((ResponseInfo::from(header), bytes))
+}
+
+/// Whether `bytes` is the bare SERVFAIL header `encode` falls back to.
+pub fn is_encode_fallback(bytes: &[u8]) -> bool {
+    bytes.len() == 12
+        && Header::read(&mut BinDecoder::new(bytes)).is_ok_and(|h| {
+            h.metadata.response_code == ResponseCode::ServFail
+                && h.counts == HeaderCounts::default()
+        })
+}
