@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// `udp` or `tcp`.
     pub proto: &'static str,
-    /// The query type (`A`, `AAAA`, …).
-    pub r#type: String,
+    /// The query type (`A`, `AAAA`, …, `other` for uncommon ones).
+    pub r#type: &'static str,
 }
 
 /// Labels of a DNS response.

@@ -987,3 +987,21 @@ async fn a_udp_flood_from_one_source_does_not_starve_another_client() {
     );
     server.running.shutdown().await;
 }
+
+/// Query types outside the common set share one metrics series: a client cycling through
+/// type numbers cannot grow the registry.
+#[tokio::test]
+async fn uncommon_query_types_share_one_metrics_series() {
+    let server = TestServer::example(&[]).await;
+    for t in [65000u16, 65001, 65002, 3333] {
+        let q = query(WEB_NAME, RecordType::Unknown(t), None);
+        let reply = udp_raw(server.addr, &q.to_vec().unwrap(), Duration::from_secs(2)).await;
+        assert!(reply.is_some(), "TYPE{t} answered");
+    }
+    let text = server.running.metrics.encode();
+    assert!(
+        text.contains("clusterdns_dns_requests_total{proto=\"udp\",type=\"other\"} 4"),
+        "{text}"
+    );
+    assert!(!text.contains("TYPE65000"), "{text}");
+}

@@ -126,40 +126,32 @@ pub enum Served {
     },
 }
 
-/// Runs `packet` through the request path of hickory-server's `Server`
-/// (`ServerContext::handle_request` in 0.26.3) and our handler, capturing the encoded responses.
+/// Runs `packet` through clusterdns's own request path (`server::answer_raw`, what its UDP and
+/// TCP loops call for every packet), and says which way it went.
 pub fn serve(handler: &DnsHandler, packet: &[u8], protocol: Protocol) -> Served {
     let runtime = &FIXTURE.runtime;
     let src = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let reply = runtime.block_on(clusterdns::server::answer_raw(
+        handler,
+        packet.to_vec(),
+        src,
+        protocol,
+    ));
+    let sent: Vec<Vec<u8>> = reply.into_iter().collect();
     let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else {
+        assert!(sent.is_empty(), "a packet without a header is never answered");
         return Served::Dropped;
     };
-    let capture = Capture::new(protocol);
+    if header.metadata.message_type == MessageType::Response {
+        assert!(sent.is_empty(), "a response (QR=1) is never answered, readable or not");
+        return Served::Dropped;
+    }
     match Request::from_bytes(packet.to_vec(), src, protocol) {
-        Err(_) => {
-            // As `error_response_handler`: no question, the request's header, FORMERR.
-            let queries = empty_queries();
-            let response = MessageResponseBuilder::new(&queries, None)
-                .error_msg(&header, ResponseCode::FormErr);
-            let mut handle = capture.clone();
-            runtime
-                .block_on(handle.send_response(response))
-                .expect("capture never fails");
-            Served::FormErr {
-                header,
-                sent: capture.take(),
-            }
-        }
-        Ok(request) => {
-            if request.metadata.message_type == MessageType::Response {
-                return Served::Dropped;
-            }
-            runtime.block_on(handler.handle_request::<_, TokioTime>(&request, capture.clone()));
-            Served::Handled {
-                request: Box::new(request),
-                sent: capture.take(),
-            }
-        }
+        Err(_) => Served::FormErr { header, sent },
+        Ok(request) => Served::Handled {
+            request: Box::new(request),
+            sent,
+        },
     }
 }
 

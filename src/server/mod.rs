@@ -79,10 +79,7 @@ impl DnsHandler {
         };
         self.metrics
             .requests
-            .get_or_create(&RequestLabels {
-                proto,
-                r#type: String::new(),
-            })
+            .get_or_create(&RequestLabels { proto, r#type: "" })
             .inc();
         self.metrics
             .responses
@@ -101,8 +98,7 @@ impl DnsHandler {
             .queries
             .queries()
             .first()
-            .map(|q| q.query_type().to_string())
-            .unwrap_or_default();
+            .map_or("", |q| type_label(q.query_type()));
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -119,6 +115,32 @@ impl DnsHandler {
         self.metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// The query type as metrics label it: common types by name, every other one `other`, so a
+/// client cannot create a series per type number (as CoreDNS).
+fn type_label(t: RecordType) -> &'static str {
+    match t {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::ANY => "ANY",
+        RecordType::AXFR => "AXFR",
+        RecordType::CAA => "CAA",
+        RecordType::CNAME => "CNAME",
+        RecordType::DNSKEY => "DNSKEY",
+        RecordType::DS => "DS",
+        RecordType::HTTPS => "HTTPS",
+        RecordType::IXFR => "IXFR",
+        RecordType::MX => "MX",
+        RecordType::NAPTR => "NAPTR",
+        RecordType::NS => "NS",
+        RecordType::PTR => "PTR",
+        RecordType::SOA => "SOA",
+        RecordType::SRV => "SRV",
+        RecordType::SVCB => "SVCB",
+        RecordType::TXT => "TXT",
+        _ => "other",
     }
 }
 

@@ -350,11 +350,10 @@ fn reverse_prefix(name: &Name) -> Option<ipnet::IpNet> {
         let mut octets = [0u8; 4];
         let mut n = 0;
         for l in labels {
-            let s = std::str::from_utf8(l).ok()?;
-            if n >= 3 || (s.len() > 1 && s.starts_with('0')) {
+            if n >= 3 {
                 return None;
             }
-            octets[n] = s.parse().ok()?;
+            octets[n] = octet(l)?;
             n += 1;
         }
         ipnet::Ipv4Net::new(octets.into(), (n * 8) as u8)
@@ -379,6 +378,17 @@ fn reverse_prefix(name: &Name) -> Option<ipnet::IpNet> {
     }
 }
 
+/// One decimal octet of an `in-addr.arpa` name: digits only (no sign), no leading zero.
+fn octet(label: &[u8]) -> Option<u8> {
+    if label.is_empty()
+        || !label.iter().all(u8::is_ascii_digit)
+        || (label.len() > 1 && label[0] == b'0')
+    {
+        return None;
+    }
+    std::str::from_utf8(label).ok()?.parse().ok()
+}
+
 /// The address a full `in-addr.arpa.` (4 labels) or `ip6.arpa.` (32 nibbles) name spells.
 pub fn reverse_address(name: &Name) -> Option<IpAddr> {
     let mut labels = name.iter().rev();
@@ -393,11 +403,7 @@ pub fn reverse_address(name: &Name) -> Option<IpAddr> {
         }
         let mut octets = [0u8; 4];
         for (o, l) in octets.iter_mut().zip(labels) {
-            let s = std::str::from_utf8(l).ok()?;
-            if s.len() > 1 && s.starts_with('0') {
-                return None;
-            }
-            *o = s.parse().ok()?;
+            *o = octet(l)?;
         }
         Some(IpAddr::from(octets))
     } else if family.eq_ignore_ascii_case(b"ip6") {
@@ -436,14 +442,17 @@ mod tests {
             "0.96.10.in-addr.arpa.",
             "256.0.96.10.in-addr.arpa.",
             "01.0.96.10.in-addr.arpa.",
+            // Found by the `name` fuzz target: `str::parse` accepts a sign.
+            "+1.0.96.10.in-addr.arpa.",
+            "+01.0.96.10.in-addr.arpa.",
             "1.0.96.10.in-addr.example.",
             "x.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.7.7.0.0.0.0.d.f.ip6.arpa.",
         ] {
-            assert_eq!(
-                reverse_address(&Name::from_ascii(bad).unwrap()),
-                None,
-                "{bad}"
-            );
+            // Raw labels: `+1` is no hostname label, but a packet can carry it.
+            let labels = bad.trim_end_matches('.').split('.').map(str::as_bytes);
+            let mut name = Name::from_labels(labels).unwrap();
+            name.set_fqdn(true);
+            assert_eq!(reverse_address(&name), None, "{bad}");
         }
     }
 
