@@ -97,8 +97,8 @@ fn check_zone(snapshot: &Snapshot) {
             render(snapshot, &answer, &name);
         }
     }
-    for (ip, _) in snapshot.reverse.iter() {
-        let name = reverse_name(*ip);
+    for ip in snapshot.reverse.addresses() {
+        let name = reverse_name(ip);
         let answer = lookup(snapshot, &name, RecordType::PTR);
         assert_eq!(answer.rcode, Rcode::NoError, "{name} PTR");
         render(snapshot, &answer, &name);

@@ -13,7 +13,6 @@
 #![no_main]
 
 use std::net::IpAddr;
-use std::sync::LazyLock;
 
 use clusterdns::zone::{ClusterName, Rcode, classify, lookup, render};
 use clusterdns_fuzz::{EXAMPLE, ZONE};

@@ -16,10 +16,9 @@ use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, Res
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
 
 /// The cluster zone every fixture serves.
 pub const ZONE: &str = "cluster.local";
@@ -153,11 +152,6 @@ pub fn serve(handler: &DnsHandler, packet: &[u8], protocol: Protocol) -> Served 
             sent,
         },
     }
-}
-
-/// An empty question section (hickory-server's own constructor for it is crate-private).
-fn empty_queries() -> Queries {
-    Queries::read(&mut BinDecoder::new(&[]), 0).expect("zero queries")
 }
 
 /// The largest answer the request allows over UDP: 512 without EDNS (RFC 1035 §4.2.1),

@@ -237,6 +237,12 @@ impl ReverseMap {
         self.v4.len() + self.v6.len()
     }
 
+    /// Every address with targets (IPv4 first), in no particular order.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.v4.iter().map(|(ip, _)| IpAddr::V4(*ip));
+        v4.chain(self.v6.iter().map(|(ip, _)| IpAddr::V6(*ip)))
+    }
+
     /// Whether no address has targets.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
