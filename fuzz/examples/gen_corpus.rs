@@ -10,10 +10,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use clusterdns::source::manifests::list_files;
-use clusterdns_fuzz::{FIXTURE, Served, example_dir, serve};
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use clusterdns_fuzz::{FIXTURE, Served, UPSTREAM_ID, example_dir, serve, upstream_queries};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 
@@ -435,10 +435,175 @@ fn write(target: &str, seeds: &[(String, Vec<u8>)]) {
     );
 }
 
+/// A record from its presentation form (`name ttl class type rdata`).
+fn rr(text: &str) -> Record {
+    let mut parts = text.splitn(4, ' ');
+    let (Some(name), Some(ttl), Some(rtype), Some(rdata)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        panic!("record {text:?}: want name ttl type rdata");
+    };
+    let name = Name::from_ascii(name).expect(name);
+    let rtype: RecordType = rtype.parse().expect(rtype);
+    let tokens: Vec<&str> = rdata.split(' ').collect();
+    let rdata = RData::try_from_str(rtype, &tokens.join(" ")).expect(text);
+    Record::from_rdata(name, ttl.parse().expect(ttl), rdata)
+}
+
+/// Upstream replies, each prefixed by the index of the query it answers
+/// (`clusterdns_fuzz::upstream_queries`): answers, CNAME chains, negatives with and without an
+/// SOA, SERVFAIL, truncation, DNSSEC records, and replies the forwarder must refuse.
+fn upstream_replies() -> Vec<(String, Vec<u8>)> {
+    let queries = upstream_queries();
+    let soa = "example.com. 900 SOA ns1.example.com. hostmaster.example.com. 2026112401 7200 900 1209600 300";
+    /// Description, query index, rcode, then the answer, authority and additional records.
+    type Case<'a> = (
+        &'a str,
+        usize,
+        ResponseCode,
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+    let cases: &[Case] = &[
+        (
+            "a-two",
+            0,
+            ResponseCode::NoError,
+            &[
+                "example.com. 300 A 192.0.2.1",
+                "example.com. 300 A 192.0.2.2",
+            ],
+            &[],
+            &[],
+        ),
+        (
+            "a-ttl-0",
+            0,
+            ResponseCode::NoError,
+            &["example.com. 0 A 192.0.2.1"],
+            &[],
+            &[],
+        ),
+        (
+            "a-ttl-huge",
+            0,
+            ResponseCode::NoError,
+            &["example.com. 2147483647 A 192.0.2.1"],
+            &[],
+            &[],
+        ),
+        (
+            "a-with-ns-glue",
+            0,
+            ResponseCode::NoError,
+            &["example.com. 60 A 192.0.2.1"],
+            &["example.com. 86400 NS ns1.example.com."],
+            &["ns1.example.com. 86400 A 192.0.2.53"],
+        ),
+        (
+            "aaaa-cname-chain",
+            1,
+            ResponseCode::NoError,
+            &[
+                "www.Example.com. 60 CNAME web.example.net.",
+                "web.example.net. 30 CNAME edge.example.org.",
+                "edge.example.org. 20 AAAA 2001:db8::1",
+            ],
+            &[],
+            &[],
+        ),
+        ("aaaa-nodata", 1, ResponseCode::NoError, &[], &[soa], &[]),
+        ("aaaa-nxdomain", 1, ResponseCode::NXDomain, &[], &[soa], &[]),
+        (
+            "aaaa-nxdomain-no-soa",
+            1,
+            ResponseCode::NXDomain,
+            &[],
+            &[],
+            &[],
+        ),
+        (
+            "txt-long",
+            2,
+            ResponseCode::NoError,
+            &[
+                "example.com. 120 TXT v=spf1 include:_spf.example.com ~all",
+                "example.com. 120 TXT a b c d e f g h i j",
+            ],
+            &[],
+            &[],
+        ),
+        ("txt-servfail", 2, ResponseCode::ServFail, &[], &[], &[]),
+        ("txt-refused", 2, ResponseCode::Refused, &[], &[], &[]),
+        (
+            "srv-two",
+            3,
+            ResponseCode::NoError,
+            &[
+                "_sip._udp.example.com. 300 SRV 10 60 5060 sip1.example.com.",
+                "_sip._udp.example.com. 300 SRV 20 40 5060 sip2.example.com.",
+            ],
+            &[],
+            &["sip1.example.com. 300 A 192.0.2.10"],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (description, pick, rcode, answers, authorities, additionals) in cases {
+        let mut m = Message::new(UPSTREAM_ID, MessageType::Response, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.metadata.recursion_available = true;
+        m.metadata.response_code = *rcode;
+        let q = &queries[*pick];
+        m.add_query(Query::query(q.name.clone(), q.qtype));
+        m.answers = answers.iter().map(|t| rr(t)).collect();
+        m.authorities = authorities.iter().map(|t| rr(t)).collect();
+        m.additionals = additionals.iter().map(|t| rr(t)).collect();
+        if let Some((payload, dnssec_ok)) = q.edns {
+            m.set_edns(edns(payload, dnssec_ok));
+        }
+        let pick = u8::try_from(*pick).expect("query index");
+        out.push((description.to_string(), [&[pick][..], &bytes(&m)].concat()));
+        if *description == "a-two" {
+            // The same reply truncated, with another ID, as a query, and cut short.
+            let mut tc = m.clone();
+            tc.metadata.truncation = true;
+            tc.answers.clear();
+            out.push(("a-truncated".into(), [&[pick][..], &bytes(&tc)].concat()));
+            let mut other = m.clone();
+            other.metadata.id = UPSTREAM_ID ^ 1;
+            out.push(("a-wrong-id".into(), [&[pick][..], &bytes(&other)].concat()));
+            let mut asked = m.clone();
+            asked.metadata.message_type = MessageType::Query;
+            out.push(("a-qr-0".into(), [&[pick][..], &bytes(&asked)].concat()));
+            let full = bytes(&m);
+            out.push((
+                "a-cut".into(),
+                [&[pick][..], &full[..full.len() - 3]].concat(),
+            ));
+        }
+    }
+    out
+}
+
 fn main() {
+    // With target names as arguments, only those corpora are rewritten.
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |target: &str| only.is_empty() || only.iter().any(|t| t == target);
     let requests = requests();
-    write("request", &requests);
-    write("message_roundtrip", &messages(&requests));
-    write("name", &names());
-    write("manifests", &manifests());
+    if wanted("request") {
+        write("request", &requests);
+    }
+    if wanted("message_roundtrip") {
+        write("message_roundtrip", &messages(&requests));
+    }
+    if wanted("name") {
+        write("name", &names());
+    }
+    if wanted("manifests") {
+        write("manifests", &manifests());
+    }
+    if wanted("upstream_reply") {
+        write("upstream_reply", &upstream_replies());
+    }
 }

@@ -41,7 +41,6 @@ const TYPES: [RecordType; 16] = [
     RecordType::Unknown(65280),
 ];
 
-
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
         return;
@@ -216,4 +215,3 @@ fn reverse_name(name: &Name) -> Option<IpAddr> {
     }
     None
 }
-

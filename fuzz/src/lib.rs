@@ -138,11 +138,17 @@ pub fn serve(handler: &DnsHandler, packet: &[u8], protocol: Protocol) -> Served 
     ));
     let sent: Vec<Vec<u8>> = reply.into_iter().collect();
     let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else {
-        assert!(sent.is_empty(), "a packet without a header is never answered");
+        assert!(
+            sent.is_empty(),
+            "a packet without a header is never answered"
+        );
         return Served::Dropped;
     };
     if header.metadata.message_type == MessageType::Response {
-        assert!(sent.is_empty(), "a response (QR=1) is never answered, readable or not");
+        assert!(
+            sent.is_empty(),
+            "a response (QR=1) is never answered, readable or not"
+        );
         return Served::Dropped;
     }
     match Request::from_bytes(packet.to_vec(), src, protocol) {
@@ -248,4 +254,31 @@ pub fn is_encode_fallback(bytes: &[u8]) -> bool {
             h.metadata.response_code == ResponseCode::ServFail
                 && h.counts == HeaderCounts::default()
         })
+}
+
+/// The ID every `upstream_reply` query goes out with (the seeds' replies carry it).
+pub const UPSTREAM_ID: u16 = 0x5eed;
+
+/// The upstream queries the `upstream_reply` target answers; its first input byte picks one.
+pub fn upstream_queries() -> Vec<clusterdns::forward::Outgoing> {
+    use clusterdns::forward::Outgoing;
+    use hickory_proto::rr::{DNSClass, Name, RecordType};
+    let q = |name: &str, qtype, edns| Outgoing {
+        name: Name::from_ascii(name).unwrap_or_else(|e| panic!("{name}: {e}")),
+        qtype,
+        qclass: DNSClass::IN,
+        rd: true,
+        cd: false,
+        edns,
+    };
+    vec![
+        q("example.com.", RecordType::A, Some((1232, false))),
+        q("www.Example.com.", RecordType::AAAA, None),
+        q("example.com.", RecordType::TXT, Some((1232, true))),
+        q(
+            "_sip._udp.example.com.",
+            RecordType::SRV,
+            Some((512, false)),
+        ),
+    ]
 }

@@ -101,13 +101,11 @@ impl Exchange<'_> {
 
     /// Parses `bytes`, counting it when it is not the reply to `id`.
     fn accept(&self, bytes: &[u8], id: u16) -> Option<Message> {
-        match Message::from_vec(bytes) {
-            Ok(m) if self.query.answered_by(&m, id) => Some(m),
-            _ => {
-                self.metrics.mismatched.get_or_create(&self.label()).inc();
-                None
-            }
+        let reply = accept_reply(self.query, id, bytes);
+        if reply.is_none() {
+            self.metrics.mismatched.get_or_create(&self.label()).inc();
         }
+        reply
     }
 
     async fn udp(&self, deadline: tokio::time::Instant) -> Result<Message, AttemptError> {
@@ -175,6 +173,16 @@ impl Exchange<'_> {
             }
         }
     }
+}
+
+/// Reads `bytes`, received from an upstream, as the reply to `query` sent with `id`: the parsed
+/// message when it is a response with that ID to that question, `None` for anything else
+/// (malformed bytes, another ID, a query, another question). Every upstream datagram and TCP
+/// message goes through here before it reaches the cache.
+pub fn accept_reply(query: &Outgoing, id: u16, bytes: &[u8]) -> Option<Message> {
+    Message::from_vec(bytes)
+        .ok()
+        .filter(|m| query.answered_by(m, id))
 }
 
 fn left(deadline: tokio::time::Instant) -> Duration {
