@@ -891,3 +891,105 @@ async fn the_cluster_zone_never_waits_behind_a_cached_nxdomain() {
         "cluster names are never forwarded"
     );
 }
+
+/// Zeroes every TTL of a response, for comparing answers sent a second apart.
+fn without_ttls(mut m: hickory_proto::op::Message) -> hickory_proto::op::Message {
+    for r in m
+        .answers
+        .iter_mut()
+        .chain(m.authorities.iter_mut())
+        .chain(m.additionals.iter_mut())
+    {
+        r.ttl = 0;
+    }
+    m
+}
+
+#[tokio::test]
+async fn cache_hits_answer_exactly_as_the_miss_did() {
+    let up = upstream().await;
+    up.add("alias.example.com. 60 IN CNAME www.example.com.");
+    up.add("text.example.com. 200 IN TXT \"v=spf1 -all\" \"second string\"");
+    up.add("mx.example.com. 300 IN A 192.0.2.25");
+    up.set_soa(
+        "example.com. 900 IN SOA ns1.example.com. hostmaster.example.com. 7 7200 900 1209600 120",
+    );
+    let u = up.addr().to_string();
+    let s = server(&["--upstream", &u]).await;
+
+    let cases: &[(&str, RecordType)] = &[
+        ("www.example.com.", RecordType::A),
+        ("alias.example.com.", RecordType::A),
+        ("text.example.com.", RecordType::TXT),
+        ("mail.example.com.", RecordType::MX),
+        ("www.example.com.", RecordType::AAAA),
+        ("missing.example.com.", RecordType::A),
+    ];
+    let mut hits = 0;
+    for (name, qtype) in cases {
+        for (payload, dnssec_ok, cd) in [
+            (None, false, false),
+            (Some(1232), false, false),
+            (Some(4096), true, true),
+            (Some(700), false, true),
+        ] {
+            let ask = || {
+                let mut q = query(name, *qtype, payload);
+                q.metadata.checking_disabled = cd;
+                if let Some(e) = q.edns.as_mut() {
+                    e.set_dnssec_ok(dnssec_ok);
+                }
+                q
+            };
+            let first = ask();
+            let (miss, miss_len) = udp(s.addr, &first).await;
+            let second = ask();
+            let (hit, hit_len) = udp(s.addr, &second).await;
+            hits += 1;
+            let what = format!("{name} {qtype} payload {payload:?} DO {dnssec_ok} CD {cd}");
+            // The same records; owner names may compress better than hickory's encoder does.
+            assert!(
+                hit_len <= miss_len,
+                "{what}: {hit_len} bytes after {miss_len}"
+            );
+            for (a, b) in miss
+                .answers
+                .iter()
+                .chain(&miss.authorities)
+                .zip(hit.answers.iter().chain(&hit.authorities))
+            {
+                assert!(a.ttl - b.ttl <= 1, "{what}: TTL {} then {}", a.ttl, b.ttl);
+            }
+            let mut miss = without_ttls(miss);
+            let mut hit = without_ttls(hit);
+            miss.metadata.id = 0;
+            hit.metadata.id = 0;
+            assert_eq!(hit, miss, "{what}");
+            assert!(
+                hit.metadata.recursion_available && !hit.metadata.authoritative,
+                "{what}"
+            );
+            assert_eq!(hit.metadata.checking_disabled, cd, "{what}: CD echoed");
+            assert_eq!(
+                hit.edns.as_ref().map(|e| e.flags().dnssec_ok),
+                payload.map(|_| dnssec_ok),
+                "{what}: DO echoed"
+            );
+            assert_eq!(
+                hit.edns.as_ref().map(|e| e.max_payload()),
+                payload.map(|p| p.clamp(512, 1232)),
+                "{what}: payload"
+            );
+        }
+    }
+    // Each (name, type, DO, CD) missed once: everything else came from the cache.
+    let misses = metric(&s, "clusterdns_cache_misses_total");
+    let served = metric(&s, "clusterdns_cache_hits_total{type=\"success\"}")
+        + metric(&s, "clusterdns_cache_hits_total{type=\"denial\"}");
+    assert_eq!(
+        misses + served,
+        f64::from(2 * hits),
+        "every query looked in the cache"
+    );
+    assert_eq!(misses, 18.0, "6 names × 3 (DO, CD) keys");
+}

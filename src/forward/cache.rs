@@ -21,15 +21,16 @@ pub const STALE_TTL: u32 = 30;
 /// How long an upstream SERVFAIL is cached.
 pub const SERVFAIL_TTL: u32 = 5;
 
-/// What identifies a cached answer.
+/// What identifies a cached answer: the query name in lower-case wire form, then type and
+/// class (big-endian) and a byte of flags (bit 0 DO, bit 1 CD). The same bytes come from a
+/// hickory `Name` (`Key::new`) or straight from a query packet (`forward::wire`), which looks
+/// entries up by `&[u8]` without building a key.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct Key {
-    name: Box<[u8]>,
-    qtype: u16,
-    qclass: u16,
-    dnssec_ok: bool,
-    checking_disabled: bool,
-}
+pub struct Key(Box<[u8]>);
+
+/// Flag bits of the key's last byte.
+pub(crate) const KEY_DO: u8 = 1;
+pub(crate) const KEY_CD: u8 = 2;
 
 impl Key {
     /// The key of a question.
@@ -40,17 +41,23 @@ impl Key {
         dnssec_ok: bool,
         cd: bool,
     ) -> Self {
-        Self {
-            name: name
-                .to_lowercase()
-                .to_ascii()
-                .into_bytes()
-                .into_boxed_slice(),
-            qtype: qtype.into(),
-            qclass: qclass.into(),
-            dnssec_ok,
-            checking_disabled: cd,
+        let mut bytes = Vec::with_capacity(name.len() + 7);
+        for label in name.iter() {
+            // A label is at most 63 bytes (hickory checks it when it builds a name).
+            bytes.push(u8::try_from(label.len()).unwrap_or(63));
+            bytes.extend(label.iter().map(u8::to_ascii_lowercase));
         }
+        bytes.push(0);
+        bytes.extend(u16::from(qtype).to_be_bytes());
+        bytes.extend(u16::from(qclass).to_be_bytes());
+        bytes.push(if dnssec_ok { KEY_DO } else { 0 } | if cd { KEY_CD } else { 0 });
+        Self(bytes.into_boxed_slice())
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -101,6 +108,8 @@ pub struct Entry {
     pub kind: Kind,
     hits: AtomicU32,
     refreshing: AtomicBool,
+    /// The sections encoded once, for answering hits straight into a packet.
+    pub(crate) wire: Option<super::wire::WireAnswer>,
 }
 
 /// An answer ready to send: the sections with TTLs as of now.
@@ -150,7 +159,11 @@ impl Entry {
             ResponseCode::ServFail => (Kind::ServFail, SERVFAIL_TTL),
             _ => (Kind::Uncacheable, 0),
         };
+        let wire = (kind != Kind::Uncacheable)
+            .then(|| super::wire::WireAnswer::build(&m))
+            .flatten();
         Self {
+            wire,
             rcode,
             authentic_data: m.metadata.authentic_data,
             truncated,
@@ -167,6 +180,27 @@ impl Entry {
             hits: AtomicU32::new(0),
             refreshing: AtomicBool::new(false),
         }
+    }
+
+    /// Seconds since it was stored, as served TTLs count them.
+    pub fn age(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Counts a hit answered without `should_prefetch` (which counts its own).
+    pub(crate) fn count_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a hit now falls in the prefetch window (the last tenth of its lifetime, at least
+    /// 1 s), without counting it.
+    pub(crate) fn in_prefetch_window(&self, now: Instant) -> bool {
+        let Some(left) = self.remaining(now) else {
+            return true;
+        };
+        left <= Duration::from_secs(u64::from(self.ttl))
+            .div_f64(10.0)
+            .max(Duration::from_secs(1))
     }
 
     /// Seconds of freshness left, or `None` once expired.
@@ -187,20 +221,16 @@ impl Entry {
     /// has been asked at least twice and less than a tenth of its lifetime (at least 1 s) is left.
     pub fn should_prefetch(&self, now: Instant) -> bool {
         let hits = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
-        let Some(left) = self.remaining(now) else {
-            return false;
-        };
-        let lead = Duration::from_secs(u64::from(self.ttl))
-            .div_f64(10.0)
-            .max(Duration::from_secs(1));
-        hits >= 2 && left <= lead && !self.refreshing.swap(true, Ordering::Relaxed)
+        hits >= 2
+            && self.remaining(now).is_some()
+            && self.in_prefetch_window(now)
+            && !self.refreshing.swap(true, Ordering::Relaxed)
     }
 
     /// The answer as of `now`: every TTL lowered by the time spent here (never above the
     /// entry's lifetime), or `STALE_TTL` when served stale.
     pub fn reply(&self, now: Instant, stale: bool) -> Reply {
-        let age =
-            u32::try_from(now.saturating_duration_since(self.stored).as_secs()).unwrap_or(u32::MAX);
+        let age = self.age(now);
         let ttl = |r: &Record| -> Record {
             let mut r = r.clone();
             r.ttl = if stale {
@@ -267,6 +297,11 @@ impl Cache {
 
     /// The entry for `key`, fresh or not.
     pub fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.inner.get(key)
+    }
+
+    /// The entry for the key bytes `key` (see [`Key`]), fresh or not.
+    pub fn get_bytes(&self, key: &[u8]) -> Option<Arc<Entry>> {
         self.inner.get(key)
     }
 

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod upstream;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use crate::metrics::{CacheTypeLabels, Metrics};
 use cache::{Cache, Entry, Kind};
 pub use cache::{CacheSettings, Key, Reply};
+use prometheus_client::metrics::counter::Counter;
 pub use upstream::{Outgoing, PoolSettings};
 use upstream::{Pool, PoolError};
 
@@ -85,6 +87,8 @@ pub struct Forwarder {
     metrics: Arc<Metrics>,
     probes: Mutex<HashMap<Name, (SocketAddr, u32)>>,
     probing: AtomicBool,
+    /// `cache_hits_total{type="success"}` and `{type="denial"}`, for the packet path.
+    hit_counters: [Counter; 2],
 }
 
 /// Removes a finished query from the in-flight map, even if its task panics.
@@ -126,7 +130,16 @@ impl Forwarder {
         stubs.sort_by_key(|(d, _)| std::cmp::Reverse(d.num_labels()));
         let cache =
             (settings.cache.size > 0).then(|| Cache::new(&settings.cache, Arc::clone(&metrics)));
+        let hits = |r#type| {
+            metrics
+                .forward
+                .cache_hits
+                .get_or_create(&CacheTypeLabels { r#type })
+                .clone()
+        };
+        let hit_counters = [hits("success"), hits("denial")];
         Self {
+            hit_counters,
             default,
             stubs,
             cache,
@@ -159,6 +172,29 @@ impl Forwarder {
     /// Entries in the cache.
     pub fn cache_len(&self) -> u64 {
         self.cache.as_ref().map_or(0, Cache::len)
+    }
+
+    /// Answers the query `q` from a fresh cache entry straight into `out` (see [`wire`]):
+    /// the response's length, or `None` when the general path must answer it (a miss, an
+    /// entry due for prefetch, a response over `limit`). Counts the hit as `resolve` does.
+    pub fn answer_wire(
+        &self,
+        q: &wire::WireQuery<'_>,
+        limit: usize,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let cache = self.cache.as_ref()?;
+        let entry = cache.get_bytes(q.key())?;
+        let now = Instant::now();
+        entry.remaining(now)?;
+        if self.settings.prefetch && entry.in_prefetch_window(now) {
+            return None;
+        }
+        let len = q.respond(&entry, entry.age(now), limit, out)?;
+        entry.count_hit();
+        self.metrics.forward.cache_requests.inc();
+        self.hit_counters[usize::from(entry.kind != Kind::Success)].inc();
+        Some(len)
     }
 
     /// Answers `q` from the cache or its upstreams.

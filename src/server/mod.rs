@@ -71,6 +71,44 @@ impl DnsHandler {
         self
     }
 
+    /// Answers `packet` from a fresh forwarder cache entry straight into `out`, when it is a
+    /// plain query for a name outside the cluster zone and the zone files (see
+    /// `forward::wire`): the response's length, counted as the general path counts it.
+    pub fn answer_cached(&self, packet: &[u8], tcp: bool, out: &mut [u8]) -> Option<usize> {
+        let started = std::time::Instant::now();
+        let forwarder = self.forwarder.as_ref()?;
+        let q = crate::forward::wire::WireQuery::parse(packet)?;
+        // Cluster names never reach the cache; a zone file added since a name was cached
+        // takes it over at once.
+        if self
+            .static_zones
+            .as_ref()
+            .is_some_and(|z| z.load().covers_wire(q.name()))
+        {
+            return None;
+        }
+        let len = forwarder.answer_wire(&q, q.limit(tcp), out)?;
+        let proto = if tcp { "tcp" } else { "udp" };
+        let rcode = out.get(3).map_or(0, |b| b & 0x0F);
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                proto,
+                r#type: type_label(RecordType::from(q.qtype())),
+            })
+            .inc();
+        self.metrics
+            .responses
+            .get_or_create(&ResponseLabels {
+                rcode: rcode_name(ResponseCode::from(0, rcode)).to_owned(),
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
+        Some(len)
+    }
+
     /// Counts a query so malformed it never reached the handler (answered FORMERR).
     fn count_formerr(&self, protocol: hickory_server::net::xfer::Protocol) {
         let proto = match protocol {

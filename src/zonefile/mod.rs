@@ -61,6 +61,8 @@ pub struct ZoneSet {
     zones: foldhash::HashMap<Name, Arc<Zone>>,
     /// Distinct origin label counts, longest first: the only suffixes of a query worth probing.
     depths: Vec<usize>,
+    /// Origins in lower-case wire form, for [`ZoneSet::covers_wire`].
+    origins_wire: Vec<Box<[u8]>>,
 }
 
 impl ZoneSet {
@@ -78,7 +80,38 @@ impl ZoneSet {
         set.depths = set.zones.keys().map(label_count).collect();
         set.depths.sort_unstable_by(|a, b| b.cmp(a));
         set.depths.dedup();
+        set.origins_wire = set
+            .zones
+            .keys()
+            .map(|origin| {
+                let mut wire = Vec::new();
+                for label in origin.iter() {
+                    wire.push(u8::try_from(label.len()).unwrap_or(63));
+                    wire.extend(label.iter().map(u8::to_ascii_lowercase));
+                }
+                wire.push(0);
+                wire.into_boxed_slice()
+            })
+            .collect();
         set
+    }
+
+    /// Whether the name `wire` (lower-case wire form, uncompressed) is in a served zone.
+    pub fn covers_wire(&self, wire: &[u8]) -> bool {
+        if self.origins_wire.is_empty() {
+            return false;
+        }
+        let mut at = 0;
+        loop {
+            let rest = wire.get(at..).unwrap_or_default();
+            if self.origins_wire.iter().any(|o| **o == *rest) {
+                return true;
+            }
+            match rest.first() {
+                Some(&len) if len > 0 => at += 1 + usize::from(len),
+                _ => return false,
+            }
+        }
     }
 
     /// Whether no zone is served.

@@ -408,3 +408,23 @@ fn strange_questions_are_answered() {
         assert!(set.lookup(&name(q), RecordType::A).is_some(), "{q}");
     }
 }
+
+#[test]
+fn covers_wire_matches_whole_labels_of_a_served_origin() {
+    let set = ZoneSet::new([zone("example.internal.", EXAMPLE)]);
+    let wire = |name: &str| {
+        let mut w = Vec::new();
+        for label in name.split('.').filter(|l| !l.is_empty()) {
+            w.push(u8::try_from(label.len()).unwrap());
+            w.extend(label.bytes());
+        }
+        w.push(0);
+        w
+    };
+    assert!(set.covers_wire(&wire("example.internal.")));
+    assert!(set.covers_wire(&wire("a.b.example.internal.")));
+    assert!(!set.covers_wire(&wire("notexample.internal.")));
+    assert!(!set.covers_wire(&wire("internal.")));
+    assert!(!set.covers_wire(&wire(".")));
+    assert!(!ZoneSet::empty().covers_wire(&wire("example.internal.")));
+}
