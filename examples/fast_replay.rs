@@ -87,7 +87,7 @@ fn main() -> ExitCode {
         }
     };
     let mut cluster = Cluster::new(config, &ALL_KINDS);
-    let scan = match ManifestSource::new(&PathBuf::from(manifests)).scan(true) {
+    let scan = match ManifestSource::new(PathBuf::from(manifests)).scan(true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{manifests}: {e}");
