@@ -8,6 +8,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod query;
+
+pub use query::{DurationHistogram, Proto, QueryCounters, rcode_label, type_label};
+
 /// Labels of a DNS request: transport and query type.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -87,7 +91,9 @@ pub struct Metrics {
     /// `clusterdns_dns_responses_total{rcode}`.
     pub responses: Family<ResponseLabels, Counter>,
     /// `clusterdns_dns_request_duration_seconds`.
-    pub request_duration: Histogram,
+    pub request_duration: DurationHistogram,
+    /// The slots of `requests` and `responses` a query records into.
+    queries: QueryCounters,
     /// `clusterdns_kubernetes_watch_restarts_total{kind}`: watch errors retried with backoff.
     pub watch_restarts: Family<KindLabels, Counter>,
     /// `clusterdns_kubernetes_relists_total{kind}`: full lists (initial, after 410 or outage).
@@ -269,13 +275,29 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records one answered query: its transport, type (`None` when it had no question),
+    /// response code and time to answer. Lock-free and allocation-free once each series
+    /// has been seen.
+    pub fn observe_query(
+        &self,
+        proto: Proto,
+        qtype: Option<u16>,
+        rcode: u16,
+        duration: std::time::Duration,
+    ) {
+        self.queries
+            .count(&self.requests, &self.responses, proto, qtype, rcode);
+        self.request_duration.observe(duration);
+    }
+
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("clusterdns");
         let m = Self {
             requests: Family::default(),
             responses: Family::default(),
-            request_duration: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
+            request_duration: DurationHistogram::new(exponential_buckets(0.00001, 2.0, 20)),
+            queries: QueryCounters::new(),
             watch_restarts: Family::default(),
             relists: Family::default(),
             objects: Family::default(),

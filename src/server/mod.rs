@@ -3,13 +3,15 @@
 //!
 //! The only module that imports hickory-server.
 
+pub mod fast;
 mod listen;
 mod transport;
 
 pub use listen::{BindError, Listeners, Serving, bind};
-pub use transport::{TcpLimits, answer as answer_raw};
+pub use transport::{TcpLimits, answer as answer_raw, answer_general};
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hickory_server::net::runtime::Time;
@@ -19,7 +21,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::forward::{ForwardError, Forwarder, Outgoing, Reply};
-use crate::metrics::{Metrics, RequestLabels, ResponseLabels};
+use crate::metrics::{Metrics, Proto};
 use crate::zone::{Answer, AnswerData, Rcode, Rendered, Snapshot, lookup, render};
 use crate::zonefile::ZoneSet;
 
@@ -110,90 +112,58 @@ impl DnsHandler {
     }
 
     /// Counts a query so malformed it never reached the handler (answered FORMERR).
-    fn count_formerr(&self, protocol: hickory_server::net::xfer::Protocol) {
-        let proto = match protocol {
-            hickory_server::net::xfer::Protocol::Udp => "udp",
-            _ => "tcp",
-        };
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels { proto, r#type: "" })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                rcode: "FORMERR".to_owned(),
-            })
-            .inc();
+    fn count_formerr(&self, protocol: hickory_server::net::xfer::Protocol, started: Instant) {
+        self.metrics.observe_query(
+            proto_of(protocol),
+            None,
+            u16::from(ResponseCode::FormErr),
+            started.elapsed(),
+        );
     }
 
-    fn record(&self, request: &Request, info: &ResponseInfo, started: std::time::Instant) {
-        let proto = match request.protocol() {
-            hickory_server::net::xfer::Protocol::Udp => "udp",
-            _ => "tcp",
-        };
+    fn record(&self, request: &Request, info: &ResponseInfo, started: Instant) {
         let qtype = request
             .queries
             .queries()
             .first()
-            .map_or("", |q| type_label(q.query_type()));
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                proto,
-                r#type: qtype,
-            })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                rcode: rcode_name(info.response_code).to_owned(),
-            })
-            .inc();
-        self.metrics
-            .request_duration
-            .observe(started.elapsed().as_secs_f64());
+            .map(|q| u16::from(q.query_type()));
+        self.metrics.observe_query(
+            proto_of(request.protocol()),
+            qtype,
+            u16::from(info.response_code),
+            started.elapsed(),
+        );
+    }
+
+    /// Answers `query` on the fast path (`fast::answer`) into `out`, counting it: the length
+    /// written, or `None` when the query needs the general path.
+    pub fn fast_answer(&self, query: &[u8], proto: Proto, out: &mut [u8]) -> Option<usize> {
+        let started = Instant::now();
+        let options = fast::Options {
+            udp: proto == Proto::Udp,
+            recursion_available: self.forwarder.is_some(),
+        };
+        let answered = fast::answer(&self.zone.load(), query, options, out)?;
+        self.metrics.observe_query(
+            proto,
+            Some(answered.qtype),
+            u16::from(answered.rcode),
+            started.elapsed(),
+        );
+        Some(answered.len)
     }
 }
 
-/// The query type as metrics label it: common types by name, every other one `other`, so a
-/// client cannot create a series per type number (as CoreDNS).
-fn type_label(t: RecordType) -> &'static str {
-    match t {
-        RecordType::A => "A",
-        RecordType::AAAA => "AAAA",
-        RecordType::ANY => "ANY",
-        RecordType::AXFR => "AXFR",
-        RecordType::CAA => "CAA",
-        RecordType::CNAME => "CNAME",
-        RecordType::DNSKEY => "DNSKEY",
-        RecordType::DS => "DS",
-        RecordType::HTTPS => "HTTPS",
-        RecordType::IXFR => "IXFR",
-        RecordType::MX => "MX",
-        RecordType::NAPTR => "NAPTR",
-        RecordType::NS => "NS",
-        RecordType::PTR => "PTR",
-        RecordType::SOA => "SOA",
-        RecordType::SRV => "SRV",
-        RecordType::SVCB => "SVCB",
-        RecordType::TXT => "TXT",
-        _ => "other",
+fn proto_of(protocol: hickory_server::net::xfer::Protocol) -> Proto {
+    match protocol {
+        hickory_server::net::xfer::Protocol::Udp => Proto::Udp,
+        _ => Proto::Tcp,
     }
 }
 
 /// The RFC mnemonic of a response code, as metrics label it.
 pub fn rcode_name(code: ResponseCode) -> &'static str {
-    match u16::from(code) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        16 => "BADVERS",
-        _ => "OTHER",
-    }
+    crate::metrics::rcode_label(u16::from(code))
 }
 
 fn response_code(rcode: Rcode) -> ResponseCode {
@@ -250,7 +220,7 @@ impl RequestHandler for DnsHandler {
         request: &Request,
         handle: R,
     ) -> ResponseInfo {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let info = self.answer(request, handle).await;
         self.record(request, &info, started);
         info

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Proto};
 
 /// Queries in flight on one TCP connection; reading pauses beyond it.
 pub const MAX_PIPELINED: usize = 32;
@@ -112,13 +112,43 @@ fn formerr(header: &Header) -> Option<Vec<u8>> {
     m.to_vec().ok()
 }
 
-/// The answer to one raw query, or `None` when it gets none.
+/// The answer to one raw query, or `None` when it gets none: the fast path's when it takes
+/// the query, else the general path's.
 pub async fn answer(
     handler: &DnsHandler,
     raw: Vec<u8>,
     src: SocketAddr,
     protocol: Protocol,
 ) -> Option<Vec<u8>> {
+    let proto = match protocol {
+        Protocol::Udp => Proto::Udp,
+        _ => Proto::Tcp,
+    };
+    let fast = FAST_OUT.with_borrow_mut(|out| {
+        let len = handler.fast_answer(&raw, proto, &mut out[..])?;
+        out.get(..len).map(<[u8]>::to_vec)
+    });
+    match fast {
+        Some(bytes) => Some(bytes),
+        None => answer_general(handler, raw, src, protocol).await,
+    }
+}
+
+thread_local! {
+    /// The fast path's output buffer for `answer` (a whole TCP message).
+    static FAST_OUT: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; usize::from(u16::MAX)].into_boxed_slice());
+}
+
+/// The answer to one raw query through hickory's decoder, the handler and hickory's encoder,
+/// never the fast path (`answer` falls back to it; tests compare the two).
+pub async fn answer_general(
+    handler: &DnsHandler,
+    raw: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
+    let started = std::time::Instant::now();
     let header = Header::read(&mut BinDecoder::new(&raw)).ok()?;
     if header.metadata.message_type == MessageType::Response {
         return None;
@@ -133,7 +163,7 @@ pub async fn answer(
         Ok(r) => r,
         Err(error) => {
             tracing::debug!(%src, %error, "unreadable query: FORMERR");
-            handler.count_formerr(protocol);
+            handler.count_formerr(protocol, started);
             return formerr(&header);
         }
     };
@@ -154,6 +184,8 @@ pub async fn serve_udp(
     let socket = Arc::new(socket);
     let mut inflight = JoinSet::new();
     let mut buf = vec![0u8; 65535];
+    // UDP answers never exceed the EDNS payload cap.
+    let mut out = vec![0u8; usize::from(super::MAX_UDP_PAYLOAD)];
     loop {
         let (n, src) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -168,6 +200,12 @@ pub async fn serve_udp(
         };
         while inflight.try_join_next().is_some() {}
         if src.port() == 0 {
+            continue;
+        }
+        // Cluster-zone answers are written here, without a task or an allocation.
+        let query = buf.get(..n).unwrap_or_default();
+        if let Some(len) = handler.fast_answer(query, Proto::Udp, &mut out) {
+            send(&socket, out.get(..len).unwrap_or_default(), src).await;
             continue;
         }
         if inflight.len() >= MAX_UDP_INFLIGHT {

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::name::{ClusterName, classify};
+use super::name::{ClusterName, MAX_LABELS, classify_labels, name_labels};
 use super::{PodsMode, PtrTarget, ServiceRecords, ServiceShape, Snapshot, Srv};
 
 /// The response code of an answer.
@@ -279,7 +279,17 @@ fn pod_address(label: &[u8]) -> Option<IpAddr> {
 
 /// Looks `name` up for `qtype`.
 pub fn lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<'s> {
-    if let Some((class, labels)) = classify(name, &snap.config.origin) {
+    let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+    match name_labels(name, &mut buf) {
+        Some(labels) => lookup_labels(snap, labels, qtype),
+        None => Answer::refused(),
+    }
+}
+
+/// `lookup` for a name given as its labels, left to right (without the root label): the
+/// request path's fast answer reads them straight from the packet.
+pub fn lookup_labels<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) -> Answer<'s> {
+    if let Some((class, labels)) = classify_labels(name, &snap.config.origin) {
         let (mut rcode, data) = cluster_lookup(snap, class, qtype);
         if rcode == Rcode::NxDomain && !snap.synced {
             // Until the first full list, a missing name may just not have arrived yet.
@@ -294,9 +304,9 @@ pub fn lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<
     reverse_lookup(snap, name, qtype)
 }
 
-fn reverse_lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<'s> {
+fn reverse_lookup<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) -> Answer<'s> {
     let cidrs = &snap.config.reverse_cidrs;
-    let Some(ip) = reverse_address(name) else {
+    let Some(ip) = reverse_address_labels(name) else {
         // A shorter reverse name inside a configured CIDR: an empty non-terminal as far as
         // anyone may know (NODATA never denies the names below it).
         return match reverse_prefix(name) {
@@ -340,8 +350,8 @@ fn reverse_zone(ip: IpAddr) -> AnswerZone {
 
 /// The network a partial reverse name spells: `96.10.in-addr.arpa.` is 10.96.0.0/16,
 /// `d.f.ip6.arpa.` is fd00::/8. `None` for full names and anything else.
-fn reverse_prefix(name: &Name) -> Option<ipnet::IpNet> {
-    let mut labels = name.iter().rev();
+fn reverse_prefix(name: &[&[u8]]) -> Option<ipnet::IpNet> {
+    let mut labels = name.iter().copied().rev();
     if !labels.next()?.eq_ignore_ascii_case(b"arpa") {
         return None;
     }
@@ -391,7 +401,12 @@ fn octet(label: &[u8]) -> Option<u8> {
 
 /// The address a full `in-addr.arpa.` (4 labels) or `ip6.arpa.` (32 nibbles) name spells.
 pub fn reverse_address(name: &Name) -> Option<IpAddr> {
-    let mut labels = name.iter().rev();
+    let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+    reverse_address_labels(name_labels(name, &mut buf)?)
+}
+
+fn reverse_address_labels(name: &[&[u8]]) -> Option<IpAddr> {
+    let mut labels = name.iter().copied().rev();
     let arpa = labels.next()?;
     let family = labels.next()?;
     if !arpa.eq_ignore_ascii_case(b"arpa") {
@@ -458,7 +473,11 @@ mod tests {
 
     #[test]
     fn reverse_prefixes() {
-        let net = |s: &str| reverse_prefix(&Name::from_ascii(s).unwrap()).map(|n| n.to_string());
+        let net = |s: &str| {
+            let name = Name::from_ascii(s).unwrap();
+            let labels: Vec<&[u8]> = name.iter().collect();
+            reverse_prefix(&labels).map(|n| n.to_string())
+        };
         assert_eq!(net("96.10.in-addr.arpa."), Some("10.96.0.0/16".into()));
         assert_eq!(net("10.in-addr.arpa."), Some("10.0.0.0/8".into()));
         assert_eq!(net("in-addr.arpa."), Some("0.0.0.0/0".into()));

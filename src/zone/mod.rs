@@ -15,8 +15,8 @@ mod sharded;
 
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use label::Label;
-pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, reverse_address};
-pub use name::{ClusterName, classify};
+pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels, reverse_address};
+pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
 pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;

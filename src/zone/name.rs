@@ -65,8 +65,28 @@ pub enum ClusterName<'a> {
 /// Classifies `name` against the zone `origin` (lower case). `None` when the name is outside
 /// the zone; otherwise the class and the number of labels of `name` that spell the zone.
 pub fn classify<'a>(name: &'a Name, origin: &Name) -> Option<(ClusterName<'a>, usize)> {
+    let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+    let labels = name_labels(name, &mut buf)?;
+    classify_labels(labels, origin)
+}
+
+/// Most labels a DNS name can have (255 octets: 127 one-character labels and the root).
+pub const MAX_LABELS: usize = 128;
+
+/// The labels of `name`, left to right, in `buf`; `None` if there are more than it holds.
+pub fn name_labels<'a, 'b>(name: &'a Name, buf: &'b mut [&'a [u8]]) -> Option<&'b [&'a [u8]]> {
+    let mut n = 0;
+    for l in name.iter() {
+        *buf.get_mut(n)? = l;
+        n += 1;
+    }
+    buf.get(..n)
+}
+
+/// `classify` for a name given as its labels, left to right (the root label excluded).
+pub fn classify_labels<'a>(name: &[&'a [u8]], origin: &Name) -> Option<(ClusterName<'a>, usize)> {
     let zone_labels = origin.num_labels() as usize;
-    let mut labels = name.iter().rev();
+    let mut labels = name.iter().copied().rev();
     for zone_label in origin.iter().rev() {
         match labels.next() {
             Some(l) if l.eq_ignore_ascii_case(zone_label) => {}
