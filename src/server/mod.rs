@@ -75,9 +75,8 @@ impl DnsHandler {
 
     /// Answers `packet` from a fresh forwarder cache entry straight into `out`, when it is a
     /// plain query for a name outside the cluster zone and the zone files (see
-    /// `forward::wire`): the response's length, counted as the general path counts it.
-    pub fn answer_cached(&self, packet: &[u8], tcp: bool, out: &mut [u8]) -> Option<usize> {
-        let started = std::time::Instant::now();
+    /// `forward::wire`): the response's length and query type.
+    fn answer_cached(&self, packet: &[u8], tcp: bool, out: &mut [u8]) -> Option<(usize, u16)> {
         let forwarder = self.forwarder.as_ref()?;
         let q = crate::forward::wire::WireQuery::parse(packet)?;
         // Cluster names never reach the cache; a zone file added since a name was cached
@@ -90,25 +89,7 @@ impl DnsHandler {
             return None;
         }
         let len = forwarder.answer_wire(&q, q.limit(tcp), out)?;
-        let proto = if tcp { "tcp" } else { "udp" };
-        let rcode = out.get(3).map_or(0, |b| b & 0x0F);
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                proto,
-                r#type: type_label(RecordType::from(q.qtype())),
-            })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                rcode: rcode_name(ResponseCode::from(0, rcode)).to_owned(),
-            })
-            .inc();
-        self.metrics
-            .request_duration
-            .observe(started.elapsed().as_secs_f64());
-        Some(len)
+        Some((len, q.qtype()))
     }
 
     /// Counts a query so malformed it never reached the handler (answered FORMERR).
@@ -135,7 +116,8 @@ impl DnsHandler {
         );
     }
 
-    /// Answers `query` on the fast path (`fast::answer`) into `out`, counting it: the length
+    /// Answers `query` on the fast path into `out`, counting it: from the cluster zone
+    /// (`fast::answer`), else from a fresh forwarder cache entry (`forward::wire`). The length
     /// written, or `None` when the query needs the general path.
     pub fn fast_answer(&self, query: &[u8], proto: Proto, out: &mut [u8]) -> Option<usize> {
         let started = Instant::now();
@@ -143,14 +125,14 @@ impl DnsHandler {
             udp: proto == Proto::Udp,
             recursion_available: self.forwarder.is_some(),
         };
-        let answered = fast::answer(&self.zone.load(), query, options, out)?;
-        self.metrics.observe_query(
-            proto,
-            Some(answered.qtype),
-            u16::from(answered.rcode),
-            started.elapsed(),
-        );
-        Some(answered.len)
+        let (len, qtype) = match fast::answer(&self.zone.load(), query, options, out) {
+            Some(answered) => (answered.len, answered.qtype),
+            None => self.answer_cached(query, proto == Proto::Tcp, out)?,
+        };
+        let rcode = out.get(3).map_or(0, |b| b & 0x0F);
+        self.metrics
+            .observe_query(proto, Some(qtype), u16::from(rcode), started.elapsed());
+        Some(len)
     }
 }
 

@@ -153,12 +153,6 @@ pub async fn answer_general(
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
-    let tcp = protocol == Protocol::Tcp;
-    let mut out = vec![0; if tcp { usize::from(u16::MAX) } else { 1232 }];
-    if let Some(len) = handler.answer_cached(&raw, tcp, &mut out) {
-        out.truncate(len);
-        return Some(out);
-    }
     let request = match Request::from_bytes(raw, src, protocol) {
         Ok(r) => r,
         Err(error) => {
