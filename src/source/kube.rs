@@ -115,17 +115,38 @@ pub async fn watch_kind(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
+    watch_kind_filtered(client, kind, None, sink, metrics).await;
+}
+
+/// The `labelSelector` the watcher of `kind` sends for `config`: `--labels` for Services
+/// (as CoreDNS's `labels` option; EndpointSlices of Services filtered out are kept but
+/// publish nothing, since they only ever resolve through their Service).
+pub fn label_selector(config: &Config, kind: Kind) -> Option<String> {
+    let filter = config.labels.as_ref()?;
+    (kind == Kind::Service).then(|| filter.to_query())
+}
+
+/// `watch_kind`, listing and watching only objects matching `label_selector`.
+pub async fn watch_kind_filtered(
+    client: kube::Client,
+    kind: Kind,
+    label_selector: Option<String>,
+    sink: mpsc::UnboundedSender<Vec<Delta>>,
+    metrics: std::sync::Arc<Metrics>,
+) {
     let api: Api<DynamicObject> = Api::all_with(client, &api_resource(kind));
     let labels = KindLabels {
         kind: kind.to_string(),
     };
     let mut streaming = true;
     loop {
-        let config = if streaming {
-            watcher::Config::default().streaming_lists()
-        } else {
-            watcher::Config::default()
-        };
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &label_selector {
+            config = config.labels(selector);
+        }
+        if streaming {
+            config = config.streaming_lists();
+        }
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
         let mut backoff = Duration::ZERO;
         let mut listed: Vec<Object> = Vec::new();
