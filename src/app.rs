@@ -204,7 +204,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
         .context("--zone")?
-        .with_reverse_cidrs(config.reverse_cidrs.clone());
+        .with_reverse_cidrs(config.reverse_cidrs.clone())
+        .with_external_zones(&config.external_zones)
+        .map_err(anyhow::Error::msg)?;
     let zone_config = Arc::new(zone_config);
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::unbounded_channel();

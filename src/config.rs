@@ -176,6 +176,13 @@ pub struct Config {
     /// server filters the Services list/watch; the manifests source skips the others.
     #[arg(long = "labels", value_name = "SELECTOR", value_parser = parse_label_selector)]
     pub labels: Option<LabelFilter>,
+
+    /// Answer for this external zone (repeatable): the load balancer and external IPs of
+    /// Services as `<svc>.<ns>.<zone>` (A/AAAA, SRV for named ports, CNAME for load balancer
+    /// hostnames), and the hosts of Ingresses under it with their load balancer addresses
+    /// (watches Ingresses). Authoritative, with SOA and NS `ns1.dns.<zone>` at the apex.
+    #[arg(long = "external-zone", value_name = "ZONE")]
+    pub external_zones: Vec<String>,
 }
 
 /// The order in which upstreams are tried.

@@ -6,11 +6,14 @@ use crate::model::Kind;
 use crate::zone::PodsMode;
 
 /// The kinds watched for `config`: Namespaces, Services and EndpointSlices always; Pods only
-/// for `--pods verified`.
+/// for `--pods verified`; Ingresses only with `--external-zone`.
 pub fn watched_kinds(config: &Config) -> Vec<Kind> {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if config.pods == PodsMode::Verified {
         kinds.push(Kind::Pod);
+    }
+    if !config.external_zones.is_empty() {
+        kinds.push(Kind::Ingress);
     }
     kinds
 }
@@ -22,6 +25,7 @@ pub fn resource_of(kind: Kind) -> (&'static str, &'static str) {
         Kind::Service => ("", "services"),
         Kind::EndpointSlice => ("discovery.k8s.io", "endpointslices"),
         Kind::Pod => ("", "pods"),
+        Kind::Ingress => ("networking.k8s.io", "ingresses"),
     }
 }
 
@@ -70,12 +74,13 @@ pub async fn connect(config: &Config) -> anyhow::Result<kube::Client> {
 }
 
 fn api_resource(kind: Kind) -> ApiResource {
-    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery};
+    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as net};
     match kind {
         Kind::Namespace => ApiResource::erase::<core::Namespace>(&()),
         Kind::Service => ApiResource::erase::<core::Service>(&()),
         Kind::EndpointSlice => ApiResource::erase::<discovery::EndpointSlice>(&()),
         Kind::Pod => ApiResource::erase::<core::Pod>(&()),
+        Kind::Ingress => ApiResource::erase::<net::Ingress>(&()),
     }
 }
 
