@@ -341,3 +341,39 @@ async fn ingress_status_updates_from_the_api_become_visible() {
     assert!(got.starts_with("NXDomain aa"), "{got}");
     dns.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_cluster_edge() {
+    let s = TestServer::example(&["--external-zone", "example.com"]).await;
+    let table = [
+        (
+            "lb.shop.example.com.",
+            A,
+            "NoError aa\n;answer lb.shop.example.com. 30 IN A 203.0.113.10",
+        ),
+        (
+            "_https._tcp.lb.shop.example.com.",
+            SRV,
+            "NoError aa\n;answer _https._tcp.lb.shop.example.com. 30 IN SRV 0 100 443 lb.shop.example.com.",
+        ),
+        (
+            "store.example.com.",
+            A,
+            "NoError aa\n;answer store.example.com. 30 IN A 198.51.100.4",
+        ),
+        ("store.example.org.", A, "Refused"),
+        ("web.shop.example.com.", A, "NXDomain aa"),
+        (
+            "lb.shop.svc.cluster.local.",
+            A,
+            "NoError aa\n;answer lb.shop.svc.cluster.local. 30 IN A 10.96.10.90",
+        ),
+    ];
+    for (name, qtype, want) in table {
+        let got = ask(s.addr, name, qtype).await;
+        assert!(
+            got.starts_with(want),
+            "{name} {qtype}:\n{got}\nwant\n{want}"
+        );
+    }
+}

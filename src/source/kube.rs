@@ -277,3 +277,29 @@ fn is_client_error(e: &watcher::Error) -> bool {
     };
     (400..500).contains(&code) && code != 410 && code != 429
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn ingresses_are_watched_only_for_external_zones() {
+        let plain = Config::try_parse_from(["clusterdns"]).unwrap();
+        assert!(!watched_kinds(&plain).contains(&Kind::Ingress));
+        let edge =
+            Config::try_parse_from(["clusterdns", "--external-zone", "example.com"]).unwrap();
+        assert!(
+            watched_resources(&edge).contains(&("networking.k8s.io", "ingresses")),
+            "{:?}",
+            watched_resources(&edge)
+        );
+        let filtered = Config::try_parse_from(["clusterdns", "--labels", "app=web"]).unwrap();
+        assert_eq!(
+            label_selector(&filtered, Kind::Service).as_deref(),
+            Some("app=web")
+        );
+        assert_eq!(label_selector(&filtered, Kind::EndpointSlice), None);
+        assert_eq!(label_selector(&plain, Kind::Service), None);
+    }
+}
