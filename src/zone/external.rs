@@ -53,6 +53,7 @@ pub struct ExternalTable {
 }
 
 /// A Service with external addresses, as the table builder reads it.
+#[derive(Clone, Copy)]
 pub struct ExternalService<'a> {
     /// Namespace, as written.
     pub namespace: &'a str,
@@ -89,12 +90,9 @@ impl ExternalTable {
     ) -> Self {
         let mut table = ExternalTable::default();
         for zone in origins {
-            let Ok(dns) = Name::from_ascii("dns").and_then(|d| d.append_name(zone)) else {
-                continue;
-            };
-            table.add_ent_chain(&dns, zone);
-            if let Ok(ns1) = Name::from_ascii("ns1").and_then(|n| n.append_name(&dns)) {
+            if let Ok(ns1) = Name::from_ascii("ns1.dns").and_then(|n| n.append_name(zone)) {
                 table.entry(&ns1);
+                table.add_ent_chain(&ns1, zone);
             }
             for svc in services.clone() {
                 let Ok(owner) = Name::from_ascii(format!("{}.{}", svc.name, svc.namespace))
@@ -251,4 +249,111 @@ pub fn spell_lower<'b>(name: &Name, buf: &'b mut [u8; 255]) -> Option<&'b [u8]> 
     let out = &mut buf[..n];
     out.make_ascii_lowercase();
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn addrs(ips: &[&str], hostnames: &[&str]) -> ExternalAddresses {
+        ExternalAddresses {
+            ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+            hostnames: hostnames.iter().map(|h| (*h).into()).collect(),
+        }
+    }
+
+    fn describe(t: &ExternalTable, key: &str) -> String {
+        match t.get(key.as_bytes()) {
+            None => "none".into(),
+            Some(r) => format!(
+                "{:?} {:?} {:?}",
+                r.addresses,
+                r.cname.as_ref().map(ToString::to_string),
+                r.srv
+                    .iter()
+                    .map(|s| format!("{} {} {}", s.weight, s.port, s.target))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    #[test]
+    fn names_merge_and_parents_exist() {
+        let lb = addrs(&["2001:db8::1", "203.0.113.1"], &[]);
+        let named = addrs(&[], &["lb.example.net"]);
+        let ports = [Port {
+            name: Some("http".into()),
+            protocol: Protocol::Tcp,
+            port: 80,
+        }];
+        let services = [
+            ExternalService {
+                namespace: "shop",
+                name: "web",
+                ports: &ports,
+                addresses: &lb,
+            },
+            ExternalService {
+                namespace: "shop",
+                name: "aws",
+                ports: &[],
+                addresses: &named,
+            },
+        ];
+        // An Ingress host that is also a Service's external name: the addresses merge and
+        // the hostname's CNAME gives way to them.
+        let extra = addrs(&["198.51.100.9"], &[]);
+        let both = addrs(&[], &["other.example.net"]);
+        let hosts = [
+            ("web.shop.example.com", &both),
+            ("aws.shop.example.com", &extra),
+        ];
+        let t = ExternalTable::build(
+            &[name("example.com.")],
+            services.iter().copied(),
+            hosts.iter().map(|(h, a)| (*h, *a)),
+        );
+        let table = [
+            (
+                "web.shop.example.com",
+                r#"[203.0.113.1, 2001:db8::1] None ["100 80 web.shop.example.com."]"#,
+            ),
+            (
+                "_http._tcp.web.shop.example.com",
+                r#"[] None ["100 80 web.shop.example.com."]"#,
+            ),
+            ("_tcp.web.shop.example.com", "[] None []"),
+            ("shop.example.com", "[] None []"),
+            ("aws.shop.example.com", "[198.51.100.9] None []"),
+            ("dns.example.com", "[] None []"),
+            ("ns1.dns.example.com", "[] None []"),
+            ("example.com", "none"),
+            ("nope.example.com", "none"),
+        ];
+        for (key, want) in table {
+            assert_eq!(describe(&t, key), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn origins_and_spelling() {
+        let origins = [name("example.com."), name("edge.example.com.")];
+        assert_eq!(
+            external_origin(&name("a.EDGE.example.COM."), &origins),
+            Some(3)
+        );
+        assert_eq!(external_origin(&name("a.example.com."), &origins), Some(2));
+        assert_eq!(external_origin(&name("example.org."), &origins), None);
+        assert_eq!(external_origin(&name("com."), &origins), None);
+        let mut buf = [0u8; 255];
+        assert_eq!(
+            spell_lower(&name("Web.Shop.Example.COM."), &mut buf),
+            Some(&b"web.shop.example.com"[..])
+        );
+    }
 }
