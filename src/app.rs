@@ -204,7 +204,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
         .context("--zone")?
-        .with_reverse_cidrs(config.reverse_cidrs.clone());
+        .with_reverse_cidrs(config.reverse_cidrs.clone())
+        .with_external_zones(&config.external_zones)
+        .map_err(anyhow::Error::msg)?;
     let zone_config = Arc::new(zone_config);
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -213,7 +215,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let cluster = match &config.manifests {
         Some(dir) => {
             let mut cluster = Cluster::new(zone_config, &ALL_KINDS).with_options(options(config));
-            let mut source = ManifestSource::new(dir);
+            let mut source = ManifestSource::new(dir).with_label_filter(config.labels.clone());
             let scan = source
                 .scan(true)
                 .with_context(|| format!("cannot read manifests directory {}", dir.display()))?;
@@ -232,9 +234,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             let kinds = kube_source::watched_kinds(config);
             let cluster = Cluster::new(zone_config, &kinds).with_options(options(config));
             for kind in kinds {
-                tasks.push(tokio::spawn(kube_source::watch_kind(
+                tasks.push(tokio::spawn(kube_source::watch_kind_filtered(
                     client.clone(),
                     kind,
+                    kube_source::label_selector(config, kind),
                     tx.clone(),
                     Arc::clone(&metrics),
                 )));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
 
 /// clusterdns: the Kubernetes cluster DNS server.
@@ -169,6 +170,19 @@ pub struct Config {
     /// Log filter (tracing's EnvFilter syntax; `RUST_LOG` overrides it).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log_level: String,
+
+    /// Serve only Services whose labels match this Kubernetes label selector
+    /// (`app=web,tier!=cache,env in (prod,staging),!legacy`); others answer NXDOMAIN. The API
+    /// server filters the Services list/watch; the manifests source skips the others.
+    #[arg(long = "labels", value_name = "SELECTOR", value_parser = parse_label_selector)]
+    pub labels: Option<LabelFilter>,
+
+    /// Answer for this external zone (repeatable): the load balancer and external IPs of
+    /// Services as `<svc>.<ns>.<zone>` (A/AAAA, SRV for named ports, CNAME for load balancer
+    /// hostnames), and the hosts of Ingresses under it with their load balancer addresses
+    /// (watches Ingresses). Authoritative, with SOA and NS `ns1.dns.<zone>` at the apex.
+    #[arg(long = "external-zone", value_name = "ZONE")]
+    pub external_zones: Vec<String>,
 }
 
 /// The order in which upstreams are tried.

@@ -9,10 +9,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::{EndpointSlice, IpList, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
+use crate::model::{
+    EndpointSlice, Ingress, IpList, Kind, Object, ObjectKey, Pod, Service, ServiceKind,
+};
 use crate::zone::{
-    PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServicePtrs, ShardedMap, Snapshot,
-    ZoneConfig, build_service, service_key,
+    ExternalService, ExternalTable, PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput,
+    ServicePtrs, ShardedMap, Snapshot, ZoneConfig, build_service, service_key,
 };
 use objects::ObjectMap;
 
@@ -38,11 +40,12 @@ pub enum Delta {
 }
 
 /// The kinds a source must list before the zone counts as synced.
-pub const ALL_KINDS: [Kind; 4] = [
+pub const ALL_KINDS: [Kind; 5] = [
     Kind::Namespace,
     Kind::Service,
     Kind::EndpointSlice,
     Kind::Pod,
+    Kind::Ingress,
 ];
 
 /// Choices about which objects and names the cluster publishes.
@@ -64,6 +67,7 @@ impl ClusterOptions {
             Object::Service(s) => &s.key.namespace,
             Object::EndpointSlice(s) => &s.key.namespace,
             Object::Pod(p) => &p.key.namespace,
+            Object::Ingress(i) => &i.key.namespace,
         };
         self.namespaces.contains(ns)
     }
@@ -80,6 +84,10 @@ pub struct Cluster {
     pods: ObjectMap<Pod>,
     pods_by_ns: HashMap<Box<str>, BTreeSet<Box<str>>>,
     namespace_objects: HashSet<Box<str>>,
+    /// Ingresses, for the external zones.
+    ingresses: ObjectMap<Ingress>,
+    /// Services with external addresses, for the external zones.
+    external_services: BTreeSet<ObjectKey>,
     /// What each Service last put in the reverse map (the snapshot's `PtrSet`s hold the
     /// targets themselves, every Service's contribution).
     ptr_by_service: HashMap<ObjectKey, PtrContribution>,
@@ -109,6 +117,8 @@ struct Touched {
     services: BTreeSet<ObjectKey>,
     namespaces: bool,
     synced: bool,
+    /// A Service's external addresses or an Ingress changed.
+    external: bool,
 }
 
 /// Recomputes each of `keys` with `value_of` and applies to `next` only the values that differ
@@ -166,6 +176,8 @@ impl Cluster {
             pods: ObjectMap::new(),
             pods_by_ns: HashMap::new(),
             namespace_objects: HashSet::new(),
+            ingresses: ObjectMap::new(),
+            external_services: BTreeSet::new(),
             ptr_by_service: HashMap::new(),
             pods_by_ip: HashMap::new(),
             pod_ips_touched: BTreeSet::new(),
@@ -189,12 +201,13 @@ impl Cluster {
     }
 
     /// Number of objects held, by kind.
-    pub fn counts(&self) -> [(Kind, usize); 4] {
+    pub fn counts(&self) -> [(Kind, usize); 5] {
         [
             (Kind::Namespace, self.namespace_objects.len()),
             (Kind::Service, self.services.len()),
             (Kind::EndpointSlice, self.slices.len()),
             (Kind::Pod, self.pods.len()),
+            (Kind::Ingress, self.ingresses.len()),
         ]
     }
 
@@ -238,6 +251,7 @@ impl Cluster {
             Kind::Service => self.services.keys().cloned().collect(),
             Kind::EndpointSlice => self.slices.keys().cloned().collect(),
             Kind::Pod => self.pods.keys().cloned().collect(),
+            Kind::Ingress => self.ingresses.keys().cloned().collect(),
         };
         for key in existing.into_iter().filter(|k| !keep.contains(k)) {
             self.remove(kind, &key, touched);
@@ -255,6 +269,13 @@ impl Cluster {
             Object::Service(svc) => {
                 let key = svc.key.clone();
                 if self.services.get(&key) != Some(&svc) {
+                    let had_external = self.external_services.contains(&key);
+                    if svc.external.is_some() {
+                        self.external_services.insert(key.clone());
+                    } else {
+                        self.external_services.remove(&key);
+                    }
+                    touched.external |= had_external || svc.external.is_some();
                     index_insert(&mut self.services_by_ns, &key);
                     self.services.insert(svc);
                     touched.services.insert(key);
@@ -287,6 +308,12 @@ impl Cluster {
                 }
                 self.slices.insert(slice);
             }
+            Object::Ingress(ing) => {
+                if self.ingresses.get(&ing.key) != Some(&ing) {
+                    self.ingresses.insert(ing);
+                    touched.external = true;
+                }
+            }
             Object::Pod(pod) => {
                 let old = self.pods.get(&pod.key);
                 if old == Some(&pod) {
@@ -318,11 +345,13 @@ impl Cluster {
             Kind::Namespace => touched.namespaces |= self.namespace_objects.remove(&key.name),
             Kind::Service => {
                 if self.services.remove(key).is_some() {
+                    touched.external |= self.external_services.remove(key);
                     index_remove(&mut self.services_by_ns, key);
                     touched.services.insert(key.clone());
                     touched.namespaces = true;
                 }
             }
+            Kind::Ingress => touched.external |= self.ingresses.remove(key).is_some(),
             Kind::EndpointSlice => {
                 if let Some(old) = self.slices.remove(key) {
                     self.unlink_slice(key, old.service.as_deref(), touched);
@@ -518,6 +547,27 @@ impl Cluster {
         set
     }
 
+    /// The external zones' names, from every Service with external addresses and every
+    /// Ingress (few objects: rebuilt whole).
+    fn external_table(&self) -> ExternalTable {
+        let services = self.external_services.iter().filter_map(|k| {
+            let svc = self.services.get(k)?;
+            Some(ExternalService {
+                namespace: &k.namespace,
+                name: &k.name,
+                ports: &svc.ports,
+                addresses: svc.external.as_deref()?,
+            })
+        });
+        let hosts = self.ingresses.values().flat_map(|i| {
+            i.hosts
+                .iter()
+                .map(move |h| (&**h, &i.addresses))
+                .filter(|(_, a)| !a.is_empty())
+        });
+        ExternalTable::build(&self.config.external_origins, services, hosts)
+    }
+
     /// Trigger times of EndpointSlice changes published since the last call, with the kind
     /// of their Service (`cluster_ip`, `headless_with_selector`, `headless_without_selector`).
     pub fn take_programming(&mut self) -> Vec<(&'static str, i64)> {
@@ -576,6 +626,13 @@ impl Cluster {
             };
             if addrs != next.nameserver_addresses {
                 next.nameserver_addresses = addrs;
+                visible = true;
+            }
+        }
+        if touched.external && !self.config.external_origins.is_empty() {
+            let table = self.external_table();
+            if table != *next.external {
+                next.external = Arc::new(table);
                 visible = true;
             }
         }

@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
-use crate::model::{EndpointSlice, ObjectKey, Pod, Service};
+use crate::model::{EndpointSlice, Ingress, ObjectKey, Pod, Service};
 
 /// A model object that knows its key.
 pub trait Keyed {
@@ -22,6 +22,12 @@ impl Keyed for Service {
 }
 
 impl Keyed for EndpointSlice {
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+}
+
+impl Keyed for Ingress {
     fn key(&self) -> &ObjectKey {
         &self.key
     }
@@ -86,6 +92,11 @@ impl<T: Keyed> ObjectMap<T> {
         self.0.take(key).map(|o| o.0)
     }
 
+    /// Every object.
+    pub fn values(&self) -> impl Iterator<Item = &T> + Clone {
+        self.0.iter().map(|o| &o.0)
+    }
+
     /// Every key.
     pub fn keys(&self) -> impl Iterator<Item = &ObjectKey> {
         self.0.iter().map(|o| o.0.key())
@@ -109,6 +120,7 @@ mod tests {
             target_ports: Box::new([]),
             publish_not_ready: false,
             selector: Box::new([]),
+            external: None,
         }
     }
 

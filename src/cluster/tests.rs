@@ -42,6 +42,7 @@ fn service(
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect(),
+        external: None,
     })
 }
 

@@ -7,12 +7,13 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::api::networking::v1 as networking;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    ContainerPort, Endpoint, EndpointSlice, Namespace, ObjectKey, Pod, Port, Protocol, Service,
-    ServiceKind, TargetPort,
+    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, Ingress, Namespace, ObjectKey, Pod,
+    Port, Protocol, Service, ServiceKind, TargetPort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -154,6 +155,109 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
         target_ports: target_ports.into(),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         selector: boxed_map(spec.selector.as_ref()),
+        external: service_external(svc)?,
+    })
+}
+
+/// A load balancer `hostname`: lower case, without the trailing dot, a valid name.
+fn lb_hostname(field: impl FnOnce() -> String, h: &str) -> Result<Box<str>, ConvertError> {
+    let h = h.trim_end_matches('.').to_ascii_lowercase();
+    hickory_proto::rr::Name::from_ascii(&h)
+        .map_err(|e| err(field(), format!("{h:?} is not a host name: {e}")))?;
+    Ok(h.into_boxed_str())
+}
+
+/// `status.loadBalancer.ingress` entries of a Service or Ingress, appended to `out`.
+fn lb_ingress<'a>(
+    base: &str,
+    entries: impl Iterator<Item = (Option<&'a String>, Option<&'a String>)>,
+    out: &mut (Vec<IpAddr>, Vec<Box<str>>),
+) -> Result<(), ConvertError> {
+    for (i, (ip, hostname)) in entries.enumerate() {
+        if let Some(ip) = ip.filter(|s| !s.is_empty()) {
+            out.0.push(parse_ip(|| format!("{base}[{i}].ip"), ip)?);
+        } else if let Some(h) = hostname.filter(|s| !s.is_empty()) {
+            out.1
+                .push(lb_hostname(|| format!("{base}[{i}].hostname"), h)?);
+        }
+    }
+    Ok(())
+}
+
+fn external(mut found: (Vec<IpAddr>, Vec<Box<str>>)) -> ExternalAddresses {
+    let mut seen = std::collections::HashSet::new();
+    found.0.retain(|ip| seen.insert(*ip));
+    found.1.dedup();
+    ExternalAddresses {
+        ips: found.0.into(),
+        hostnames: found.1.into(),
+    }
+}
+
+fn service_external(svc: &core::Service) -> Result<Option<Box<ExternalAddresses>>, ConvertError> {
+    let mut found = (Vec::new(), Vec::new());
+    let spec = svc.spec.as_ref();
+    for (i, ip) in spec
+        .and_then(|s| s.external_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        found
+            .0
+            .push(parse_ip(|| format!("spec.externalIPs[{i}]"), ip)?);
+    }
+    let entries = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|e| (e.ip.as_ref(), e.hostname.as_ref()));
+    lb_ingress("status.loadBalancer.ingress", entries, &mut found)?;
+    let addrs = external(found);
+    Ok((!addrs.is_empty()).then(|| Box::new(addrs)))
+}
+
+/// Converts a networking.k8s.io/v1 Ingress.
+pub fn from_ingress(ing: &networking::Ingress) -> Result<Ingress, ConvertError> {
+    let key = key(&ing.metadata)?;
+    let mut hosts: Vec<Box<str>> = Vec::new();
+    for (i, rule) in ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some(host) = rule.host.as_deref().filter(|h| !h.is_empty()) else {
+            continue;
+        };
+        // A wildcard host names no one name to answer.
+        if host.starts_with("*.") {
+            continue;
+        }
+        let host = lb_hostname(|| format!("spec.rules[{i}].host"), host)?;
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let mut found = (Vec::new(), Vec::new());
+    let entries = ing
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|e| (e.ip.as_ref(), e.hostname.as_ref()));
+    lb_ingress("status.loadBalancer.ingress", entries, &mut found)?;
+    Ok(Ingress {
+        key,
+        hosts: hosts.into(),
+        addresses: external(found),
     })
 }
 

@@ -10,7 +10,9 @@
 mod convert;
 mod ip_list;
 
-pub use convert::{ConvertError, from_endpoint_slice, from_namespace, from_pod, from_service};
+pub use convert::{
+    ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
+};
 pub use ip_list::IpList;
 
 use std::fmt;
@@ -52,6 +54,8 @@ pub enum Kind {
     EndpointSlice,
     /// v1 Pod.
     Pod,
+    /// networking.k8s.io/v1 Ingress (for `--external-zone`).
+    Ingress,
 }
 
 impl fmt::Display for Kind {
@@ -61,6 +65,7 @@ impl fmt::Display for Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Pod => "Pod",
+            Kind::Ingress => "Ingress",
         })
     }
 }
@@ -76,6 +81,8 @@ pub enum Object {
     EndpointSlice(EndpointSlice),
     /// A Pod.
     Pod(Pod),
+    /// An Ingress.
+    Ingress(Ingress),
 }
 
 impl Object {
@@ -86,6 +93,7 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Pod(_) => Kind::Pod,
+            Object::Ingress(_) => Kind::Ingress,
         }
     }
 
@@ -96,6 +104,7 @@ impl Object {
             Object::Service(s) => s.key.clone(),
             Object::EndpointSlice(s) => s.key.clone(),
             Object::Pod(p) => p.key.clone(),
+            Object::Ingress(i) => i.key.clone(),
         }
     }
 }
@@ -175,6 +184,36 @@ pub struct Service {
     pub publish_not_ready: bool,
     /// The label selector; empty means the Service selects no Pods.
     pub selector: Box<[(Box<str>, Box<str>)]>,
+    /// `spec.externalIPs` and `status.loadBalancer.ingress`, for `--external-zone`; boxed
+    /// behind one pointer because most Services have none.
+    pub external: Option<Box<ExternalAddresses>>,
+}
+
+/// Addresses a Service or Ingress is reached at from outside the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ExternalAddresses {
+    /// IP addresses: `externalIPs`, then load balancer `ip`s, as written.
+    pub ips: Box<[IpAddr]>,
+    /// Load balancer `hostname`s (lower case, without a trailing dot).
+    pub hostnames: Box<[Box<str>]>,
+}
+
+impl ExternalAddresses {
+    /// Whether there is nothing to publish.
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty() && self.hostnames.is_empty()
+    }
+}
+
+/// A networking.k8s.io/v1 Ingress, reduced to its hosts and load balancer addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ingress {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.rules[].host`, lower case, without a trailing dot; wildcard hosts are left out.
+    pub hosts: Box<[Box<str>]>,
+    /// `status.loadBalancer.ingress`.
+    pub addresses: ExternalAddresses,
 }
 
 /// One endpoint of an EndpointSlice.

@@ -89,7 +89,8 @@ pub fn answer(
     let qtype = RecordType::from(q.qtype);
     let found = lookup_labels(snapshot, labels, qtype);
     let zone_labels = match found.zone {
-        AnswerZone::None => return None,
+        // The external zone (its own SOA and NS) takes the general path.
+        AnswerZone::None | AnswerZone::External { .. } => return None,
         AnswerZone::Cluster { labels } => labels,
         AnswerZone::ReverseV4 | AnswerZone::ReverseV6 => 2,
     };
@@ -179,7 +180,11 @@ pub fn answer(
         }
         // NS with glue, the dns-version TXT and ExternalName CNAMEs (which may need chasing)
         // take the general path.
-        AnswerData::Ns | AnswerData::DnsVersion | AnswerData::Cname(_) => return None,
+        AnswerData::Ns
+        | AnswerData::DnsVersion
+        | AnswerData::Cname(_)
+        | AnswerData::ExternalNs
+        | AnswerData::ExternalSrv(_) => return None,
     }
     let mut authorities: u16 = 0;
     if rcode != 0 || answers == 0 {

@@ -36,7 +36,8 @@ use crate::metrics::{Metrics, Proto};
 
 /// Queries in flight on one TCP connection; reading pauses beyond it.
 pub const MAX_PIPELINED: usize = 32;
-/// Queries in flight on one UDP socket (only forwarded ones wait); beyond it packets are dropped.
+/// Batches (of at most `MAX_BATCH` datagrams) in flight on one UDP socket (only those holding
+/// forwarded queries wait); beyond it datagrams are dropped.
 pub const MAX_UDP_INFLIGHT: usize = 10_000;
 /// How long one answer may wait to be written to a TCP client before the connection closes.
 pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -168,7 +169,39 @@ pub async fn answer_general(
     capture.take()
 }
 
+/// Most datagrams read from a socket in one go and answered by one task.
+const MAX_BATCH: usize = 32;
+
+/// Datagrams read from a socket together: their bytes back to back, and where each came from.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    queries: Vec<(std::ops::Range<usize>, SocketAddr)>,
+}
+
+impl Batch {
+    fn push(&mut self, bytes: &[u8], src: SocketAddr) {
+        // Port 0 cannot be answered.
+        if src.port() != 0 {
+            let start = self.data.len();
+            self.data.extend_from_slice(bytes);
+            self.queries.push((start..self.data.len(), src));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.queries.len()
+    }
+}
+
 /// Serves one UDP socket until `shutdown`, then answers what is in flight.
+///
+/// The loop only reads: it takes what the socket holds (up to `MAX_BATCH` datagrams) and
+/// hands the batch to a task, so it drains the socket as fast as a sender can fill it
+/// whatever answering costs, and a one-source flood cannot push other clients' datagrams out
+/// of the socket buffer. The task writes fast-path answers (cluster zone, cache hits) at once
+/// without allocating and answers the rest concurrently. At most `MAX_UDP_INFLIGHT` batches
+/// are in flight; beyond that a batch is dropped and counted.
 pub async fn serve_udp(
     socket: UdpSocket,
     handler: DnsHandler,
@@ -178,8 +211,6 @@ pub async fn serve_udp(
     let socket = Arc::new(socket);
     let mut inflight = JoinSet::new();
     let mut buf = vec![0u8; 65535];
-    // UDP answers never exceed the EDNS payload cap.
-    let mut out = vec![0u8; usize::from(super::MAX_UDP_PAYLOAD)];
     loop {
         let (n, src) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -192,14 +223,16 @@ pub async fn serve_udp(
             },
             () = shutdown.cancelled() => break,
         };
-        while inflight.try_join_next().is_some() {}
-        if src.port() == 0 {
-            continue;
+        let mut batch = Batch::default();
+        batch.push(buf.get(..n).unwrap_or_default(), src);
+        while batch.len() < MAX_BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, src)) => batch.push(buf.get(..n).unwrap_or_default(), src),
+                Err(_) => break,
+            }
         }
-        // Cluster-zone answers are written here, without a task or an allocation.
-        let query = buf.get(..n).unwrap_or_default();
-        if let Some(len) = handler.fast_answer(query, Proto::Udp, &mut out) {
-            send(&socket, out.get(..len).unwrap_or_default(), src).await;
+        while inflight.try_join_next().is_some() {}
+        if batch.len() == 0 {
             continue;
         }
         if inflight.len() >= MAX_UDP_INFLIGHT {
@@ -208,17 +241,48 @@ pub async fn serve_udp(
                 .get_or_create(&crate::metrics::DropLabels {
                     reason: "udp_inflight",
                 })
-                .inc();
+                .inc_by(batch.len() as u64);
             continue;
         }
-        let raw = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
         let (socket, handler) = (Arc::clone(&socket), handler.clone());
-        // A task per query keeps this loop draining the socket whatever the answers cost;
-        // the in-flight cap bounds them.
         inflight.spawn(async move {
-            if let Some(bytes) = answer(&handler, raw, src, Protocol::Udp).await {
+            let mut general = Vec::new();
+            let mut unsent = Vec::new();
+            {
+                // UDP answers never exceed the EDNS payload cap.
+                let mut out = [0u8; super::MAX_UDP_PAYLOAD as usize];
+                for (range, src) in &batch.queries {
+                    let query = batch.data.get(range.clone()).unwrap_or_default();
+                    match handler.fast_answer(query, Proto::Udp, &mut out) {
+                        Some(len) => {
+                            let bytes = out.get(..len).unwrap_or_default();
+                            match socket.try_send_to(bytes, *src) {
+                                Ok(_) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    unsent.push((bytes.to_vec(), *src));
+                                }
+                                Err(error) => {
+                                    tracing::debug!(to = %src, %error, "UDP send failed");
+                                }
+                            }
+                        }
+                        None => general.push((query.to_vec(), *src)),
+                    }
+                }
+            }
+            // A full send buffer: those wait for room.
+            for (bytes, src) in unsent {
                 send(&socket, &bytes, src).await;
             }
+            let answers = general.into_iter().map(|(raw, src)| {
+                let (socket, handler) = (&socket, &handler);
+                async move {
+                    if let Some(bytes) = answer_general(handler, raw, src, Protocol::Udp).await {
+                        send(socket, &bytes, src).await;
+                    }
+                }
+            });
+            futures::future::join_all(answers).await;
         });
     }
     while inflight.join_next().await.is_some() {}

@@ -6,11 +6,14 @@ use crate::model::Kind;
 use crate::zone::PodsMode;
 
 /// The kinds watched for `config`: Namespaces, Services and EndpointSlices always; Pods only
-/// for `--pods verified`.
+/// for `--pods verified`; Ingresses only with `--external-zone`.
 pub fn watched_kinds(config: &Config) -> Vec<Kind> {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if config.pods == PodsMode::Verified {
         kinds.push(Kind::Pod);
+    }
+    if !config.external_zones.is_empty() {
+        kinds.push(Kind::Ingress);
     }
     kinds
 }
@@ -22,6 +25,7 @@ pub fn resource_of(kind: Kind) -> (&'static str, &'static str) {
         Kind::Service => ("", "services"),
         Kind::EndpointSlice => ("discovery.k8s.io", "endpointslices"),
         Kind::Pod => ("", "pods"),
+        Kind::Ingress => ("networking.k8s.io", "ingresses"),
     }
 }
 
@@ -70,12 +74,13 @@ pub async fn connect(config: &Config) -> anyhow::Result<kube::Client> {
 }
 
 fn api_resource(kind: Kind) -> ApiResource {
-    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery};
+    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as net};
     match kind {
         Kind::Namespace => ApiResource::erase::<core::Namespace>(&()),
         Kind::Service => ApiResource::erase::<core::Service>(&()),
         Kind::EndpointSlice => ApiResource::erase::<discovery::EndpointSlice>(&()),
         Kind::Pod => ApiResource::erase::<core::Pod>(&()),
+        Kind::Ingress => ApiResource::erase::<net::Ingress>(&()),
     }
 }
 
@@ -115,17 +120,38 @@ pub async fn watch_kind(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
+    watch_kind_filtered(client, kind, None, sink, metrics).await;
+}
+
+/// The `labelSelector` the watcher of `kind` sends for `config`: `--labels` for Services
+/// (as CoreDNS's `labels` option; EndpointSlices of Services filtered out are kept but
+/// publish nothing, since they only ever resolve through their Service).
+pub fn label_selector(config: &Config, kind: Kind) -> Option<String> {
+    let filter = config.labels.as_ref()?;
+    (kind == Kind::Service).then(|| filter.to_query())
+}
+
+/// `watch_kind`, listing and watching only objects matching `label_selector`.
+pub async fn watch_kind_filtered(
+    client: kube::Client,
+    kind: Kind,
+    label_selector: Option<String>,
+    sink: mpsc::UnboundedSender<Vec<Delta>>,
+    metrics: std::sync::Arc<Metrics>,
+) {
     let api: Api<DynamicObject> = Api::all_with(client, &api_resource(kind));
     let labels = KindLabels {
         kind: kind.to_string(),
     };
     let mut streaming = true;
     loop {
-        let config = if streaming {
-            watcher::Config::default().streaming_lists()
-        } else {
-            watcher::Config::default()
-        };
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &label_selector {
+            config = config.labels(selector);
+        }
+        if streaming {
+            config = config.streaming_lists();
+        }
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
         let mut backoff = Duration::ZERO;
         let mut listed: Vec<Object> = Vec::new();
@@ -250,4 +276,30 @@ fn is_client_error(e: &watcher::Error) -> bool {
         _ => return false,
     };
     (400..500).contains(&code) && code != 410 && code != 429
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn ingresses_are_watched_only_for_external_zones() {
+        let plain = Config::try_parse_from(["clusterdns"]).unwrap();
+        assert!(!watched_kinds(&plain).contains(&Kind::Ingress));
+        let edge =
+            Config::try_parse_from(["clusterdns", "--external-zone", "example.com"]).unwrap();
+        assert!(
+            watched_resources(&edge).contains(&("networking.k8s.io", "ingresses")),
+            "{:?}",
+            watched_resources(&edge)
+        );
+        let filtered = Config::try_parse_from(["clusterdns", "--labels", "app=web"]).unwrap();
+        assert_eq!(
+            label_selector(&filtered, Kind::Service).as_deref(),
+            Some("app=web")
+        );
+        assert_eq!(label_selector(&filtered, Kind::EndpointSlice), None);
+        assert_eq!(label_selector(&plain, Kind::Service), None);
+    }
 }

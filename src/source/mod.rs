@@ -2,6 +2,7 @@
 
 pub mod kube;
 pub mod manifests;
+pub mod selector;
 pub mod watch;
 
 use serde::de::DeserializeOwned;
@@ -16,6 +17,7 @@ pub fn kind_of(api_version: &str, kind: &str) -> Option<Kind> {
         ("v1", "Service") => Some(Kind::Service),
         ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
         ("v1", "Pod") => Some(Kind::Pod),
+        ("networking.k8s.io/v1", "Ingress") => Some(Kind::Ingress),
         _ => None,
     }
 }
@@ -30,7 +32,7 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ConvertError> {
 /// Converts a JSON object of `kind` to the model, naming the field at fault on error. The
 /// JSON is dropped as soon as the model object exists.
 pub fn object_from_json(kind: Kind, value: Value) -> Result<Object, ConvertError> {
-    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery};
+    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as net};
     Ok(match kind {
         Kind::Namespace => {
             Object::Namespace(model::from_namespace(&typed::<core::Namespace>(value)?)?)
@@ -42,5 +44,6 @@ pub fn object_from_json(kind: Kind, value: Value) -> Result<Object, ConvertError
             >(value)?)?)
         }
         Kind::Pod => Object::Pod(model::from_pod(&typed::<core::Pod>(value)?)?),
+        Kind::Ingress => Object::Ingress(model::from_ingress(&typed::<net::Ingress>(value)?)?),
     })
 }

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RecordType};
 
+use super::external::{external_origin, spell_lower};
 use super::name::{ClusterName, MAX_LABELS, classify_labels, name_labels};
-use super::{PodsMode, PtrTarget, ServiceRecords, ServiceShape, Snapshot, Srv};
+use super::{ExternalSrv, PodsMode, PtrTarget, ServiceRecords, ServiceShape, Snapshot, Srv};
 
 /// The response code of an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,10 @@ pub enum AnswerData<'a> {
     },
     /// PTR records.
     Ptr(&'a [PtrTarget]),
+    /// An external zone's NS record (`ns1.dns.<zone>`), with its addresses as glue.
+    ExternalNs,
+    /// SRV records of an external name, with their targets' addresses as glue.
+    ExternalSrv(&'a [ExternalSrv]),
 }
 
 /// Which zone an answer belongs to: decides the SOA of negative answers.
@@ -71,6 +76,11 @@ pub enum AnswerZone {
     ReverseV4,
     /// `ip6.arpa.`.
     ReverseV6,
+    /// An external zone; the last `labels` labels of the query name spell it.
+    External {
+        /// Number of labels of the origin.
+        labels: usize,
+    },
 }
 
 /// The result of a lookup.
@@ -301,7 +311,44 @@ pub fn lookup_labels<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) 
             zone: AnswerZone::Cluster { labels },
         };
     }
+    if let Some(labels) = external_origin(name, &snap.config.external_origins) {
+        let (mut rcode, data) = external_lookup(snap, name, labels, qtype);
+        if rcode == Rcode::NxDomain && !snap.synced {
+            rcode = Rcode::ServFail;
+        }
+        return Answer {
+            rcode,
+            data,
+            zone: AnswerZone::External { labels },
+        };
+    }
     reverse_lookup(snap, name, qtype)
+}
+
+fn external_lookup<'s>(
+    snap: &'s Snapshot,
+    name: &[&[u8]],
+    zone_labels: usize,
+    qtype: RecordType,
+) -> (Rcode, AnswerData<'s>) {
+    if name.len() == zone_labels {
+        return match qtype {
+            RecordType::SOA | RecordType::ANY => (Rcode::NoError, AnswerData::Soa),
+            RecordType::NS => (Rcode::NoError, AnswerData::ExternalNs),
+            _ => NODATA,
+        };
+    }
+    let mut buf = [0u8; 255];
+    let Some(rec) = spell_lower(name, &mut buf).and_then(|k| snap.external.get(k)) else {
+        return NXDOMAIN;
+    };
+    match &rec.cname {
+        Some(target) => (Rcode::NoError, AnswerData::Cname(target)),
+        None if qtype == RecordType::SRV && !rec.srv.is_empty() => {
+            (Rcode::NoError, AnswerData::ExternalSrv(&rec.srv))
+        }
+        None => addresses(&rec.addresses, qtype),
+    }
 }
 
 fn reverse_lookup<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) -> Answer<'s> {

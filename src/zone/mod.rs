@@ -6,6 +6,7 @@
 //! spelled at answer time, in the question's case.
 
 mod build;
+mod external;
 mod label;
 mod lookup;
 mod name;
@@ -14,6 +15,7 @@ mod render;
 mod sharded;
 
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
+pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
 pub use label::Label;
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels, reverse_address};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
@@ -56,6 +58,8 @@ pub struct ZoneConfig {
     pub pods: PodsMode,
     /// Reverse zones answered authoritatively even for addresses nobody has (NXDOMAIN).
     pub reverse_cidrs: Vec<ipnet::IpNet>,
+    /// External zones (`--external-zone`), lower case and fully qualified.
+    pub external_origins: Vec<Name>,
 }
 
 impl ZoneConfig {
@@ -73,7 +77,31 @@ impl ZoneConfig {
             ttl,
             pods,
             reverse_cidrs: Vec::new(),
+            external_origins: Vec::new(),
         })
+    }
+
+    /// The same, answering for these external zones too; an error names the zone and why.
+    pub fn with_external_zones(mut self, zones: &[String]) -> Result<Self, String> {
+        for zone in zones {
+            let mut origin = Name::from_ascii(zone.trim_end_matches('.'))
+                .map_err(|e| format!("--external-zone {zone:?}: {e}"))?
+                .to_lowercase();
+            origin.set_fqdn(true);
+            if origin.is_root() {
+                return Err(format!("--external-zone {zone:?}: must not be the root"));
+            }
+            if self.origin.zone_of(&origin) || origin.zone_of(&self.origin) {
+                return Err(format!(
+                    "--external-zone {zone:?}: overlaps the cluster zone {}",
+                    self.origin
+                ));
+            }
+            if !self.external_origins.contains(&origin) {
+                self.external_origins.push(origin);
+            }
+        }
+        Ok(self)
     }
 
     /// The same, authoritative for the reverse names of `cidrs` too.
@@ -184,6 +212,8 @@ pub struct Snapshot {
     pub reverse: ReverseMap,
     /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
+    /// The names of the external zones.
+    pub external: Arc<ExternalTable>,
 }
 
 impl Snapshot {
@@ -198,6 +228,7 @@ impl Snapshot {
             services: ShardedMap::new(),
             reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
+            external: Arc::default(),
         }
     }
 

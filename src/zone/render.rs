@@ -41,9 +41,9 @@ fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     Record::from_rdata(owner.clone(), ttl, rdata)
 }
 
-fn soa_record(snap: &Snapshot, zone: &Name) -> Option<Record> {
+fn soa_record(snap: &Snapshot, zone: &Name, mname: &str) -> Option<Record> {
     let soa = SOA::new(
-        under("ns.dns", zone)?,
+        under(mname, zone)?,
         under("hostmaster", zone)?,
         snap.serial,
         SOA_REFRESH,
@@ -86,12 +86,40 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
     let ttl = snap.config.ttl;
     let zone = match answer.zone {
         AnswerZone::None => return out,
-        AnswerZone::Cluster { labels } => qname.trim_to(labels),
+        AnswerZone::Cluster { labels } | AnswerZone::External { labels } => qname.trim_to(labels),
         AnswerZone::ReverseV4 | AnswerZone::ReverseV6 => qname.trim_to(2),
+    };
+    // k8s_external names its zones' nameserver `ns1.dns.<zone>`.
+    let mname = match answer.zone {
+        AnswerZone::External { .. } => "ns1.dns",
+        _ => "ns.dns",
     };
     match answer.data {
         AnswerData::Empty => {}
-        AnswerData::Soa => out.answers.extend(soa_record(snap, &zone)),
+        AnswerData::Soa => out.answers.extend(soa_record(snap, &zone, mname)),
+        AnswerData::ExternalNs => {
+            if let Some(ns) = under(mname, &zone) {
+                for ip in snap.external.nameserver_addresses.iter() {
+                    out.additionals.push(address_record(&ns, ttl, *ip));
+                }
+                out.answers
+                    .push(Record::from_rdata(zone.clone(), ttl, RData::NS(NS(ns))));
+            }
+        }
+        AnswerData::ExternalSrv(srv) => {
+            let mut seen: Vec<&Name> = Vec::new();
+            for s in srv {
+                if !seen.contains(&&s.target) {
+                    seen.push(&s.target);
+                    for ip in s.glue.iter() {
+                        out.additionals.push(address_record(&s.target, ttl, *ip));
+                    }
+                }
+                let rdata = SRV::new(0, s.weight, s.port, s.target.clone());
+                out.answers
+                    .push(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)));
+            }
+        }
         AnswerData::Ns => {
             if let Some(ns) = under("ns.dns", &zone) {
                 for ip in snap.nameserver_addresses.iter() {
@@ -150,7 +178,7 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
     let negative = matches!(answer.rcode, Rcode::NxDomain | Rcode::ServFail)
         || (answer.rcode == Rcode::NoError && out.answers.is_empty());
     if negative {
-        out.authorities.extend(soa_record(snap, &zone));
+        out.authorities.extend(soa_record(snap, &zone, mname));
     }
     out
 }

@@ -1,10 +1,10 @@
 //! An in-process emulator of the Kubernetes API server's list/watch protocol over plain HTTP
 //! on 127.0.0.1, for integration tests of the Kubernetes source.
 //!
-//! Read-only core v1 `services`, `pods`, `namespaces`, discovery.k8s.io/v1 `endpointslices`
-//! (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
+//! Read-only core v1 `services`, `pods`, `namespaces`, discovery.k8s.io/v1 `endpointslices`,
+//! networking.k8s.io/v1 `ingresses` (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
 //! resourceVersion; LIST paged by `limit`/`continue`, items without `apiVersion`/`kind`, label
-//! and field selectors (`k=v`, `k!=v`, `k`, `!k`); WATCH as one JSON event per line of a chunked
+//! and field selectors (`k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`); WATCH as one JSON event per line of a chunked
 //! body, replayed from `resourceVersion`, a `410 Expired` ERROR event once that is compacted
 //! away, BOOKMARKs, `timeoutSeconds`; streaming lists (`sendInitialEvents=true`, ended by the
 //! `k8s.io/initial-events-end` bookmark) or, switched off, the `422 Invalid` of a server whose
@@ -34,11 +34,13 @@ use tokio::time::Instant;
 struct Res(&'static str, &'static str, &'static str, bool);
 
 const SLICES: &str = "discovery.k8s.io/v1";
-const RESOURCES: [Res; 4] = [
+const INGRESSES: &str = "networking.k8s.io/v1";
+const RESOURCES: [Res; 5] = [
     Res("services", "v1", "Service", true),
     Res("pods", "v1", "Pod", true),
     Res("namespaces", "v1", "Namespace", false),
     Res("endpointslices", SLICES, "EndpointSlice", true),
+    Res("ingresses", INGRESSES, "Ingress", true),
 ];
 
 const VERSION: &str = r#"{"major":"1","minor":"33","emulationMajor":"1","emulationMinor":"33",
@@ -60,8 +62,9 @@ type Sender = mpsc::UnboundedSender<Option<String>>;
 type Serving = (oneshot::Sender<()>, JoinHandle<()>);
 /// A response, or the `Status` object of a refusal.
 type Reply = Result<Response, Value>;
-/// A selector term: key, the value wanted (or just presence), negated.
-type Term = (String, Option<String>, bool);
+/// A selector term: key, the values wanted (one for `=`, a set for `in`; `None` for just
+/// presence), negated (`!=`, `notin`, `!k`).
+type Term = (String, Option<Vec<String>>, bool);
 
 /// What a request addresses: one resource, maybe one namespace, selectors.
 struct Target {
@@ -74,7 +77,7 @@ struct Target {
 impl Target {
     fn matches(&self, (res, ns, _): &Key, obj: &Value) -> bool {
         let holds = |(_, want, neg): &Term, actual: Option<&str>| match want {
-            Some(v) => (actual == Some(v.as_str())) != *neg,
+            Some(vs) => actual.is_some_and(|a| vs.iter().any(|v| v == a)) != *neg,
             None => actual.is_some() != *neg,
         };
         let field = |path: &str| path.split('.').fold(obj, |v, part| &v[part]).as_str();
@@ -100,22 +103,52 @@ impl Target {
 }
 
 fn terms(q: &Params, param: &str) -> Result<Vec<Term>, Value> {
+    let text = q.get(param).map_or("", |s| s);
+    // Split at commas outside parentheses (`env in (a,b)` is one term).
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
     let mut out = Vec::new();
-    for t in q.get(param).map_or("", |s| s).split(',').map(str::trim) {
-        if t.contains(['(', ' ', '<', '>']) {
+    for t in parts.into_iter().map(str::trim) {
+        let set = |k: &str, rest: &str, neg: bool| -> Result<Term, Value> {
+            let inner = (rest
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')')))
+            .ok_or_else(|| bad(format!("unparsable {param} term {t:?}")))?;
+            let values = inner.split(',').map(|v| v.trim().to_owned()).collect();
+            Ok((k.trim().to_owned(), Some(values), neg))
+        };
+        if t.contains(['<', '>']) {
             return Err(bad(format!("unsupported {param} term {t:?}")));
         }
-        let (key, want, neg) = if let Some((k, v)) = t.split_once("!=") {
-            (k, Some(v), true)
+        let term = if let Some((k, rest)) = t.split_once(" notin ") {
+            set(k, rest, true)?
+        } else if let Some((k, rest)) = t.split_once(" in ") {
+            set(k, rest, false)?
+        } else if t.contains(['(', ' ']) {
+            return Err(bad(format!("unsupported {param} term {t:?}")));
+        } else if let Some((k, v)) = t.split_once("!=") {
+            (k.to_owned(), Some(vec![v.to_owned()]), true)
         } else if let Some((k, v)) = t.split_once("==").or(t.split_once('=')) {
-            (k, Some(v), false)
+            (k.to_owned(), Some(vec![v.to_owned()]), false)
         } else if let Some(k) = t.strip_prefix('!') {
-            (k, None, true)
+            (k.to_owned(), None, true)
         } else {
-            (t, None, false)
+            (t.to_owned(), None, false)
         };
-        if !key.is_empty() {
-            out.push((key.to_owned(), want.map(str::to_owned), neg));
+        if !term.0.is_empty() {
+            out.push(term);
         }
     }
     Ok(out)
@@ -444,6 +477,7 @@ fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
         ["version"] => return Ok(reply(StatusCode::OK, VERSION.to_owned())),
         ["api", "v1", rest @ ..] => ("v1", rest),
         ["apis", "discovery.k8s.io", "v1", rest @ ..] => (SLICES, rest),
+        ["apis", "networking.k8s.io", "v1", rest @ ..] => (INGRESSES, rest),
         _ => return Err(not_found()),
     };
     let (ns, plural) = match rest {

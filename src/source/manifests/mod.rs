@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use super::selector::LabelFilter;
 use super::{kind_of, object_from_json};
 use crate::cluster::Delta;
 use crate::model::{Kind, Object, ObjectKey};
@@ -45,7 +46,14 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 }
 
 /// Converts one document (an object or a `List`), appending objects and errors.
-fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth: usize) {
+fn document(
+    file: &Path,
+    label: &str,
+    value: Value,
+    out: &mut ParsedFile,
+    depth: usize,
+    labels: Option<&LabelFilter>,
+) {
     let error = |object: String, field: Option<String>, reason: String, identity| ManifestError {
         file: file.to_owned(),
         object,
@@ -71,7 +79,7 @@ fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth:
         let mut value = value;
         if let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) {
             for (i, item) in items.into_iter().enumerate() {
-                document(file, &format!("{label} item {i}"), item, out, 1);
+                document(file, &format!("{label} item {i}"), item, out, 1, labels);
             }
         }
         return;
@@ -92,6 +100,14 @@ fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth:
     } else {
         format!("{kind} {namespace}/{name}")
     };
+    if k == Kind::Service
+        && let Some(filter) = labels
+        && !filter.matches(&labels_of(&value))
+    {
+        // Not served: as if the file did not define it (a Service that stops matching is
+        // removed like a deleted one).
+        return;
+    }
     let identity = (!name.is_empty()).then(|| (k, ObjectKey::new(namespace, name)));
     match object_from_json(k, value) {
         Ok(obj) => out.0.push(obj),
@@ -103,9 +119,30 @@ fn document(file: &Path, label: &str, value: Value, out: &mut ParsedFile, depth:
     }
 }
 
+/// `metadata.labels` as strings (a non-string value counts as absent; conversion reports it).
+fn labels_of(value: &Value) -> BTreeMap<String, String> {
+    value
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
 /// Parses one manifest file. `Err` means the file as a whole is unreadable (its previous
 /// objects should stay); `Ok` holds the good objects and the errors of the others.
 pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestError>> {
+    parse_file_filtered(file, text, None)
+}
+
+/// `parse_file`, keeping only the Services whose labels match `labels` (`--labels`).
+pub fn parse_file_filtered(
+    file: &Path,
+    text: &str,
+    labels: Option<&LabelFilter>,
+) -> Result<ParsedFile, Box<ManifestError>> {
     let whole = |reason: String| {
         Box::new(ManifestError {
             file: file.to_owned(),
@@ -121,7 +158,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestErr
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
         let value: Value = serde_json::from_str(text).map_err(|e| whole(e.to_string()))?;
-        document(file, "document 1", value, &mut out, 0);
+        document(file, "document 1", value, &mut out, 0, labels);
         return Ok(out);
     }
     // Each document's tree lives only until it is converted; a syntax error in a later
@@ -129,7 +166,14 @@ pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestErr
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = <Value as serde::Deserialize>::deserialize(doc)
             .map_err(|e| whole(format!("document {}: {e}", i + 1)))?;
-        document(file, &format!("document {}", i + 1), value, &mut out, 0);
+        document(
+            file,
+            &format!("document {}", i + 1),
+            value,
+            &mut out,
+            0,
+            labels,
+        );
     }
     Ok(out)
 }
@@ -193,6 +237,8 @@ pub struct ManifestSource {
     /// For each identity sent to the cluster: the file it came from and its content hash.
     /// The identities are shared with `files`: one copy of each key.
     effective: HashMap<Arc<Identity>, (Arc<Path>, u64)>,
+    /// `--labels`: Services that do not match are not read.
+    labels: Option<LabelFilter>,
 }
 
 /// The result of one scan.
@@ -217,9 +263,9 @@ fn object_hash(object: &Object) -> u64 {
 }
 
 /// Reads `path` again and returns its current version of `id`, if it has a good one.
-fn reread(path: &Path, id: &Identity) -> Option<Object> {
+fn reread(path: &Path, id: &Identity, labels: Option<&LabelFilter>) -> Option<Object> {
     let text = std::fs::read_to_string(path).ok()?;
-    let (objects, _) = parse_file(path, &text).ok()?;
+    let (objects, _) = parse_file_filtered(path, &text, labels).ok()?;
     objects
         .into_iter()
         .find(|o| o.kind() == id.0 && o.key() == id.1)
@@ -232,7 +278,14 @@ impl ManifestSource {
             dir: dir.into(),
             files: BTreeMap::new(),
             effective: HashMap::new(),
+            labels: None,
         }
+    }
+
+    /// Reads only the Services whose labels match `labels`.
+    pub fn with_label_filter(mut self, labels: Option<LabelFilter>) -> Self {
+        self.labels = labels;
+        self
     }
 
     /// The directory.
@@ -294,7 +347,7 @@ impl ManifestSource {
                 }
             }
             scan.files_read += 1;
-            let parsed = parse_file(path, &text);
+            let parsed = parse_file_filtered(path, &text, self.labels.as_ref());
             drop(text);
             let old = self.files.get(&key).map(|s| &s.objects);
             let objects = match parsed {
@@ -356,6 +409,7 @@ impl ManifestSource {
                 .unwrap_or_default(),
         };
         let new = objects.unwrap_or_default();
+        let labels = self.labels.clone();
         for id in old.keys().filter(|id| !new.contains_key(&***id)) {
             let from_here = self.effective.get(id).is_some_and(|(p, _)| *p == path);
             if !from_here {
@@ -367,7 +421,7 @@ impl ManifestSource {
                 .files
                 .iter()
                 .filter(|(p, s)| **p != path && s.objects.contains_key(id))
-                .find_map(|(p, _)| reread(p, id).map(|o| (Arc::clone(p), o)));
+                .find_map(|(p, _)| reread(p, id, labels.as_ref()).map(|o| (Arc::clone(p), o)));
             match other {
                 Some((p, o)) => {
                     self.effective.insert(Arc::clone(id), (p, object_hash(&o)));
