@@ -237,6 +237,11 @@ impl ReverseMap {
         self.v4.len() + self.v6.len()
     }
 
+    /// Entries not shared with `other`: what the updates that made one from the other copied.
+    pub fn unshared_entries(&self, other: &Self) -> usize {
+        self.v4.unshared_entries(&other.v4) + self.v6.unshared_entries(&other.v6)
+    }
+
     /// Every address with targets (IPv4 first), in no particular order.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let v4 = self.v4.iter().map(|(ip, _)| IpAddr::V4(*ip));
