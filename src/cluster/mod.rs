@@ -555,6 +555,7 @@ impl Cluster {
             visible |= self.update_ptrs(key, ptrs, &mut next.reverse);
         }
         next.services.update(service_changes);
+        next.reverse.rebalance();
 
         if self.config.pods == PodsMode::Verified {
             let touched_ips = std::mem::take(&mut self.pod_ips_touched);

@@ -237,6 +237,12 @@ impl ReverseMap {
         self.v4.len() + self.v6.len()
     }
 
+    /// Adds shards if `set` has grown the map past their size (see `ShardedMap::rebalance`).
+    pub fn rebalance(&mut self) {
+        self.v4.rebalance();
+        self.v6.rebalance();
+    }
+
     /// Entries not shared with `other`: what the updates that made one from the other copied.
     pub fn unshared_entries(&self, other: &Self) -> usize {
         self.v4.unshared_entries(&other.v4) + self.v6.unshared_entries(&other.v6)

@@ -106,8 +106,10 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
 
     /// Doubles the shard count (more than once if needed) when shards have grown past
     /// `MAX_SHARD_LEN` entries on average. Rebuilds every shard: amortised over the inserts
-    /// that grew the map, as a hash table's own growth is.
-    fn grow(&mut self) {
+    /// that grew the map, as a hash table's own growth is. `update` calls it; after a run of
+    /// `set`s, call it once (growing once at the end of a large batch, rather than at each
+    /// doubling on the way, leaves the allocator fewer freed tables to hold on to).
+    pub fn rebalance(&mut self) {
         let mut count = self.shards.len();
         while self.len > count * MAX_SHARD_LEN {
             count *= 2;
@@ -131,21 +133,18 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         for (key, value) in changes {
             self.set(key, value);
         }
+        self.rebalance();
     }
 
     /// Inserts (`Some`) or removes (`None`) one key, copying its shard only if an older
-    /// snapshot still shares it (so many calls in a row copy each shard at most once).
+    /// snapshot still shares it (so many calls in a row copy each shard at most once). The
+    /// shard count stays as it is until `rebalance`.
     pub fn set(&mut self, key: K, value: Option<V>) {
         let count = self.shards.len();
         let shards = Arc::make_mut(&mut self.shards);
         let shard = Arc::make_mut(&mut shards[shard_of(&key, count)]);
         match value {
-            Some(v) => {
-                if shard.insert(key, v).is_none() {
-                    self.len += 1;
-                    self.grow();
-                }
-            }
+            Some(v) => self.len += usize::from(shard.insert(key, v).is_none()),
             None => self.len -= usize::from(shard.remove(&key).is_some()),
         }
     }
@@ -188,7 +187,10 @@ mod tests {
     fn a_change_copies_the_same_amount_at_any_size() {
         for size in [10_000u32, 1_000_000] {
             let mut a: ShardedMap<u32, u32> = ShardedMap::new();
-            a.update((0..size).map(|i| (i, Some(i))));
+            for i in 0..size {
+                a.set(i, Some(i));
+            }
+            a.rebalance();
             assert_eq!(a.len(), size as usize);
             assert!(a.len() <= a.shard_count() * MAX_SHARD_LEN);
             assert!((0..size).step_by(997).all(|i| a.get(&i) == Some(&i)));
