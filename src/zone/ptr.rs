@@ -243,6 +243,11 @@ impl ReverseMap {
         self.v6.rebalance();
     }
 
+    /// The number of shards of the IPv4 and IPv6 maps.
+    pub fn shard_counts(&self) -> (usize, usize) {
+        (self.v4.shard_count(), self.v6.shard_count())
+    }
+
     /// Entries not shared with `other`: what the updates that made one from the other copied.
     pub fn unshared_entries(&self, other: &Self) -> usize {
         self.v4.unshared_entries(&other.v4) + self.v6.unshared_entries(&other.v6)
