@@ -15,6 +15,7 @@
 #   SETTLE   seconds between the first answer and the steady RSS reading (default 3)
 #   TIMEOUT  seconds to wait for the first answer (default 120)
 #   KEEP     set to a directory to keep the generated clusters there
+#   FORMAT   manifests encoding, yaml or json (default: json, which loads several times faster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ SIDE=$((PORT + 1))
 SETTLE=${SETTLE:-3}
 TIMEOUT=${TIMEOUT:-120}
 TARGET=${CARGO_TARGET_DIR:-target}
+FORMAT=${FORMAT:-json}
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
   cargo build --release --bins >&2
@@ -63,14 +65,14 @@ now() { date +%s.%N; }
 rows=()
 for scale in $SCALES; do
   IFS=: read -r services per_headless percent <<<"$scale"
-  dir=$WORK/$services-$per_headless-$percent
+  dir=$WORK/$services-$per_headless-$percent-$FORMAT
   if [ ! -f "$dir/summary.txt" ]; then
     "$BENCH" gen --services "$services" --endpoints-per-headless "$per_headless" \
-      --headless-percent "$percent" --out "$dir" >/dev/null
+      --headless-percent "$percent" --format "$FORMAT" --out "$dir" >/dev/null
   fi
   probe_name=$(sed -n 's/.*probe=\([^ ]*\).*/\1/p' "$dir/summary.txt")
   endpoints=$(sed -n 's/.*endpoints=\([0-9]*\).*/\1/p' "$dir/summary.txt")
-  yaml_mb=$(( $(stat -c %s "$dir/manifests/cluster.yaml") / 1048576 ))
+  file_mb=$(( $(stat -c %s "$dir/manifests/cluster.$FORMAT") / 1048576 ))
 
   start=$(now)
   "$BIN" --manifests "$dir/manifests" --listen "127.0.0.1:$PORT" --no-forward \
@@ -100,12 +102,12 @@ for scale in $SCALES; do
   server=
   load=$(awk -v a="$start" -v b="$answered" 'BEGIN { printf "%.2f", b - a }')
   rows+=("$(printf '| %8s | %9s | %7s%% | %7s | %6s | %5s | %7.1f | %9.1f |' \
-    "$services" "$endpoints" "$percent" "$yaml_mb" "$load" "$cpu" \
+    "$services" "$endpoints" "$percent" "$file_mb" "$load" "$cpu" \
     "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")")
 done
 
 echo "clusterdns: $("$BIN" --version 2>/dev/null || echo "$BIN")"
 echo
-echo "| Services | Endpoints | Headless | YAML MB | Load s | CPU s | Peak MB | Steady MB |"
+echo "| Services | Endpoints | Headless | ${FORMAT^^} MB | Load s | CPU s | Peak MB | Steady MB |"
 echo "|---------:|----------:|---------:|--------:|-------:|------:|--------:|----------:|"
 printf '%s\n' "${rows[@]}"

@@ -605,6 +605,7 @@ impl Cluster {
             visible |= self.update_ptrs(key, ptrs, &mut next.reverse);
         }
         next.services.update(service_changes);
+        next.reverse.rebalance();
 
         if self.config.pods == PodsMode::Verified {
             let touched_ips = std::mem::take(&mut self.pod_ips_touched);
@@ -655,8 +656,27 @@ impl Cluster {
                 .unwrap_or(0);
             next.serial = now.max(old.serial.wrapping_add(1));
         }
+        let regrown = next.services.shard_count() != old.services.shard_count()
+            || next.reverse.shard_counts() != old.reverse.shard_counts();
         self.snapshot = Arc::new(next);
+        if regrown {
+            // The maps' old shard tables are free now unless a reader still holds the old
+            // snapshot: whole pages of them go back to the system.
+            drop(old);
+            release_free_memory();
+        }
         Some(self.snapshot())
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc keeps them otherwise: after a
+/// large load, the freed tables of the maps that grew stay in RSS for good).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and has no precondition; it takes the allocator's
+    // own locks, so it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

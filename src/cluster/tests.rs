@@ -561,3 +561,72 @@ fn an_address_shared_by_services_answers_for_each() {
     )]);
     assert_eq!(text(&c, ptr, RecordType::PTR), "Refused");
 }
+
+/// One EndpointSlice change copies an amount of the snapshot that does not grow with the
+/// zone: the changed Service's records, and the few shards of the Services and reverse maps
+/// that hold its keys.
+#[test]
+fn one_slice_change_copies_the_same_amount_at_any_zone_size() {
+    const ENDPOINTS: u32 = 10;
+    let mut copied = Vec::new();
+    for services in [500u32, 5000] {
+        let config = Arc::new(ZoneConfig::new("cluster.local", 30, PodsMode::Disabled).unwrap());
+        let mut cluster = Cluster::new(config, &ALL_KINDS);
+        let addr = |s: u32, e: u32| {
+            let n = s * ENDPOINTS + e;
+            format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255)
+        };
+        let slice_of = |s: u32, moved: bool| {
+            let endpoints = (0..ENDPOINTS)
+                .map(|e| match (e, moved) {
+                    (0, true) => endpoint("192.0.2.1", true, None),
+                    _ => endpoint(&addr(s, e), true, None),
+                })
+                .collect();
+            slice(
+                "ns",
+                &format!("svc-{s}-0"),
+                &format!("svc-{s}"),
+                endpoints,
+                vec![port("http", 8080)],
+            )
+        };
+        let mut deltas: Vec<Delta> = (0..services)
+            .flat_map(|s| {
+                let svc = service(
+                    "ns",
+                    &format!("svc-{s}"),
+                    ServiceKind::Headless,
+                    vec![port("http", 80)],
+                    &[],
+                );
+                [Delta::Upsert(svc), Delta::Upsert(slice_of(s, false))]
+            })
+            .collect();
+        deltas.extend(ALL_KINDS.map(Delta::Synced));
+        let before = cluster.apply(deltas).unwrap();
+        assert_eq!(before.services.len(), services as usize);
+        assert_eq!(before.reverse.len(), (services * ENDPOINTS) as usize);
+
+        let after = cluster
+            .apply([Delta::Upsert(slice_of(services / 2, true))])
+            .expect("the change is visible");
+        let moved: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(after.reverse.get(&moved).is_some() && before.reverse.get(&moved).is_none());
+        let services_copied = after.services.unshared_entries(&before.services);
+        let reverse_copied = after.reverse.unshared_entries(&before.reverse);
+        // One Service key and 11 addresses touched: each copies one shard of at most a few
+        // times 64 entries, at either size.
+        assert!(services_copied <= 256, "{services_copied} Services copied");
+        assert!(
+            reverse_copied <= 11 * 256,
+            "{reverse_copied} reverse entries copied"
+        );
+        copied.push(reverse_copied);
+    }
+    // Ten times the zone: not ten times the copy.
+    assert!(
+        copied[1] < copied[0] * 3,
+        "reverse entries copied at 5k and 50k endpoints: {copied:?}"
+    );
+}

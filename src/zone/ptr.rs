@@ -237,6 +237,22 @@ impl ReverseMap {
         self.v4.len() + self.v6.len()
     }
 
+    /// Adds shards if `set` has grown the map past their size (see `ShardedMap::rebalance`).
+    pub fn rebalance(&mut self) {
+        self.v4.rebalance();
+        self.v6.rebalance();
+    }
+
+    /// The number of shards of the IPv4 and IPv6 maps.
+    pub fn shard_counts(&self) -> (usize, usize) {
+        (self.v4.shard_count(), self.v6.shard_count())
+    }
+
+    /// Entries not shared with `other`: what the updates that made one from the other copied.
+    pub fn unshared_entries(&self, other: &Self) -> usize {
+        self.v4.unshared_entries(&other.v4) + self.v6.unshared_entries(&other.v6)
+    }
+
     /// Every address with targets (IPv4 first), in no particular order.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         let v4 = self.v4.iter().map(|(ip, _)| IpAddr::V4(*ip));

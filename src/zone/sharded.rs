@@ -1,8 +1,11 @@
 //! A copy-on-write map split into shards, so that a snapshot update copies one shard, not the zone.
 //!
-//! Cloning the map clones one `Arc`; changing a key clones the shard that holds it (about
-//! `len / SHARDS` entries, each an `Arc` or a small key) and leaves every other shard shared
-//! with older snapshots that readers may still hold.
+//! Cloning the map clones one `Arc`; changing a key clones the shard that holds it and leaves
+//! every other shard shared with older snapshots that readers may still hold. The number of
+//! shards grows with the map (doubling, as a hash table grows) so that a shard holds at most
+//! `MAX_SHARD_LEN` entries on average: the copy a change makes stays the same size at 1k
+//! entries and at 1M. What remains proportional to the map is the shard table itself, one
+//! pointer per shard (per 32–64 entries), copied once per update.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -12,8 +15,10 @@ use foldhash::fast::FixedState;
 
 type Shard<K, V> = std::collections::HashMap<K, V, FixedState>;
 
-/// Number of shards: at 100k Services a shard holds about 400 entries.
-const SHARDS: usize = 256;
+/// Shards of an empty map.
+const MIN_SHARDS: usize = 64;
+/// Average entries per shard above which the shard count doubles.
+const MAX_SHARD_LEN: usize = 64;
 
 /// A persistent hash map made of independently shared shards.
 #[derive(Debug)]
@@ -37,20 +42,26 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for ShardedMap<K, V> {
     }
 }
 
-fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
+/// The shard of `key` among `count` (a power of two).
+fn shard_of<Q: Hash + ?Sized>(key: &Q, count: usize) -> usize {
     // A fixed seed keeps shard placement stable across snapshots; within a shard the
-    // HashMap uses the same hasher, so spread comes from the high bits here.
-    (FixedState::with_seed(0x5eed).hash_one(key) >> 56) as usize % SHARDS
+    // HashMap uses another seed, so the two placements are independent. The high bits pick
+    // the shard, so doubling the count splits every shard in two.
+    let h = FixedState::with_seed(0x5eed).hash_one(key);
+    (h >> (64 - count.trailing_zeros())) as usize
+}
+
+fn empty_shards<K, V>(count: usize) -> Vec<Arc<Shard<K, V>>> {
+    (0..count)
+        .map(|_| Arc::new(Shard::with_hasher(FixedState::default())))
+        .collect()
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
-        let shards: Vec<_> = (0..SHARDS)
-            .map(|_| Arc::new(Shard::with_hasher(FixedState::default())))
-            .collect();
         Self {
-            shards: shards.into(),
+            shards: empty_shards(MIN_SHARDS).into(),
             len: 0,
         }
     }
@@ -65,47 +76,77 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         self.len == 0
     }
 
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Entries in shards this map does not share with `other`: what the updates that made
+    /// one from the other copied (every entry, if the shard count differs).
+    pub fn unshared_entries(&self, other: &Self) -> usize {
+        if self.shards.len() != other.shards.len() {
+            return self.len;
+        }
+        self.shards
+            .iter()
+            .zip(other.shards.iter())
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .map(|(a, _)| a.len())
+            .sum()
+    }
+
     /// Looks a key up; never allocates.
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[shard_of(key)].get(key)
+        self.shards[shard_of(key, self.shards.len())].get(key)
+    }
+
+    /// Doubles the shard count (more than once if needed) when shards have grown past
+    /// `MAX_SHARD_LEN` entries on average. Rebuilds every shard: amortised over the inserts
+    /// that grew the map, as a hash table's own growth is. `update` calls it; after a run of
+    /// `set`s, call it once (growing once at the end of a large batch, rather than at each
+    /// doubling on the way, leaves the allocator fewer freed tables to hold on to).
+    pub fn rebalance(&mut self) {
+        let mut count = self.shards.len();
+        while self.len > count * MAX_SHARD_LEN {
+            count *= 2;
+        }
+        if count == self.shards.len() {
+            return;
+        }
+        let mut shards: Vec<Shard<K, V>> = (0..count)
+            .map(|_| Shard::with_capacity_and_hasher(self.len / count + 1, FixedState::default()))
+            .collect();
+        for shard in self.shards.iter() {
+            for (k, v) in shard.iter() {
+                shards[shard_of(k, count)].insert(k.clone(), v.clone());
+            }
+        }
+        self.shards = shards.into_iter().map(Arc::new).collect();
     }
 
     /// Applies inserts (`Some`) and removals (`None`), copying only the shards they touch.
     pub fn update(&mut self, changes: impl IntoIterator<Item = (K, Option<V>)>) {
-        let mut shards: Vec<Arc<Shard<K, V>>> = self.shards.iter().cloned().collect();
         for (key, value) in changes {
-            let shard = Arc::make_mut(&mut shards[shard_of(&key)]);
-            let had = match value {
-                Some(v) => shard.insert(key, v).is_some(),
-                None => {
-                    let had = shard.remove(&key).is_some();
-                    self.len -= usize::from(had);
-                    continue;
-                }
-            };
-            self.len += usize::from(!had);
+            self.set(key, value);
         }
-        self.shards = shards.into();
+        self.rebalance();
     }
 
     /// Inserts (`Some`) or removes (`None`) one key, copying its shard only if an older
-    /// snapshot still shares it (so many calls in a row copy each shard at most once).
+    /// snapshot still shares it (so many calls in a row copy each shard at most once). The
+    /// shard count stays as it is until `rebalance`.
     pub fn set(&mut self, key: K, value: Option<V>) {
+        let count = self.shards.len();
         let shards = Arc::make_mut(&mut self.shards);
-        let shard = Arc::make_mut(&mut shards[shard_of(&key)]);
-        let had = match value {
-            Some(v) => shard.insert(key, v).is_some(),
-            None => {
-                let had = shard.remove(&key).is_some();
-                self.len -= usize::from(had);
-                return;
-            }
-        };
-        self.len += usize::from(!had);
+        let shard = Arc::make_mut(&mut shards[shard_of(&key, count)]);
+        match value {
+            Some(v) => self.len += usize::from(shard.insert(key, v).is_none()),
+            None => self.len -= usize::from(shard.remove(&key).is_some()),
+        }
     }
 
     /// Iterates over every entry, shard by shard.
@@ -137,9 +178,36 @@ mod tests {
             .filter(|(x, y)| Arc::ptr_eq(x, y))
             .count();
         assert!(
-            shared >= SHARDS - 3,
+            shared >= a.shard_count() - 3,
             "only touched shards are copied: {shared}"
         );
+    }
+
+    #[test]
+    fn a_change_copies_the_same_amount_at_any_size() {
+        for size in [10_000u32, 1_000_000] {
+            let mut a: ShardedMap<u32, u32> = ShardedMap::new();
+            for i in 0..size {
+                a.set(i, Some(i));
+            }
+            a.rebalance();
+            assert_eq!(a.len(), size as usize);
+            assert!(a.len() <= a.shard_count() * MAX_SHARD_LEN);
+            assert!((0..size).step_by(997).all(|i| a.get(&i) == Some(&i)));
+            let mut b = a.clone();
+            b.set(7, Some(70));
+            b.set(size + 1, Some(1));
+            b.set(8, None);
+            let copied = b.unshared_entries(&a);
+            // Three shards at most, each of about MAX_SHARD_LEN entries (hashing is not
+            // perfectly even: four times the average is far beyond its spread).
+            assert!(
+                copied <= 3 * 4 * MAX_SHARD_LEN,
+                "{copied} entries copied at {size}"
+            );
+            assert_eq!((a.get(&7), b.get(&7)), (Some(&7), Some(&70)));
+            assert_eq!(b.get(&8), None);
+        }
     }
 
     #[test]
@@ -160,7 +228,7 @@ mod tests {
             .filter(|(x, y)| Arc::ptr_eq(x, y))
             .count();
         assert!(
-            shared >= SHARDS - 3,
+            shared >= a.shard_count() - 3,
             "only touched shards are copied: {shared}"
         );
     }

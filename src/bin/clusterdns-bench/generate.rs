@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use serde_json::json;
 
 use crate::plan::{
     ENDPOINTS_PER_SLICE, KUBE_DNS_IP, Plan, Rng, SERVICES_PER_NAMESPACE, Shape, ZONE, srv_weight,
@@ -21,22 +22,40 @@ fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
+/// The manifests' encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `cluster.yaml`: one multi-document YAML file.
+    Yaml,
+    /// `cluster.json`: one JSON object per line (concatenated JSON values).
+    Json,
+}
+
 /// Writes every file of `plan` under `out`; returns a summary to print.
-pub fn generate(plan: &Plan, out: &Path) -> anyhow::Result<String> {
+pub fn generate(plan: &Plan, out: &Path, format: Format) -> anyhow::Result<String> {
     plan.check().map_err(anyhow::Error::msg)?;
     let manifests = out.join("manifests");
     std::fs::create_dir_all(&manifests)
         .with_context(|| format!("cannot create {}", manifests.display()))?;
     let files = [
-        (manifests.join("cluster.yaml"), "manifests"),
+        (
+            manifests.join(match format {
+                Format::Yaml => "cluster.yaml",
+                Format::Json => "cluster.json",
+            }),
+            "manifests",
+        ),
         (out.join("cluster.local.zone"), "zone file"),
         (out.join("queries.txt"), "queries"),
     ];
     let write_ctx = |i: usize| format!("cannot write {}", files[i].0.display());
     let mut w = create(&files[0].0)?;
-    write_manifests(plan, &mut w)
-        .and_then(|()| w.flush())
-        .with_context(|| write_ctx(0))?;
+    match format {
+        Format::Yaml => write_manifests(plan, &mut w),
+        Format::Json => write_manifests_json(plan, &mut w),
+    }
+    .and_then(|()| w.flush())
+    .with_context(|| write_ctx(0))?;
     let mut w = create(&files[1].0)?;
     write_zone(plan, &mut w)
         .and_then(|()| w.flush())
@@ -153,6 +172,132 @@ fn write_service(plan: &Plan, i: u64, w: &mut impl Write) -> io::Result<()> {
                 plan.node(h, k)
             )?;
         }
+    }
+    Ok(())
+}
+
+fn json_line(w: &mut impl Write, value: &serde_json::Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, value)?;
+    w.write_all(b"\n")
+}
+
+fn json_namespace(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+    })
+}
+
+/// Writes `cluster.json`: the same objects as `write_manifests`, one JSON object per line.
+pub fn write_manifests_json(plan: &Plan, w: &mut impl Write) -> io::Result<()> {
+    json_line(w, &json_namespace("kube-system"))?;
+    for ns in 0..plan.namespace_count() {
+        json_line(w, &json_namespace(&plan.namespace(ns)))?;
+    }
+    let dns = KUBE_DNS_IP.to_string();
+    json_line(
+        w,
+        &json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": dns,
+                "clusterIPs": [dns],
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "protocol": "UDP", "port": 53, "targetPort": 53},
+                    {"name": "dns-tcp", "protocol": "TCP", "port": 53, "targetPort": 53},
+                ],
+            },
+        }),
+    )?;
+    for i in 0..plan.services {
+        write_service_json(plan, i, w)?;
+    }
+    Ok(())
+}
+
+fn write_service_json(plan: &Plan, i: u64, w: &mut impl Write) -> io::Result<()> {
+    let (ns, name) = plan.service(i);
+    let shape = plan.shape(i);
+    let metadata = json!({"name": name, "namespace": ns, "labels": {"app": name}});
+    let mut spec = match shape {
+        Shape::ExternalName => {
+            let spec = json!({"type": "ExternalName", "externalName": plan.external_name(i)});
+            return json_line(
+                w,
+                &json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}),
+            );
+        }
+        Shape::ClusterIp => {
+            let ip = plan.cluster_ip(i).to_string();
+            json!({"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip]})
+        }
+        Shape::Headless(_) => json!({"clusterIP": "None", "clusterIPs": ["None"]}),
+    };
+    let ports: Vec<serde_json::Value> = plan
+        .ports(i)
+        .iter()
+        .map(|p| json!({"name": p.name, "protocol": p.protocol, "port": p.port, "targetPort": p.target}))
+        .collect();
+    if let Some(spec) = spec.as_object_mut() {
+        spec.insert("ipFamilies".into(), json!(["IPv4"]));
+        spec.insert("ipFamilyPolicy".into(), json!("SingleStack"));
+        spec.insert("sessionAffinity".into(), json!("None"));
+        spec.insert("selector".into(), json!({"app": name}));
+        spec.insert("ports".into(), json!(ports));
+    }
+    json_line(
+        w,
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}),
+    )?;
+    let Shape::Headless(h) = shape else {
+        return Ok(());
+    };
+    let m = plan.endpoints_per_headless;
+    let slice_ports: Vec<serde_json::Value> = plan
+        .ports(i)
+        .iter()
+        .map(|p| json!({"name": p.name, "protocol": p.protocol, "port": p.target}))
+        .collect();
+    for (slice, first) in (0..m).step_by(ENDPOINTS_PER_SLICE as usize).enumerate() {
+        let endpoints: Vec<serde_json::Value> = (first..(first + ENDPOINTS_PER_SLICE).min(m))
+            .map(|k| {
+                let mut ep = json!({
+                    "addresses": [plan.endpoint_ip(h, k).to_string()],
+                    "conditions": {"ready": true, "serving": true, "terminating": false},
+                    "nodeName": plan.node(h, k),
+                    "targetRef": {"kind": "Pod", "name": format!("{name}-{k}"), "namespace": ns},
+                });
+                if plan.has_hostnames(h)
+                    && let Some(ep) = ep.as_object_mut()
+                {
+                    ep.insert("hostname".into(), json!(format!("{name}-{k}")));
+                }
+                ep
+            })
+            .collect();
+        json_line(
+            w,
+            &json!({
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": format!("{name}-{slice}"),
+                    "namespace": ns,
+                    "labels": {
+                        "kubernetes.io/service-name": name,
+                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                    },
+                },
+                "addressType": "IPv4",
+                "ports": slice_ports,
+                "endpoints": endpoints,
+            }),
+        )?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! reference server, and a dnsperf query file; `probe` sends one UDP query and prints the rcode.
 
 mod generate;
+mod load;
 mod plan;
 mod probe;
 
@@ -27,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write a generated cluster: DIR/manifests/cluster.yaml, DIR/cluster.local.zone,
+    /// Write a generated cluster: DIR/manifests/cluster.yaml (or .json), DIR/cluster.local.zone,
     /// DIR/queries.txt and DIR/summary.txt.
     Gen {
         /// Number of Services (kube-system/kube-dns comes on top).
@@ -45,6 +46,24 @@ enum Command {
         /// Seed of every random choice: the same seed writes the same files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Manifests encoding: `yaml` (manifests/cluster.yaml) or `json` (manifests/cluster.json,
+        /// one object per line; loads several times faster).
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: generate::Format,
+    },
+    /// Load a manifests directory in process and print the parse and publish times and RSS.
+    Load {
+        /// The manifests directory (e.g. DIR/manifests of `gen`).
+        dir: PathBuf,
+    },
+    /// Load a manifests directory, then apply single-EndpointSlice changes one at a time and
+    /// print the latency of each (apply and publish of the new snapshot).
+    Apply {
+        /// The manifests directory (e.g. DIR/manifests of `gen`).
+        dir: PathBuf,
+        /// Number of changes.
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
     },
     /// Send one UDP query and print the rcode and answer count; exit 1 without a reply.
     Probe {
@@ -69,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             headless_percent,
             out,
             seed,
+            format,
         } => {
             let plan = plan::Plan {
                 services,
@@ -76,10 +96,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 headless_percent,
                 seed,
             };
-            let summary = generate::generate(&plan, &out)?;
+            let summary = generate::generate(&plan, &out, format)?;
             print!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Load { dir } => load::load(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Apply { dir, changes } => load::apply(&dir, changes).map(|()| ExitCode::SUCCESS),
         Command::Probe {
             addr,
             name,

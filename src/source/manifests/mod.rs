@@ -131,6 +131,61 @@ fn labels_of(value: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Converts the elements of a top-level JSON array one at a time, as they are parsed.
+struct JsonItems<'a> {
+    file: &'a Path,
+    out: &'a mut ParsedFile,
+    labels: Option<&'a LabelFilter>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonItems<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonItems<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of Kubernetes objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(value) = seq.next_element::<Value>()? {
+            document(self.file, &format!("item {i}"), value, self.out, 0, self.labels);
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON manifest: one object (possibly a `List`), an array of objects, or objects one
+/// after another (such as one per line). Each object's tree lives only until it is converted;
+/// a syntax error anywhere rejects the whole file.
+fn parse_json(
+    file: &Path,
+    text: &str,
+    out: &mut ParsedFile,
+    labels: Option<&LabelFilter>,
+) -> serde_json::Result<()> {
+    if text.trim_start().starts_with('[') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(JsonItems { file, out, labels }, &mut de)?;
+        return de.end();
+    }
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let mut n = 0;
+    while let Some(value) = values.next().transpose()? {
+        n += 1;
+        document(file, &format!("document {n}"), value, out, 0, labels);
+    }
+    Ok(())
+}
+
 /// Parses one manifest file. `Err` means the file as a whole is unreadable (its previous
 /// objects should stay); `Ok` holds the good objects and the errors of the others.
 pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, Box<ManifestError>> {
@@ -157,8 +212,7 @@ pub fn parse_file_filtered(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        let value: Value = serde_json::from_str(text).map_err(|e| whole(e.to_string()))?;
-        document(file, "document 1", value, &mut out, 0, labels);
+        parse_json(file, text, &mut out, labels).map_err(|e| whole(e.to_string()))?;
         return Ok(out);
     }
     // Each document's tree lives only until it is converted; a syntax error in a later

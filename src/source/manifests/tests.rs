@@ -152,3 +152,57 @@ fn lists_and_other_kinds() {
         "an unreadable file is read again only when it changes"
     );
 }
+
+#[test]
+fn json_arrays_and_objects_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = |name: &str, ip: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"clusterIP":"{ip}","ports":[{{"name":"http","port":80}}]}}}}"#
+        )
+    };
+    write(
+        dir.path(),
+        "array.json",
+        &format!(" [{}, {}]\n", svc("a", "10.0.0.1"), svc("b", "10.0.0.2")),
+    );
+    let bad_port = svc("d", "10.0.0.4").replace(r#""port":80"#, r#""port":"eighty""#);
+    write(
+        dir.path(),
+        "lines.json",
+        &format!(
+            "{}\n{}\n{bad_port}\n",
+            svc("c", "10.0.0.3"),
+            svc("e", "10.0.0.5")
+        ),
+    );
+    write(dir.path(), "empty.json", "\n");
+    let mut source = ManifestSource::new(dir.path());
+    let scan = source.scan(true).unwrap();
+    let mut names: Vec<String> = scan.deltas.iter().map(|d| format!("{d:?}")).collect();
+    names.retain(|d| d.contains("Upsert"));
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
+    let e = scan.errors[0].to_string();
+    assert!(
+        e.contains("lines.json")
+            && e.contains("Service default/d")
+            && e.contains("spec.ports[0].port"),
+        "{e}"
+    );
+}
+
+#[test]
+fn json_syntax_error_names_the_file_and_keeps_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "broken.json",
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"x"}} {"apiVersion":"#,
+    );
+    let mut source = ManifestSource::new(dir.path());
+    let scan = source.scan(true).unwrap();
+    assert!(scan.deltas.is_empty());
+    assert_eq!(scan.errors.len(), 1);
+    assert!(scan.errors[0].to_string().contains("broken.json"));
+}
