@@ -19,7 +19,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::forward::{ForwardError, Forwarder, Outgoing, Reply};
-use crate::metrics::{Metrics, RequestLabels, ResponseLabels};
+use crate::metrics::{AddrFamily, Metrics, Proto, QueryObservation, rcode_index, type_index};
 use crate::zone::{Answer, AnswerData, Rcode, Rendered, Snapshot, lookup, render};
 use crate::zonefile::ZoneSet;
 
@@ -72,75 +72,72 @@ impl DnsHandler {
     }
 
     /// Counts a query so malformed it never reached the handler (answered FORMERR).
-    fn count_formerr(&self, protocol: hickory_server::net::xfer::Protocol) {
+    fn count_formerr(
+        &self,
+        protocol: hickory_server::net::xfer::Protocol,
+        src: std::net::SocketAddr,
+        sizes: (usize, usize),
+    ) {
+        self.observe(
+            protocol,
+            src,
+            None,
+            None,
+            ResponseCode::FormErr,
+            sizes,
+            None,
+        );
+    }
+
+    /// Records an answered query in the per-query metrics.
+    fn record(
+        &self,
+        request: &Request,
+        info: &ResponseInfo,
+        sizes: (usize, usize),
+        started: std::time::Instant,
+    ) {
+        let query = request.queries.queries().first();
+        self.observe(
+            request.protocol(),
+            request.src(),
+            query.map(|q| q.name()),
+            query.map(|q| q.query_type()),
+            info.response_code,
+            sizes,
+            Some(started),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        protocol: hickory_server::net::xfer::Protocol,
+        src: std::net::SocketAddr,
+        name: Option<&hickory_server::proto::rr::LowerName>,
+        qtype: Option<RecordType>,
+        rcode: ResponseCode,
+        (request_size, response_size): (usize, usize),
+        started: Option<std::time::Instant>,
+    ) {
+        let dns = &self.metrics.dns;
         let proto = match protocol {
-            hickory_server::net::xfer::Protocol::Udp => "udp",
-            _ => "tcp",
+            hickory_server::net::xfer::Protocol::Udp => Proto::Udp,
+            _ => Proto::Tcp,
         };
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels { proto, r#type: "" })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                rcode: "FORMERR".to_owned(),
-            })
-            .inc();
-    }
-
-    fn record(&self, request: &Request, info: &ResponseInfo, started: std::time::Instant) {
-        let proto = match request.protocol() {
-            hickory_server::net::xfer::Protocol::Udp => "udp",
-            _ => "tcp",
-        };
-        let qtype = request
-            .queries
-            .queries()
-            .first()
-            .map_or("", |q| type_label(q.query_type()));
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                proto,
-                r#type: qtype,
-            })
-            .inc();
-        self.metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                rcode: rcode_name(info.response_code).to_owned(),
-            })
-            .inc();
-        self.metrics
-            .request_duration
-            .observe(started.elapsed().as_secs_f64());
-    }
-}
-
-/// The query type as metrics label it: common types by name, every other one `other`, so a
-/// client cannot create a series per type number (as CoreDNS).
-fn type_label(t: RecordType) -> &'static str {
-    match t {
-        RecordType::A => "A",
-        RecordType::AAAA => "AAAA",
-        RecordType::ANY => "ANY",
-        RecordType::AXFR => "AXFR",
-        RecordType::CAA => "CAA",
-        RecordType::CNAME => "CNAME",
-        RecordType::DNSKEY => "DNSKEY",
-        RecordType::DS => "DS",
-        RecordType::HTTPS => "HTTPS",
-        RecordType::IXFR => "IXFR",
-        RecordType::MX => "MX",
-        RecordType::NAPTR => "NAPTR",
-        RecordType::NS => "NS",
-        RecordType::PTR => "PTR",
-        RecordType::SOA => "SOA",
-        RecordType::SRV => "SRV",
-        RecordType::SVCB => "SVCB",
-        RecordType::TXT => "TXT",
-        _ => "other",
+        let duration = started.map(|s| s.elapsed()).unwrap_or_default();
+        self.metrics.observe_query(&QueryObservation {
+            server: 0,
+            zone: name.map_or(usize::MAX, |n| dns.zone_index(n)),
+            proto,
+            family: AddrFamily::of(&src),
+            qtype: type_index(qtype),
+            rcode: rcode_index(u16::from(rcode)),
+            request_size,
+            response_size,
+            duration,
+        });
+        crate::querylog::sample(&src, name, qtype, rcode, duration);
     }
 }
 
@@ -212,10 +209,7 @@ impl RequestHandler for DnsHandler {
         request: &Request,
         handle: R,
     ) -> ResponseInfo {
-        let started = std::time::Instant::now();
-        let info = self.answer(request, handle).await;
-        self.record(request, &info, started);
-        info
+        self.answer(request, handle).await
     }
 }
 

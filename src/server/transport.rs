@@ -123,19 +123,25 @@ pub async fn answer(
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
+    let (started, request_size) = (std::time::Instant::now(), raw.len());
     let request = match Request::from_bytes(raw, src, protocol) {
         Ok(r) => r,
         Err(error) => {
             tracing::debug!(%src, %error, "unreadable query: FORMERR");
-            handler.count_formerr(protocol);
-            return formerr(&header);
+            let out = formerr(&header);
+            let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
+            handler.count_formerr(protocol, src, sizes);
+            return out;
         }
     };
     let capture = Capture::new(protocol);
-    handler
+    let info = handler
         .handle_request::<_, TokioTime>(&request, capture.clone())
         .await;
-    capture.take()
+    let out = capture.take();
+    let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
+    handler.record(&request, &info, sizes, started);
+    out
 }
 
 /// Serves one UDP socket until `shutdown`, then answers what is in flight.
