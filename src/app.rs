@@ -159,6 +159,7 @@ async fn follow(
                 );
             }
             metrics.serial.set(i64::from(snap.serial));
+            metrics.synced.set(i64::from(snap.synced));
             metrics.snapshots.inc();
             zone.store(snap);
             let now = now_ms();
@@ -309,6 +310,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
+    metrics.synced.set(i64::from(zone.load().synced));
     let (ttl_tx, ttl_rx) = mpsc::unbounded_channel();
     tasks.push(tokio::spawn(follow(
         cluster,

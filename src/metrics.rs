@@ -105,6 +105,8 @@ pub struct Metrics {
     pub snapshots: Counter,
     /// `clusterdns_zone_serial`: the SOA serial served.
     pub serial: Gauge,
+    /// `clusterdns_zone_synced`: 1 once every source has completed its first full list.
+    pub synced: Gauge,
     /// `clusterdns_kubernetes_dns_programming_duration_seconds{service_kind}`.
     pub programming: Family<ServiceKindLabels, Histogram, fn() -> Histogram>,
     /// Cache and forwarding figures.
@@ -300,6 +302,7 @@ impl Metrics {
             object_errors: Family::default(),
             snapshots: Counter::default(),
             serial: Gauge::default(),
+            synced: Gauge::default(),
             programming: Family::new_with_constructor(programming_buckets),
             forward: ForwardMetrics::new(),
             dropped: Family::default(),
@@ -368,6 +371,11 @@ impl Metrics {
             "zone_snapshots",
             "Zone snapshots published",
             m.snapshots.clone(),
+        );
+        registry.register(
+            "zone_synced",
+            "1 once every source has completed its first full list, 0 before",
+            m.synced.clone(),
         );
         registry.register(
             "zone_serial",
@@ -511,7 +519,7 @@ pub struct QueryObservation {
     pub duration: std::time::Duration,
 }
 
-/// `(sum, count, cumulative buckets)` of a histogram.
+/// `(sum, count, per-bucket counts)` of a histogram.
 type HistogramValues = (f64, u64, Vec<(f64, u64)>);
 
 /// A histogram of fixed buckets in atomics: observed with a few relaxed atomic adds.
@@ -546,13 +554,15 @@ impl AtomicHistogram {
             });
     }
 
-    /// `(sum, count, cumulative buckets)`, or `None` when nothing was observed.
+    /// `(sum, count, per-bucket counts)` (the encoder makes them cumulative), or `None` when
+    /// nothing was observed.
     fn snapshot(&self) -> Option<HistogramValues> {
         let mut total = 0;
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
-            total += c.load(Ordering::Relaxed);
-            buckets.push((self.bounds.get(i).copied().unwrap_or(f64::MAX), total));
+            let n = c.load(Ordering::Relaxed);
+            total += n;
+            buckets.push((self.bounds.get(i).copied().unwrap_or(f64::INFINITY), n));
         }
         (total > 0).then(|| {
             (
