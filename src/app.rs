@@ -15,7 +15,7 @@ use crate::config::{Config, resolv_conf_nameservers};
 use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings};
 use crate::health::{self, Health};
 use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
-use crate::server::{self, DnsHandler, Serving};
+use crate::server::{self, BindError, DnsHandler, Listeners, Serving};
 use crate::source::manifests::ManifestSource;
 use crate::source::{kube as kube_source, watch};
 use crate::zone::{Snapshot, ZoneConfig};
@@ -36,10 +36,30 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     zone: Arc<ArcSwap<Snapshot>>,
     draining: Arc<AtomicBool>,
-    server: Serving,
+    live: Arc<tokio::sync::Mutex<Live>>,
+    reloader: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     lameduck: Duration,
     grace: Duration,
+}
+
+/// The listeners of one configured address (`None`: the default addresses).
+pub(crate) struct Group {
+    addr: Option<SocketAddr>,
+    serving: Serving,
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+}
+
+/// What a configuration reload changes.
+pub(crate) struct Live {
+    pub(crate) config: Config,
+    groups: Vec<Group>,
+    handler: DnsHandler,
+    limits: server::TcpLimits,
+    forwarder: Option<Arc<Forwarder>>,
+    ttl: mpsc::UnboundedSender<u32>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Running {
@@ -48,10 +68,21 @@ impl Running {
         self.zone.load_full()
     }
 
+    /// The UDP and TCP addresses bound now (they change when a reload changes `listen`).
+    pub async fn listen_addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let live = self.live.lock().await;
+        let udp = live.groups.iter().flat_map(|g| g.udp.clone()).collect();
+        let tcp = live.groups.iter().flat_map(|g| g.tcp.clone()).collect();
+        (udp, tcp)
+    }
+
     /// Lameduck, then drain: readiness turns off while queries are still answered for the
     /// lameduck period; then the listeners stop taking queries, those in flight are answered,
     /// and the source stops; all within the shutdown grace.
     pub async fn shutdown(self) {
+        if let Some(r) = &self.reloader {
+            r.abort();
+        }
         self.draining.store(true, Ordering::Relaxed);
         let lameduck = self.lameduck.min(self.grace);
         if !lameduck.is_zero() {
@@ -61,7 +92,14 @@ impl Running {
             );
             tokio::time::sleep(lameduck).await;
         }
-        if !self.server.shutdown(self.grace - lameduck).await {
+        let groups = std::mem::take(&mut self.live.lock().await.groups);
+        let left = self.grace - lameduck;
+        let drained =
+            futures::future::join_all(groups.into_iter().map(|g| g.serving.shutdown(left)))
+                .await
+                .into_iter()
+                .all(|d| d);
+        if !drained {
             tracing::warn!(grace = ?self.grace, "queries still in flight at the end of the shutdown grace were dropped");
         }
         for t in self.tasks {
@@ -81,10 +119,26 @@ fn now_ms() -> i64 {
 async fn follow(
     mut cluster: Cluster,
     mut rx: mpsc::UnboundedReceiver<Vec<Delta>>,
+    mut ttl: mpsc::UnboundedReceiver<u32>,
     zone: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            b = rx.recv() => match b {
+                Some(b) => b,
+                None => return,
+            },
+            Some(t) = ttl.recv() => {
+                if let Some(snap) = cluster.set_ttl(t) {
+                    tracing::info!(ttl = t, serial = snap.serial, "cluster records now served with the new TTL");
+                    metrics.serial.set(i64::from(snap.serial));
+                    metrics.snapshots.inc();
+                    zone.store(snap);
+                }
+                continue;
+            }
+        };
         let mut batch = first;
         // Coalesce whatever else is already queued into one snapshot.
         while let Ok(more) = rx.try_recv() {
@@ -105,6 +159,7 @@ async fn follow(
                 );
             }
             metrics.serial.set(i64::from(snap.serial));
+            metrics.synced.set(i64::from(snap.synced));
             metrics.snapshots.inc();
             zone.store(snap);
             let now = now_ms();
@@ -141,6 +196,12 @@ fn options(config: &Config) -> ClusterOptions {
 /// The forwarder the configuration asks for: `None` with `--no-forward`, or when no upstream
 /// is configured and resolv.conf names none (then only stub domains, if any, are forwarded).
 fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<Arc<Forwarder>>> {
+    Ok(forward_settings(config)?
+        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(metrics)))))
+}
+
+/// The forwarding settings of `config`; `None` when nothing is forwarded.
+fn forward_settings(config: &Config) -> anyhow::Result<Option<ForwardSettings>> {
     if config.no_forward {
         return Ok(None);
     }
@@ -193,10 +254,7 @@ fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<A
         },
         prefetch: config.prefetch,
     };
-    Ok(Some(Arc::new(Forwarder::new(
-        settings,
-        Arc::clone(metrics),
-    ))))
+    Ok(Some(settings))
 }
 
 /// Loads the source, binds the listeners and starts serving.
@@ -208,7 +266,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_external_zones(&config.external_zones)
         .map_err(anyhow::Error::msg)?;
     let zone_config = Arc::new(zone_config);
-    let metrics = Arc::new(Metrics::new());
+    let server_label = match config.listen.first() {
+        Some(a) => format!("dns://{a}"),
+        None => "dns://:53".to_owned(),
+    };
+    let metrics = Arc::new(Metrics::for_server(
+        &[&server_label],
+        &[&format!("{}.", config.zone.trim_end_matches('.'))],
+    ));
+    crate::querylog::configure(config.query_log, config.query_log_rate);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
 
@@ -247,9 +313,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
+    metrics.synced.set(i64::from(zone.load().synced));
+    let (ttl_tx, ttl_rx) = mpsc::unbounded_channel();
     tasks.push(tokio::spawn(follow(
         cluster,
         rx,
+        ttl_rx,
         Arc::clone(&zone),
         Arc::clone(&metrics),
     )));
@@ -278,8 +347,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tracing::warn!(timeout = ?config.startup_timeout, "serving before the first full list from the API: unknown names answer SERVFAIL until it arrives");
     }
 
-    let listeners = server::bind(&config.listen)?;
-    let (udp, tcp) = (listeners.udp_addrs(), listeners.tcp_addrs());
+    let bound = bind_groups(&config.listen, &[])?;
     let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
     if let Some(dir) = &config.zones {
         if !dir.is_dir() {
@@ -310,12 +378,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         idle_timeout: config.tcp_idle_timeout,
         max_connections: config.max_tcp_connections as usize,
     };
-    let server = listeners.serve(handler, limits, Arc::clone(&metrics));
+    let groups = serve_groups(bound, &handler, limits, &metrics);
+    let udp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.udp.clone()).collect();
+    let tcp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.tcp.clone()).collect();
     tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");
     if let Some(f) = &forwarder
         && let Some(upstream) = f.find_loop().await
     {
-        server.shutdown(config.shutdown_grace).await;
+        for g in groups {
+            g.serving.shutdown(config.shutdown_grace).await;
+        }
         for t in tasks {
             t.abort();
         }
@@ -325,6 +397,19 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
              that does not use clusterdns"
         );
     }
+    let live = Arc::new(tokio::sync::Mutex::new(Live {
+        config: config.clone(),
+        groups,
+        handler,
+        limits,
+        forwarder,
+        ttl: ttl_tx,
+        metrics: Arc::clone(&metrics),
+    }));
+    let reloader = config
+        .config
+        .clone()
+        .map(|path| tokio::spawn(crate::reload::watch(path, Arc::clone(&live))));
     Ok(Running {
         udp,
         tcp,
@@ -332,9 +417,177 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         metrics,
         zone,
         draining,
-        server,
+        live,
+        reloader,
         tasks,
         lameduck: config.lameduck,
         grace: config.shutdown_grace,
     })
+}
+
+/// Binds the listeners of `addrs` (the defaults when empty), skipping those `keep` already
+/// has: one group per configured address.
+fn bind_groups(
+    addrs: &[SocketAddr],
+    keep: &[Option<SocketAddr>],
+) -> Result<Vec<(Option<SocketAddr>, Listeners)>, BindError> {
+    let wanted: Vec<Option<SocketAddr>> = if addrs.is_empty() {
+        vec![None]
+    } else {
+        addrs.iter().copied().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for a in wanted {
+        if keep.contains(&a) || out.iter().any(|(b, _)| *b == a) {
+            continue;
+        }
+        let listeners = match a {
+            Some(addr) => server::bind(&[addr])?,
+            None => server::bind(&[])?,
+        };
+        out.push((a, listeners));
+    }
+    Ok(out)
+}
+
+fn serve_groups(
+    bound: Vec<(Option<SocketAddr>, Listeners)>,
+    handler: &DnsHandler,
+    limits: server::TcpLimits,
+    metrics: &Arc<Metrics>,
+) -> Vec<Group> {
+    bound
+        .into_iter()
+        .map(|(addr, l)| {
+            let (udp, tcp) = (l.udp_addrs(), l.tcp_addrs());
+            let serving = l.serve(handler.clone(), limits, Arc::clone(metrics));
+            Group {
+                addr,
+                serving,
+                udp,
+                tcp,
+            }
+        })
+        .collect()
+}
+
+/// The keys a reload applies while serving; any other changed key needs a restart.
+pub const LIVE_KEYS: [&str; 17] = [
+    "upstream",
+    "stub-domain",
+    "resolv-conf",
+    "policy",
+    "upstream-timeout",
+    "max-fails",
+    "health-check-interval",
+    "max-concurrent",
+    "cache-max-ttl",
+    "cache-max-negative-ttl",
+    "cache-min-ttl",
+    "prefetch",
+    "ttl",
+    "listen",
+    "log-level",
+    "query-log",
+    "query-log-rate",
+];
+
+/// Keys whose change reaches the forwarder.
+const FORWARD_KEYS: [&str; 12] = [
+    "upstream",
+    "stub-domain",
+    "resolv-conf",
+    "policy",
+    "upstream-timeout",
+    "max-fails",
+    "health-check-interval",
+    "max-concurrent",
+    "cache-max-ttl",
+    "cache-max-negative-ttl",
+    "cache-min-ttl",
+    "prefetch",
+];
+
+/// Applies a new configuration to a running server; the error says why nothing was applied.
+pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> anyhow::Result<()> {
+    let mut live = live.lock().await;
+    let changed = live.config.loaded.changed(&new.loaded);
+    let restart: Vec<&String> = changed
+        .iter()
+        .filter(|k| !LIVE_KEYS.contains(&k.as_str()))
+        .collect();
+    let forward_changed = changed.iter().any(|k| FORWARD_KEYS.contains(&k.as_str()));
+    // Everything that can fail first, so a failure leaves the old configuration whole.
+    let settings = if forward_changed {
+        forward_settings(&new)?
+    } else {
+        None
+    };
+    if forward_changed && settings.is_some() != live.forwarder.is_some() {
+        anyhow::bail!(
+            "forwarding would be turned {}: restart clusterdns to apply it",
+            if settings.is_some() { "on" } else { "off" }
+        );
+    }
+    let bound = if changed.iter().any(|k| k == "listen") {
+        let keep: Vec<Option<SocketAddr>> = live.groups.iter().map(|g| g.addr).collect();
+        Some(bind_groups(&new.listen, &keep)?)
+    } else {
+        None
+    };
+    // Then apply.
+    if let (Some(settings), Some(f)) = (settings, &live.forwarder) {
+        tracing::info!(upstreams = ?settings.upstreams, stub_domains = settings.stub_domains.len(), "forwarding settings changed");
+        f.reconfigure(settings);
+    }
+    if new.ttl != live.config.ttl {
+        let _ = live.ttl.send(new.ttl);
+    }
+    if new.log_level != live.config.log_level
+        && let Err(e) = crate::logging::set_level(&new.log_level)
+    {
+        tracing::warn!(error = %e, "cannot change the log level");
+    }
+    crate::querylog::configure(new.query_log, new.query_log_rate);
+    if let Some(bound) = bound {
+        let fresh = serve_groups(bound, &live.handler, live.limits, &live.metrics);
+        let wanted: Vec<Option<SocketAddr>> = if new.listen.is_empty() {
+            vec![None]
+        } else {
+            new.listen.iter().copied().map(Some).collect()
+        };
+        let (kept, gone): (Vec<Group>, Vec<Group>) = std::mem::take(&mut live.groups)
+            .into_iter()
+            .partition(|g| wanted.contains(&g.addr));
+        let added: Vec<SocketAddr> = fresh.iter().flat_map(|g| g.udp.clone()).collect();
+        let removed: Vec<SocketAddr> = gone.iter().flat_map(|g| g.udp.clone()).collect();
+        tracing::info!(?added, ?removed, "listen addresses changed");
+        live.groups = kept;
+        live.groups.extend(fresh);
+        // The old listeners stop taking queries and answer those in flight.
+        let grace = new.shutdown_grace;
+        tokio::spawn(async move {
+            for g in gone {
+                g.serving.shutdown(grace).await;
+            }
+        });
+    }
+    for key in &restart {
+        tracing::warn!(%key, "configuration key changed; it takes effect after a restart");
+    }
+    live.metrics
+        .reload_restart_required
+        .inc_by(restart.len() as u64);
+    // Keys needing a restart keep reporting their running value.
+    let mut applied = new;
+    for key in &restart {
+        if let Some(v) = live.config.loaded.get(key).cloned()
+            && let Some(slot) = applied.loaded.effective.iter_mut().find(|(k, _)| k == *key)
+        {
+            slot.1 = v;
+        }
+    }
+    tracing::info!(changed = %changed.join(","), "configuration reloaded");
+    live.config = applied;
+    Ok(())
 }

@@ -1,10 +1,13 @@
 //! Command-line configuration.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use serde_yaml_ng::Value;
 
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
@@ -16,6 +19,21 @@ use crate::zone::PodsMode;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "clusterdns", version, about, long_about)]
 pub struct Config {
+    /// Read settings from this YAML file: each key is a flag's long name (`ttl: 30`,
+    /// `upstream: [10.0.0.2]`); flags given on the command line win. Watched: a valid change
+    /// is applied live, an invalid one is logged and the running configuration kept.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration as YAML (loadable by `--config`) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Print the configuration reference (flag, key, default, meaning) as a Markdown table
+    /// and exit.
+    #[arg(long)]
+    pub print_config_reference: bool,
+
     /// Serve the objects in this directory of Kubernetes manifests (every .yaml, .yml and
     /// .json file, multi-document, subfolders too), watched for changes, instead of
     /// watching the Kubernetes API.
@@ -167,8 +185,9 @@ pub struct Config {
     #[arg(long)]
     pub prefetch: bool,
 
-    /// Log filter (tracing's EnvFilter syntax; `RUST_LOG` overrides it).
-    #[arg(long, value_name = "FILTER", default_value = "info")]
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info` or `info,clusterdns::forward=debug`;
+    /// `RUST_LOG` overrides it).
+    #[arg(long, value_name = "FILTER", default_value = "info", value_parser = crate::logging::parse_level)]
     pub log_level: String,
 
     /// Serve only Services whose labels match this Kubernetes label selector
@@ -183,6 +202,39 @@ pub struct Config {
     /// (watches Ingresses). Authoritative, with SOA and NS `ns1.dns.<zone>` at the apex.
     #[arg(long = "external-zone", value_name = "ZONE")]
     pub external_zones: Vec<String>,
+
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log a sample of answered queries at info (name, type, response code, duration, client).
+    #[arg(long)]
+    pub query_log: bool,
+
+    /// Fraction of queries the query log writes (`0.01`: one in a hundred).
+    #[arg(long, value_name = "FRACTION", default_value = "0.01", value_parser = parse_rate)]
+    pub query_log_rate: f64,
+
+    /// The configuration as loaded: the command line given and the values in effect.
+    #[arg(skip)]
+    pub loaded: Loaded,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses a fraction in (0, 1].
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("{text:?} is not a fraction in (0, 1] (e.g. 0.01)")),
+    }
 }
 
 /// The order in which upstreams are tried.
@@ -274,6 +326,342 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Flags a configuration file cannot set.
+const CLI_ONLY: [&str; 5] = [
+    "config",
+    "print-config",
+    "print-config-reference",
+    "help",
+    "version",
+];
+
+/// How the configuration was loaded: what a reload repeats, and what `--print-config` prints.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The command line, program name first.
+    pub args: Vec<OsString>,
+    /// Every file key with the value in effect, in flag order.
+    pub effective: Vec<(String, Value)>,
+}
+
+impl Loaded {
+    /// The value in effect for `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.effective
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The keys whose value differs between `self` and `other`.
+    pub fn changed(&self, other: &Loaded) -> Vec<String> {
+        self.effective
+            .iter()
+            .filter(|(k, v)| other.get(k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The effective configuration as YAML, loadable again by `--config`.
+    pub fn to_yaml(&self) -> String {
+        let map: serde_yaml_ng::Mapping = self
+            .effective
+            .iter()
+            .map(|(k, v)| (Value::String(k.clone()), v.clone()))
+            .collect();
+        serde_yaml_ng::to_string(&map).unwrap_or_default()
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The command line (including `--help` and `--version`, which are not failures).
+    #[error(transparent)]
+    Cli(#[from] clap::Error),
+    /// The configuration file: the message names the file, the key, the value and why.
+    #[error("{0}")]
+    File(String),
+}
+
+/// The configuration from a command line and the `--config` file it names: every flag has a
+/// key of the same long name, and the command line wins over the file. Each key's value goes
+/// through the flag's own parser, so the file accepts exactly what the flag does.
+pub fn load<I, T>(args: I) -> Result<Config, LoadError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cmd = Config::command();
+    let cli = cmd.clone().try_get_matches_from(&args)?;
+    let mut argv = vec![args.first().cloned().unwrap_or_else(|| "clusterdns".into())];
+    let file = cli.get_one::<PathBuf>("config").cloned();
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::File(format!("{}: cannot read: {e}", path.display())))?;
+        for (id, key_args) in file_args(path, &text, &cmd)? {
+            if cli.value_source(&id) != Some(ValueSource::CommandLine) {
+                argv.extend(key_args);
+            }
+        }
+    }
+    argv.extend(args.iter().skip(1).cloned());
+    let parsed = cmd
+        .clone()
+        .try_get_matches_from(&argv)
+        .and_then(|m| Config::from_arg_matches(&m).map(|c| (c, m)));
+    let (mut config, matches) = match (parsed, &file) {
+        (Ok(p), _) => p,
+        (Err(e), None) => return Err(e.into()),
+        (Err(e), Some(path)) => {
+            return Err(LoadError::File(format!(
+                "{} with the command line: {}",
+                path.display(),
+                clap_reason(&e)
+            )));
+        }
+    };
+    config.loaded = Loaded {
+        args,
+        effective: effective(&cmd, &matches),
+    };
+    Ok(config)
+}
+
+impl Config {
+    /// The same command line loaded again: the file re-read, validated as at start.
+    pub fn reload(&self) -> Result<Config, LoadError> {
+        let args = if self.loaded.args.is_empty() {
+            // Built without `load` (e.g. `Config::parse_from`): the file alone.
+            let mut a: Vec<OsString> = vec!["clusterdns".into()];
+            if let Some(p) = &self.config {
+                a.extend(["--config".into(), p.clone().into_os_string()]);
+            }
+            a
+        } else {
+            self.loaded.args.clone()
+        };
+        load(args)
+    }
+}
+
+/// clap's one-line reason, without its `error: ` prefix and usage block.
+fn clap_reason(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    text.lines()
+        .next()
+        .unwrap_or("invalid value")
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
+/// A YAML scalar as the text a flag would get.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn show(v: &Value) -> String {
+    serde_yaml_ng::to_string(v)
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_default()
+}
+
+/// The file's keys as command-line arguments, each checked alone by its flag's parser:
+/// `(arg id, arguments)` in file order.
+fn file_args(
+    path: &Path,
+    text: &str,
+    cmd: &clap::Command,
+) -> Result<Vec<(String, Vec<OsString>)>, LoadError> {
+    let file = path.display();
+    let err = |m: String| LoadError::File(m);
+    let doc: Value =
+        serde_yaml_ng::from_str(text).map_err(|e| err(format!("{file}: not YAML: {e}")))?;
+    let map = match doc {
+        Value::Null => return Ok(Vec::new()),
+        Value::Mapping(m) => m,
+        other => {
+            return Err(err(format!(
+                "{file}: expected a mapping of keys to values, found {}",
+                show(&other)
+            )));
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let Value::String(key) = &k else {
+            return Err(err(format!(
+                "{file}: key {}: keys are flag names",
+                show(&k)
+            )));
+        };
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && !CLI_ONLY.contains(&key.as_str()));
+        let Some(arg) = arg else {
+            let hint = cmd
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .find(|l| *l == key.replace('_', "-") || *l == key.trim_end_matches('s'))
+                .filter(|l| !CLI_ONLY.contains(l))
+                .map(|l| format!(" (did you mean {l:?}?)"))
+                .unwrap_or_default();
+            return Err(err(format!(
+                "{file}: unknown key {key:?}{hint}; keys are the flags' long names \
+                 (`clusterdns --print-config` lists them)"
+            )));
+        };
+        let flag = format!("--{key}");
+        let bad = |value: &Value, why: &str| {
+            err(format!("{file}: key {key:?}, value {}: {why}", show(value)))
+        };
+        let values: Vec<OsString> = match (arg.get_action(), &v) {
+            (_, Value::Null) => Vec::new(),
+            (ArgAction::SetTrue, Value::Bool(true)) => vec![flag.clone().into()],
+            (ArgAction::SetTrue, Value::Bool(false)) => Vec::new(),
+            (ArgAction::SetTrue, _) => return Err(bad(&v, "expected true or false")),
+            (ArgAction::Append, Value::Sequence(items)) => {
+                let mut a = Vec::new();
+                for item in items {
+                    let s = scalar(item).ok_or_else(|| bad(item, "expected a single value"))?;
+                    a.push(format!("{flag}={s}").into());
+                }
+                a
+            }
+            (_, Value::Sequence(_)) => {
+                return Err(bad(&v, "expected one value, not a list"));
+            }
+            _ => {
+                let s = scalar(&v).ok_or_else(|| bad(&v, "expected a single value"))?;
+                vec![format!("{flag}={s}").into()]
+            }
+        };
+        // Each value alone through the flag's parser, so the error names it.
+        for one in values.iter() {
+            if let Err(e) = cmd
+                .clone()
+                .try_get_matches_from([OsString::from("clusterdns"), one.clone()])
+            {
+                let shown = one
+                    .to_string_lossy()
+                    .split_once('=')
+                    .map_or(v.clone(), |(_, s)| Value::String(s.to_owned()));
+                let reason = clap_reason(&e);
+                let mut reason = reason
+                    .split_once("': ")
+                    .filter(|_| reason.starts_with("invalid value"))
+                    .map_or(reason.as_str(), |(_, why)| why)
+                    .to_owned();
+                let possible: Vec<String> = arg
+                    .get_possible_values()
+                    .iter()
+                    .filter(|p| !p.is_hide_set())
+                    .map(|p| p.get_name().to_owned())
+                    .collect();
+                if !possible.is_empty() && !matches!(arg.get_action(), ArgAction::SetTrue) {
+                    reason = format!("expected one of {}", possible.join(", "));
+                }
+                return Err(bad(&shown, &reason));
+            }
+        }
+        out.push((arg.get_id().to_string(), values));
+    }
+    Ok(out)
+}
+
+/// Every file key's value in effect, in flag order.
+fn effective(cmd: &clap::Command, m: &clap::ArgMatches) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if CLI_ONLY.contains(&long) {
+            continue;
+        }
+        let id = arg.get_id().as_str();
+        let raw: Vec<String> = m
+            .get_raw(id)
+            .map(|vs| vs.map(|v| v.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let value = match arg.get_action() {
+            ArgAction::SetTrue => Value::Bool(m.get_flag(id)),
+            ArgAction::Append => Value::Sequence(raw.into_iter().map(Value::String).collect()),
+            _ => match raw.into_iter().next() {
+                None => Value::Null,
+                Some(s) => match (s.parse::<u64>(), s.parse::<f64>()) {
+                    (Ok(n), _) => Value::Number(n.into()),
+                    (_, Ok(f)) if f.is_finite() && !s.contains(['e', 'E']) => {
+                        Value::Number(f.into())
+                    }
+                    _ => Value::String(s),
+                },
+            },
+        };
+        out.push((long.to_owned(), value));
+    }
+    out
+}
+
+/// The configuration reference as a Markdown table: flag, file key, default, meaning.
+pub fn reference() -> String {
+    let cmd = Config::command();
+    let mut out = String::from("| Flag | Key | Default | Meaning |\n|---|---|---|---|\n");
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let key = if CLI_ONLY.contains(&long) {
+            "—".to_owned()
+        } else {
+            format!("`{long}`")
+        };
+        let flag = match (arg.get_action(), arg.get_value_names()) {
+            (ArgAction::SetTrue, _) => format!("`--{long}`"),
+            (_, Some(names)) => format!("`--{long} {}`", names.join(" ")),
+            _ => format!("`--{long} VALUE`"),
+        };
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        let default = match arg.get_action() {
+            ArgAction::SetTrue => "`false`".to_owned(),
+            ArgAction::Append => "`[]`".to_owned(),
+            _ if defaults.is_empty() => "—".to_owned(),
+            _ => format!("`{}`", defaults.join(",")),
+        };
+        let mut meaning = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let possible: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|p| !p.is_hide_set())
+            .map(|p| format!("`{}`", p.get_name()))
+            .collect();
+        if !possible.is_empty() && !matches!(arg.get_action(), ArgAction::SetTrue) {
+            meaning.push_str(&format!(" One of {}.", possible.join(", ")));
+        }
+        out.push_str(&format!(
+            "| {flag} | {key} | {default} | {} |\n",
+            meaning.replace('|', "\\|")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

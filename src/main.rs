@@ -2,23 +2,27 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
-use clusterdns::config::Config;
-use tracing_subscriber::EnvFilter;
+use clusterdns::config::{self, Config, LoadError};
 
 fn parse() -> Result<Config, ExitCode> {
-    match Config::try_parse() {
+    match config::load(std::env::args_os()) {
         Ok(c) => Ok(c),
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(LoadError::Cli(e))
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) =>
+        {
             let _ = e.print();
             Err(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Err(LoadError::Cli(e)) => {
             // One clear line, not clap's usage block.
             let text = e.render().to_string();
             let line = text.lines().next().unwrap_or("invalid arguments");
             eprintln!("clusterdns: {}", line.trim_start_matches("error: "));
+            Err(ExitCode::from(2))
+        }
+        Err(LoadError::File(e)) => {
+            eprintln!("clusterdns: {e}");
             Err(ExitCode::from(2))
         }
     }
@@ -44,24 +48,23 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // hickory-server logs two INFO lines per response; keep it at warn unless asked.
-    let filter = EnvFilter::try_from_default_env().or_else(|_| {
-        EnvFilter::try_new(format!(
-            "hickory_server=warn,hickory_proto=error,{}",
-            config.log_level
-        ))
-    });
-    let filter = match filter {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("clusterdns: --log-level {:?}: {e}", config.log_level);
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    if config.print_config_reference {
+        print!("{}", config::reference());
+        return ExitCode::SUCCESS;
+    }
+    if config.print_config {
+        print!("{}", config.loaded.to_yaml());
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = clusterdns::logging::init(config.log_format, &config.log_level) {
+        eprintln!("clusterdns: logging: {e}");
+        return ExitCode::from(2);
+    }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = config.config.as_ref().map(|p| p.display().to_string()),
+        "starting"
+    );
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

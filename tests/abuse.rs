@@ -1000,7 +1000,9 @@ async fn uncommon_query_types_share_one_metrics_series() {
     }
     let text = server.running.metrics.encode();
     assert!(
-        text.contains("clusterdns_dns_requests_total{proto=\"udp\",type=\"other\"} 4"),
+        text.contains(
+            "zone=\"cluster.local.\",view=\"\",proto=\"udp\",family=\"1\",type=\"other\"} 4"
+        ),
         "{text}"
     );
     assert!(!text.contains("TYPE65000"), "{text}");

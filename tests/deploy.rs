@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use clusterdns::config::Config;
 use clusterdns::source::kube::watched_resources;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -28,8 +27,8 @@ const NAMESPACE: &str = "kube-system";
 const CLUSTER_DNS_IP: &str = "10.96.0.10";
 /// The label CoreDNS's pods carry, which the kube-dns Service and NetworkPolicies select.
 const DNS_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
-/// The data key of the ConfigMap holding the future `--config` file.
-const CONFIG_KEY: &str = "clusterdns.yaml";
+/// The data key of the ConfigMap holding the `--config` file.
+const CONFIG_KEY: &str = "config.yaml";
 
 /// One document of a file in `deploy/`, typed.
 struct Doc<T> {
@@ -99,6 +98,8 @@ fn load() -> Manifests {
                 ("policy/v1", "PodDisruptionBudget") => {
                     m.disruption_budgets.push(typed(origin, value))
                 }
+                // The alert rules, checked against the exported metrics in tests/config.rs.
+                ("monitoring.coreos.com/v1", "PrometheusRule") => {}
                 _ => panic!(
                     "{origin} is apiVersion {api_version:?} kind {kind:?}, which deploy/ is not \
                      expected to hold (ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap, \
@@ -216,16 +217,87 @@ fn argv(container: &Container) -> Vec<String> {
     argv
 }
 
-/// The configuration the Deployment's container runs with.
+/// The configuration the Deployment's container runs with: its args, and the file `--config`
+/// names, read from the ConfigMap mounted there.
 fn config_of(deployment: &Doc<Deployment>) -> Config {
-    let argv = argv(container(deployment));
-    Config::try_parse_from(&argv).unwrap_or_else(|e| {
+    let mut argv = argv(container(deployment));
+    let at = &deployment.origin;
+    let dir = tempfile::tempdir().unwrap();
+    let mut i = 0;
+    while i < argv.len() {
+        let (path, value_at) = if let Some(p) = argv[i].strip_prefix("--config=") {
+            (p.to_owned(), i)
+        } else if argv[i] == "--config" && i + 1 < argv.len() {
+            (argv[i + 1].clone(), i + 1)
+        } else {
+            i += 1;
+            continue;
+        };
+        let text = mounted_config(deployment, &path);
+        let local = dir.path().join(format!("config-{i}.yaml"));
+        std::fs::write(&local, text).unwrap();
+        let local = local.to_str().unwrap().to_owned();
+        argv[value_at] = if value_at == i {
+            format!("--config={local}")
+        } else {
+            local
+        };
+        i = value_at + 1;
+    }
+    clusterdns::config::load(&argv).unwrap_or_else(|e| {
         panic!(
-            "{}: clusterdns would refuse its args {:?}: {e}",
-            deployment.origin,
+            "{at}: clusterdns would refuse its configuration (args {:?}): {e}",
             &argv[1..]
         )
     })
+}
+
+/// The text of `path` inside the container: the ConfigMap key a volume mounts there.
+fn mounted_config(deployment: &Doc<Deployment>, path: &str) -> String {
+    let at = &deployment.origin;
+    let c = container(deployment);
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| {
+            path.strip_prefix(m.mount_path.trim_end_matches('/'))
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .unwrap_or_else(|| panic!("{at}: nothing is mounted where --config {path} points"));
+    assert!(
+        mount.sub_path.is_none() && mount.sub_path_expr.is_none(),
+        "{at}: {} is mounted with subPath: the kubelet never updates such a file, so a \
+         ConfigMap edit would never reach clusterdns",
+        mount.mount_path
+    );
+    let key = &path[mount.mount_path.trim_end_matches('/').len() + 1..];
+    let volume = pod_spec(deployment)
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap_or_else(|| panic!("{at}: no volume {:?} for the mount", mount.name));
+    let map_name = volume
+        .config_map
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| panic!("{at}: volume {:?} is not a ConfigMap", volume.name));
+    let m = load();
+    let map = m
+        .config_maps
+        .iter()
+        .find(|d| {
+            name_of(&d.object.metadata) == map_name
+                && namespace_of(&d.object.metadata) == namespace_of(&deployment.object.metadata)
+        })
+        .unwrap_or_else(|| panic!("{at}: no ConfigMap {map_name:?} beside the Deployment"));
+    map.object
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("{}: the ConfigMap has no key {key:?}", map.origin))
+        .clone()
 }
 
 /// A port as a probe or Service names it (a number, or the name of a container port of that
@@ -789,55 +861,48 @@ fn container_runs_locked_down() {
 }
 
 #[test]
-fn config_map_says_what_the_args_say() {
+fn deployment_reads_its_settings_from_the_config_map() {
     let m = load();
     let deployment = one(&m.deployments, "Deployment");
     let map = one(&m.config_maps, "ConfigMap");
     let at = &map.origin;
-    assert_eq!(
-        namespace_of(&map.object.metadata),
-        namespace_of(&deployment.object.metadata),
-        "{at}: the ConfigMap must live beside the Deployment"
-    );
     let text = map
         .object
         .data
         .as_ref()
         .and_then(|d| d.get(CONFIG_KEY))
         .unwrap_or_else(|| panic!("{at}: the ConfigMap has no {CONFIG_KEY}"));
-    let settings: BTreeMap<String, Value> = serde_yaml_ng::from_str(text)
-        .unwrap_or_else(|e| panic!("{at}: {CONFIG_KEY} is not a YAML mapping: {e}"));
-
-    // A key is a long flag; a list repeats it; `false` and `[]` leave it out.
-    let mut argv = vec!["clusterdns".to_owned()];
-    for (key, value) in &settings {
-        let values = match value {
-            Value::Array(items) => items.clone(),
-            Value::Bool(false) | Value::Null => Vec::new(),
-            Value::Bool(true) => {
-                argv.push(format!("--{key}"));
-                Vec::new()
-            }
-            v => vec![v.clone()],
-        };
-        for v in values {
-            let v = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            argv.push(format!("--{key}={v}"));
-        }
-    }
-    let from_map = Config::try_parse_from(&argv)
-        .unwrap_or_else(|e| panic!("{at}: {CONFIG_KEY} is not a valid configuration: {e}"));
-    let from_args = config_of(deployment);
+    let args = argv(container(deployment));
     assert_eq!(
-        format!("{from_map:#?}"),
-        format!("{from_args:#?}"),
-        "{at}: {CONFIG_KEY} and the Deployment's args ({}) describe different \
-         configurations; keep them in step until --config reads the ConfigMap",
+        &args[1..],
+        ["--config=/etc/clusterdns/config.yaml"],
+        "{}: every setting lives in the ConfigMap; a flag would silently override its key",
         deployment.origin
     );
+    // The file as clusterdns loads it, with nothing else.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(CONFIG_KEY);
+    std::fs::write(&file, text).unwrap();
+    let from_map = clusterdns::config::load(["clusterdns", "--config", file.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("{at}: {CONFIG_KEY} is not a valid configuration: {e}"));
+    let running = config_of(deployment);
+    assert_eq!(
+        running.loaded.effective, from_map.loaded.effective,
+        "{at}: the Deployment runs what the ConfigMap says"
+    );
+    // The keys the ConfigMap spells out are the ones that differ from a bare start or that
+    // operators look for; each is a real key.
+    let settings: BTreeMap<String, Value> = serde_yaml_ng::from_str(text).unwrap();
+    for key in [
+        "listen",
+        "metrics-listen",
+        "zone",
+        "ttl",
+        "upstream",
+        "log-level",
+    ] {
+        assert!(settings.contains_key(key), "{at}: {CONFIG_KEY} sets {key}");
+    }
 }
 
 #[test]

@@ -215,8 +215,8 @@ async fn follows_creates_updates_and_deletes() {
     for name in [
         "clusterdns_kubernetes_relists_total{kind=\"Service\"}",
         "clusterdns_kubernetes_objects{kind=\"EndpointSlice\"}",
-        "clusterdns_dns_requests_total{proto=\"udp\",type=\"A\"}",
-        "clusterdns_dns_responses_total{rcode=\"NXDOMAIN\"}",
+        "clusterdns_dns_requests_total{server=\"dns://127.0.0.1:0\",zone=\"cluster.local.\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"}",
+        "clusterdns_dns_responses_total{server=\"dns://127.0.0.1:0\",zone=\"cluster.local.\",view=\"\",rcode=\"NXDOMAIN\",plugin=\"\"}",
         "clusterdns_zone_serial",
     ] {
         assert!(metrics.contains(name), "/metrics has {name}:\n{metrics}");

@@ -574,6 +574,26 @@ impl Cluster {
         std::mem::take(&mut self.programming_done)
     }
 
+    /// Serves every record with `ttl` from a new snapshot on (a configuration reload); `None`
+    /// when it is the TTL already served.
+    pub fn set_ttl(&mut self, ttl: u32) -> Option<Arc<Snapshot>> {
+        if self.config.ttl == ttl {
+            return None;
+        }
+        let mut config = (*self.config).clone();
+        config.ttl = ttl;
+        self.config = Arc::new(config);
+        let mut next = (*self.snapshot).clone();
+        next.config = Arc::clone(&self.config);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0);
+        next.serial = now.max(self.snapshot.serial.wrapping_add(1));
+        self.snapshot = Arc::new(next);
+        Some(self.snapshot())
+    }
+
     fn publish(&mut self, touched: Touched) -> Option<Arc<Snapshot>> {
         for (key, t) in std::mem::take(&mut self.programming_pending) {
             let label = match self.services.get(&key) {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -75,20 +76,76 @@ impl From<PoolError> for ForwardError {
 
 type Fetch = Shared<BoxFuture<'static, Result<Arc<Entry>, ForwardError>>>;
 
-/// The forwarder: pools, cache, queries in flight.
-pub struct Forwarder {
+/// The pools and the settings in effect; a reload swaps them whole.
+struct Routes {
     default: Option<Arc<Pool>>,
     /// Longest domain first.
     stubs: Vec<(Name, Arc<Pool>)>,
+    settings: ForwardSettings,
+}
+
+/// The forwarder: pools, cache, queries in flight.
+pub struct Forwarder {
+    routes: ArcSwap<Routes>,
     cache: Option<Cache>,
     inflight: Mutex<HashMap<Key, Fetch>>,
     outstanding: AtomicUsize,
-    settings: ForwardSettings,
     metrics: Arc<Metrics>,
     probes: Mutex<HashMap<Name, (SocketAddr, u32)>>,
     probing: AtomicBool,
     /// `cache_hits_total{type="success"}` and `{type="denial"}`, for the packet path.
     hit_counters: [Counter; 2],
+}
+
+impl Routes {
+    /// The pools `settings` asks for, reusing those of `old` that are configured alike.
+    fn new(settings: ForwardSettings, old: Option<&Routes>, metrics: &Arc<Metrics>) -> Self {
+        let reuse = |domain: &Name, addrs: &[SocketAddr]| {
+            let old = old.filter(|o| o.settings.pool == settings.pool)?;
+            let pool = if domain.is_root() {
+                old.default.as_ref()
+            } else {
+                old.stubs.iter().find(|(d, _)| d == domain).map(|(_, p)| p)
+            }?;
+            let same = pool
+                .upstreams()
+                .iter()
+                .map(|u| u.addr)
+                .eq(addrs.iter().copied());
+            same.then(|| Arc::clone(pool))
+        };
+        let pool = |domain: Name, addrs: &[SocketAddr]| {
+            reuse(&domain, addrs).unwrap_or_else(|| {
+                Arc::new(Pool::new(
+                    domain.to_string(),
+                    addrs,
+                    settings.pool.clone(),
+                    Arc::clone(metrics),
+                ))
+            })
+        };
+        let default =
+            (!settings.upstreams.is_empty()).then(|| pool(Name::root(), &settings.upstreams));
+        let mut stubs: Vec<(Name, Arc<Pool>)> = settings
+            .stub_domains
+            .iter()
+            .map(|(d, addrs)| (d.to_lowercase(), pool(d.to_lowercase(), addrs)))
+            .collect();
+        stubs.sort_by_key(|(d, _)| std::cmp::Reverse(d.num_labels()));
+        Self {
+            default,
+            stubs,
+            settings,
+        }
+    }
+
+    /// Every upstream address of every pool.
+    fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.default
+            .iter()
+            .chain(self.stubs.iter().map(|(_, p)| p))
+            .flat_map(|p| p.upstreams().iter().map(|u| u.addr))
+    }
 }
 
 /// Removes a finished query from the in-flight map, even if its task panics.
@@ -112,22 +169,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Forwarder {
     /// A forwarder over the configured pools.
     pub fn new(settings: ForwardSettings, metrics: Arc<Metrics>) -> Self {
-        let pool = |domain: String, addrs: &[SocketAddr]| {
-            Arc::new(Pool::new(
-                domain,
-                addrs,
-                settings.pool.clone(),
-                Arc::clone(&metrics),
-            ))
-        };
-        let default =
-            (!settings.upstreams.is_empty()).then(|| pool(".".into(), &settings.upstreams));
-        let mut stubs: Vec<(Name, Arc<Pool>)> = settings
-            .stub_domains
-            .iter()
-            .map(|(d, addrs)| (d.to_lowercase(), pool(d.to_string(), addrs)))
-            .collect();
-        stubs.sort_by_key(|(d, _)| std::cmp::Reverse(d.num_labels()));
         let cache =
             (settings.cache.size > 0).then(|| Cache::new(&settings.cache, Arc::clone(&metrics)));
         let hits = |r#type| {
@@ -138,30 +179,50 @@ impl Forwarder {
                 .clone()
         };
         let hit_counters = [hits("success"), hits("denial")];
+        let routes = Routes::new(settings, None, &metrics);
         Self {
             hit_counters,
-            default,
-            stubs,
+            routes: ArcSwap::from_pointee(routes),
             cache,
             inflight: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
-            settings,
             metrics,
             probes: Mutex::new(HashMap::new()),
             probing: AtomicBool::new(false),
         }
     }
 
+    /// Applies new settings (a configuration reload): upstreams, stub domains, pool
+    /// behaviour, the outstanding-query cap, cache lifetimes for new entries and prefetch.
+    /// The cache and the queries in flight are kept; a pool whose upstreams and behaviour
+    /// are unchanged keeps its health state. The cache size and the serve-stale window are
+    /// fixed at start.
+    pub fn reconfigure(&self, settings: ForwardSettings) {
+        let old = self.routes.load_full();
+        let next = Routes::new(settings, Some(&old), &self.metrics);
+        let kept: std::collections::HashSet<SocketAddr> = next.addrs().collect();
+        for a in old.addrs().filter(|a| !kept.contains(a)) {
+            self.metrics
+                .forward
+                .healthy
+                .remove(&crate::metrics::UpstreamLabels { to: a.to_string() });
+        }
+        self.routes.store(Arc::new(next));
+    }
+
     fn inflight(&self) -> MutexGuard<'_, HashMap<Key, Fetch>> {
         lock(&self.inflight)
     }
 
-    fn pool_for(&self, name: &Name) -> Option<&Arc<Pool>> {
-        self.stubs
+    fn pool_for(&self, name: &Name) -> Option<Arc<Pool>> {
+        let routes = self.routes.load();
+        routes
+            .stubs
             .iter()
             .find(|(d, _)| d.zone_of(name))
             .map(|(_, p)| p)
-            .or(self.default.as_ref())
+            .or(routes.default.as_ref())
+            .cloned()
     }
 
     /// Whether some pool serves `name`.
@@ -187,7 +248,7 @@ impl Forwarder {
         let entry = cache.get_bytes(q.key())?;
         let now = Instant::now();
         entry.remaining(now)?;
-        if self.settings.prefetch && entry.in_prefetch_window(now) {
+        if entry.in_prefetch_window(now) && self.routes.load().settings.prefetch {
             return None;
         }
         let len = q.respond(&entry, entry.age(now), limit, out)?;
@@ -199,7 +260,7 @@ impl Forwarder {
 
     /// Answers `q` from the cache or its upstreams.
     pub async fn resolve(self: &Arc<Self>, q: &Outgoing) -> Result<Reply, ForwardError> {
-        let pool = Arc::clone(self.pool_for(&q.name).ok_or(ForwardError::NoUpstream)?);
+        let pool = self.pool_for(&q.name).ok_or(ForwardError::NoUpstream)?;
         let dnssec_ok = q.edns.is_some_and(|(_, d)| d);
         let key = Key::new(&q.name, q.qtype, q.qclass, dnssec_ok, q.cd);
         let now = Instant::now();
@@ -219,7 +280,7 @@ impl Forwarder {
             m.cache_hits
                 .get_or_create(&CacheTypeLabels { r#type })
                 .inc();
-            if self.settings.prefetch && entry.should_prefetch(now) {
+            if self.routes.load().settings.prefetch && entry.should_prefetch(now) {
                 m.cache_prefetch.inc();
                 // Started now, awaited by nobody: its task stores the fresh answer.
                 let _ = self.start_fetch(&pool, key, q);
@@ -236,7 +297,12 @@ impl Forwarder {
         match fetched {
             Ok(entry) => Ok(entry.reply(Instant::now(), false)),
             Err(e) => match cached {
-                Some(old) if old.within_stale(Instant::now(), self.settings.cache.serve_stale) => {
+                Some(old)
+                    if old.within_stale(
+                        Instant::now(),
+                        self.routes.load().settings.cache.serve_stale,
+                    ) =>
+                {
                     m.cache_served_stale.inc();
                     Ok(old.reply(Instant::now(), true))
                 }
@@ -257,7 +323,7 @@ impl Forwarder {
             self.metrics.forward.coalesced.inc();
             return Ok(f.clone());
         }
-        if self.outstanding.load(Ordering::Relaxed) >= self.settings.max_concurrent {
+        if self.outstanding.load(Ordering::Relaxed) >= self.routes.load().settings.max_concurrent {
             self.metrics.forward.max_concurrent_rejects.inc();
             return Err(ForwardError::Overloaded);
         }
@@ -272,7 +338,8 @@ impl Forwarder {
             let this = &guard.forwarder;
             let reply = pool.query(&q, QUERY_BUDGET).await?;
             // A non-recursive query's answer is the upstream's own data only: not cached.
-            let entry = Arc::new(Entry::from_message(reply, &this.settings.cache, q.rd));
+            let routes = this.routes.load();
+            let entry = Arc::new(Entry::from_message(reply, &routes.settings.cache, q.rd));
             if let Some(cache) = &this.cache {
                 cache.insert(guard.key.clone(), Arc::clone(&entry));
             }
@@ -305,11 +372,12 @@ impl Forwarder {
     pub async fn find_loop(&self) -> Option<SocketAddr> {
         let mut checks = Vec::new();
         self.probing.store(true, Ordering::Relaxed);
-        let pools = self
+        let routes = self.routes.load_full();
+        let pools = routes
             .default
             .iter()
             .map(|p| (Name::root(), p))
-            .chain(self.stubs.iter().map(|(d, p)| (d.clone(), p)));
+            .chain(routes.stubs.iter().map(|(d, p)| (d.clone(), p)));
         for (domain, pool) in pools {
             for u in pool.upstreams() {
                 let (a, b) = (rand::random::<u64>(), rand::random::<u64>());

@@ -224,7 +224,7 @@ impl Upstream {
 }
 
 /// How a pool talks to its upstreams.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolSettings {
     /// Wait for one upstream's reply.
     pub timeout: Duration,

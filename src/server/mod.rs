@@ -21,8 +21,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::forward::{ForwardError, Forwarder, Outgoing, Reply};
-use crate::metrics::{Metrics, Proto};
-use crate::zone::{Answer, AnswerData, Rcode, Rendered, Snapshot, lookup, render};
+use crate::metrics::{AddrFamily, Metrics, Proto, QueryObservation, rcode_index, type_index};
+use crate::zone::{Answer, AnswerData, MAX_LABELS, Rcode, Rendered, Snapshot, lookup, render};
 use crate::zonefile::ZoneSet;
 
 /// Largest UDP answer offered, whatever the client says (DNS Flag Day 2020: 1232 avoids
@@ -93,33 +93,85 @@ impl DnsHandler {
     }
 
     /// Counts a query so malformed it never reached the handler (answered FORMERR).
-    fn count_formerr(&self, protocol: hickory_server::net::xfer::Protocol, started: Instant) {
-        self.metrics.observe_query(
-            proto_of(protocol),
+    fn count_formerr(
+        &self,
+        protocol: hickory_server::net::xfer::Protocol,
+        src: std::net::SocketAddr,
+        sizes: (usize, usize),
+    ) {
+        self.observe(
+            protocol,
+            src,
             None,
-            u16::from(ResponseCode::FormErr),
-            started.elapsed(),
+            None,
+            ResponseCode::FormErr,
+            sizes,
+            None,
         );
     }
 
-    fn record(&self, request: &Request, info: &ResponseInfo, started: Instant) {
-        let qtype = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| u16::from(q.query_type()));
-        self.metrics.observe_query(
-            proto_of(request.protocol()),
-            qtype,
-            u16::from(info.response_code),
-            started.elapsed(),
+    /// Records an answered query in the per-query metrics.
+    fn record(
+        &self,
+        request: &Request,
+        info: &ResponseInfo,
+        sizes: (usize, usize),
+        started: std::time::Instant,
+    ) {
+        let query = request.queries.queries().first();
+        self.observe(
+            request.protocol(),
+            request.src(),
+            query.map(|q| q.name()),
+            query.map(|q| q.query_type()),
+            info.response_code,
+            sizes,
+            Some(started),
         );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        protocol: hickory_server::net::xfer::Protocol,
+        src: std::net::SocketAddr,
+        name: Option<&hickory_server::proto::rr::LowerName>,
+        qtype: Option<RecordType>,
+        rcode: ResponseCode,
+        (request_size, response_size): (usize, usize),
+        started: Option<std::time::Instant>,
+    ) {
+        let dns = &self.metrics.dns;
+        let proto = match protocol {
+            hickory_server::net::xfer::Protocol::Udp => Proto::Udp,
+            _ => Proto::Tcp,
+        };
+        let duration = started.map(|s| s.elapsed()).unwrap_or_default();
+        self.metrics.observe_query(&QueryObservation {
+            server: 0,
+            zone: name.map_or(usize::MAX, |n| dns.zone_index(n)),
+            proto,
+            family: AddrFamily::of(&src),
+            qtype: type_index(qtype),
+            rcode: rcode_index(u16::from(rcode)),
+            request_size,
+            response_size,
+            duration,
+        });
+        let name = name.map(|n| n as &dyn std::fmt::Display);
+        crate::querylog::sample(&src, name, qtype, rcode, duration);
     }
 
     /// Answers `query` on the fast path into `out`, counting it: from the cluster zone
     /// (`fast::answer`), else from a fresh forwarder cache entry (`forward::wire`). The length
     /// written, or `None` when the query needs the general path.
-    pub fn fast_answer(&self, query: &[u8], proto: Proto, out: &mut [u8]) -> Option<usize> {
+    pub fn fast_answer(
+        &self,
+        query: &[u8],
+        proto: Proto,
+        src: std::net::SocketAddr,
+        out: &mut [u8],
+    ) -> Option<usize> {
         let started = Instant::now();
         let options = fast::Options {
             udp: proto == Proto::Udp,
@@ -130,22 +182,78 @@ impl DnsHandler {
             None => self.answer_cached(query, proto == Proto::Tcp, out)?,
         };
         let rcode = out.get(3).map_or(0, |b| b & 0x0F);
-        self.metrics
-            .observe_query(proto, Some(qtype), u16::from(rcode), started.elapsed());
+        let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+        let labels = question_labels(query, &mut buf);
+        let duration = started.elapsed();
+        let qtype = RecordType::from(qtype);
+        self.metrics.observe_query(&QueryObservation {
+            server: 0,
+            zone: self.metrics.dns.zone_index_labels(labels),
+            proto,
+            family: AddrFamily::of(&src),
+            qtype: type_index(Some(qtype)),
+            rcode: rcode_index(u16::from(rcode)),
+            request_size: query.len(),
+            response_size: len,
+            duration,
+        });
+        crate::querylog::sample(
+            &src,
+            Some(&WireName(labels)),
+            Some(qtype),
+            ResponseCode::from(0, rcode),
+            duration,
+        );
         Some(len)
     }
 }
 
-fn proto_of(protocol: hickory_server::net::xfer::Protocol) -> Proto {
-    match protocol {
-        hickory_server::net::xfer::Protocol::Udp => Proto::Udp,
-        _ => Proto::Tcp,
+/// A name given as its labels, displayed with dots (for the query log).
+struct WireName<'a>(&'a [&'a [u8]]);
+
+impl std::fmt::Display for WireName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for label in self.0 {
+            write!(f, "{}.", String::from_utf8_lossy(label))?;
+        }
+        if self.0.is_empty() {
+            f.write_str(".")?;
+        }
+        Ok(())
     }
+}
+
+/// The labels of the question name of `query` (uncompressed, from offset 12), as far as they
+/// read.
+fn question_labels<'q, 'b>(query: &'q [u8], buf: &'b mut [&'q [u8]; MAX_LABELS]) -> &'b [&'q [u8]] {
+    let (mut n, mut pos) = (0, 12);
+    while let Some(&len) = query.get(pos) {
+        let len = usize::from(len);
+        if len == 0 || len > 63 || n == MAX_LABELS {
+            break;
+        }
+        let Some(label) = query.get(pos + 1..pos + 1 + len) else {
+            break;
+        };
+        buf[n] = label;
+        n += 1;
+        pos += 1 + len;
+    }
+    &buf[..n]
 }
 
 /// The RFC mnemonic of a response code, as metrics label it.
 pub fn rcode_name(code: ResponseCode) -> &'static str {
-    crate::metrics::rcode_label(u16::from(code))
+    match u16::from(code) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        16 => "BADVERS",
+        _ => "OTHER",
+    }
 }
 
 fn response_code(rcode: Rcode) -> ResponseCode {
@@ -202,10 +310,7 @@ impl RequestHandler for DnsHandler {
         request: &Request,
         handle: R,
     ) -> ResponseInfo {
-        let started = Instant::now();
-        let info = self.answer(request, handle).await;
-        self.record(request, &info, started);
-        info
+        self.answer(request, handle).await
     }
 }
 

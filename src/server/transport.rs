@@ -126,7 +126,7 @@ pub async fn answer(
         _ => Proto::Tcp,
     };
     let fast = FAST_OUT.with_borrow_mut(|out| {
-        let len = handler.fast_answer(&raw, proto, &mut out[..])?;
+        let len = handler.fast_answer(&raw, proto, src, &mut out[..])?;
         out.get(..len).map(<[u8]>::to_vec)
     });
     match fast {
@@ -149,24 +149,29 @@ pub async fn answer_general(
     src: SocketAddr,
     protocol: Protocol,
 ) -> Option<Vec<u8>> {
-    let started = std::time::Instant::now();
     let header = Header::read(&mut BinDecoder::new(&raw)).ok()?;
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
+    let (started, request_size) = (std::time::Instant::now(), raw.len());
     let request = match Request::from_bytes(raw, src, protocol) {
         Ok(r) => r,
         Err(error) => {
             tracing::debug!(%src, %error, "unreadable query: FORMERR");
-            handler.count_formerr(protocol, started);
-            return formerr(&header);
+            let out = formerr(&header);
+            let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
+            handler.count_formerr(protocol, src, sizes);
+            return out;
         }
     };
     let capture = Capture::new(protocol);
-    handler
+    let info = handler
         .handle_request::<_, TokioTime>(&request, capture.clone())
         .await;
-    capture.take()
+    let out = capture.take();
+    let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
+    handler.record(&request, &info, sizes, started);
+    out
 }
 
 /// Most datagrams read from a socket in one go and answered by one task.
@@ -253,7 +258,7 @@ pub async fn serve_udp(
                 let mut out = [0u8; super::MAX_UDP_PAYLOAD as usize];
                 for (range, src) in &batch.queries {
                     let query = batch.data.get(range.clone()).unwrap_or_default();
-                    match handler.fast_answer(query, Proto::Udp, &mut out) {
+                    match handler.fast_answer(query, Proto::Udp, *src, &mut out) {
                         Some(len) => {
                             let bytes = out.get(..len).unwrap_or_default();
                             match socket.try_send_to(bytes, *src) {

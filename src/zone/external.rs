@@ -264,7 +264,10 @@ mod tests {
 
     /// The labels of `s`, as the lookup gives them.
     fn labels(s: &str) -> Vec<&[u8]> {
-        s.split('.').filter(|l| !l.is_empty()).map(str::as_bytes).collect()
+        s.split('.')
+            .filter(|l| !l.is_empty())
+            .map(str::as_bytes)
+            .collect()
     }
 
     fn addrs(ips: &[&str], hostnames: &[&str]) -> ExternalAddresses {
@@ -354,7 +357,10 @@ mod tests {
             external_origin(&labels("a.EDGE.example.COM."), &origins),
             Some(3)
         );
-        assert_eq!(external_origin(&labels("a.example.com."), &origins), Some(2));
+        assert_eq!(
+            external_origin(&labels("a.example.com."), &origins),
+            Some(2)
+        );
         assert_eq!(external_origin(&labels("example.org."), &origins), None);
         assert_eq!(external_origin(&labels("com."), &origins), None);
         let mut buf = [0u8; 255];

@@ -156,7 +156,14 @@ impl<'de> serde::de::Visitor<'de> for JsonItems<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         while let Some(value) = seq.next_element::<Value>()? {
-            document(self.file, &format!("item {i}"), value, self.out, 0, self.labels);
+            document(
+                self.file,
+                &format!("item {i}"),
+                value,
+                self.out,
+                0,
+                self.labels,
+            );
             i += 1;
         }
         Ok(())

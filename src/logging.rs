@@ -1,0 +1,69 @@
+//! Logging: `tracing` to stdout as text or JSON, with a level that a configuration reload
+//! can change.
+
+use std::sync::OnceLock;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+use crate::config::LogFormat;
+
+/// hickory-server logs two INFO lines per response; kept at warn unless asked.
+const QUIET: &str = "hickory_server=warn,hickory_proto=error";
+
+static HANDLE: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// The filter for a `--log-level` value.
+pub fn filter(level: &str) -> Result<EnvFilter, String> {
+    EnvFilter::try_new(format!("{QUIET},{level}")).map_err(|e| e.to_string())
+}
+
+/// Checks a `--log-level` value (tracing's EnvFilter syntax).
+pub fn parse_level(level: &str) -> Result<String, String> {
+    filter(level).map(|_| level.to_owned())
+}
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides `level` (and reloads).
+pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let initial = match &from_env {
+        Some(v) => EnvFilter::try_new(v).map_err(|e| format!("RUST_LOG {v:?}: {e}"))?,
+        None => filter(level)?,
+    };
+    let (filter, handle) = reload::Layer::new(initial);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stdout)
+                    .with_ansi(ansi),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stdout),
+            )
+            .try_init(),
+    };
+    result.map_err(|e| e.to_string())?;
+    if from_env.is_none() {
+        let _ = HANDLE.set(handle);
+    }
+    Ok(())
+}
+
+/// Changes the level of the installed subscriber (nothing when none is installed, or when
+/// `RUST_LOG` set it).
+pub fn set_level(level: &str) -> Result<(), String> {
+    let Some(handle) = HANDLE.get() else {
+        return Ok(());
+    };
+    let f = filter(level)?;
+    handle.reload(f).map_err(|e| e.to_string())
+}
