@@ -158,7 +158,26 @@ fn benches(c: &mut Criterion) {
             Protocol::Udp,
         ))
     };
-    let paths: [(&str, AnswerFn); 1] = [("answer_raw", &answer_raw)];
+    // The fast path alone: packet bytes to packet bytes into a reused buffer.
+    let out = std::cell::RefCell::new(vec![0u8; 1232]);
+    let fast = |raw: &[u8]| {
+        let mut out = out.borrow_mut();
+        let len = handler.fast_answer(raw, clusterdns::metrics::Proto::Udp, src, &mut out)?;
+        Some(out[..len].to_vec())
+    };
+    let general = |raw: &[u8]| {
+        futures::executor::block_on(clusterdns::server::answer_general(
+            &handler,
+            raw.to_vec(),
+            src,
+            Protocol::Udp,
+        ))
+    };
+    let paths: [(&str, AnswerFn); 3] = [
+        ("answer_raw", &answer_raw),
+        ("fast_answer", &fast),
+        ("general (hickory)", &general),
+    ];
     let mut group = c.benchmark_group("answer");
     for (path, answer) in paths {
         for (case, name, qtype) in CASES {
