@@ -199,6 +199,13 @@ fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<A
     ))))
 }
 
+/// The answer features the configuration turns on.
+fn answer_options(config: &Config) -> server::AnswerOptions {
+    server::AnswerOptions {
+        shuffle: config.shuffle,
+    }
+}
+
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
@@ -277,7 +284,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let listeners = server::bind(&config.listen)?;
     let (udp, tcp) = (listeners.udp_addrs(), listeners.tcp_addrs());
-    let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
+    let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics))
+        .with_options(answer_options(config));
     if let Some(dir) = &config.zones {
         if !dir.is_dir() {
             anyhow::bail!("--zones {}: not a directory", dir.display());

@@ -169,6 +169,11 @@ pub struct Config {
     /// Log filter (tracing's EnvFilter syntax; `RUST_LOG` overrides it).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log_level: String,
+
+    /// Answer address records (A/AAAA) in a random order, CNAMEs first, so clients that take
+    /// the first address spread over all of them (CoreDNS `loadbalance round_robin`).
+    #[arg(long)]
+    pub shuffle: bool,
 }
 
 /// The order in which upstreams are tried.

@@ -4,6 +4,7 @@
 //! The only module that imports hickory-server.
 
 mod listen;
+mod shuffle;
 mod transport;
 
 pub use listen::{BindError, Listeners, Serving, bind};
@@ -30,6 +31,13 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Longest CNAME chain followed when completing an ExternalName answer (CoreDNS: 10).
 const MAX_CNAME_CHAIN: usize = 10;
 
+/// Optional answer features, all off by default.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerOptions {
+    /// `--shuffle`: address records in a random order, CNAMEs first.
+    pub shuffle: bool,
+}
+
 /// Answers queries from the zone snapshot it holds, and forwards the rest.
 #[derive(Clone)]
 pub struct DnsHandler {
@@ -37,6 +45,7 @@ pub struct DnsHandler {
     metrics: Arc<Metrics>,
     forwarder: Option<Arc<Forwarder>>,
     static_zones: Option<Arc<ArcSwap<ZoneSet>>>,
+    options: Arc<AnswerOptions>,
 }
 
 impl DnsHandler {
@@ -47,7 +56,14 @@ impl DnsHandler {
             metrics,
             forwarder: None,
             static_zones: None,
+            options: Arc::default(),
         }
+    }
+
+    /// The same handler, with these answer features.
+    pub fn with_options(mut self, options: AnswerOptions) -> Self {
+        self.options = Arc::new(options);
+        self
     }
 
     /// The same handler, also answering the zones of `zones` (zone files) authoritatively.
@@ -158,6 +174,19 @@ pub fn rcode_name(code: ResponseCode) -> &'static str {
     }
 }
 
+/// What a query resolved to, before it is sent.
+enum Outcome {
+    /// A response with these header bits and sections.
+    Records {
+        /// Header bits (response code, AA, RA, TC, AD).
+        metadata: Metadata,
+        /// The sections.
+        rendered: Rendered,
+    },
+    /// A response with only this code.
+    Error(ResponseCode),
+}
+
 fn response_code(rcode: Rcode) -> ResponseCode {
     match rcode {
         Rcode::NoError => ResponseCode::NoError,
@@ -239,6 +268,40 @@ impl DnsHandler {
             return send_error(request, edns.as_ref(), ResponseCode::Refused, handle).await;
         }
         let name = query.name();
+        let outcome = self.resolve(request, name, qtype).await;
+        self.respond(request, edns.as_ref(), outcome, handle).await
+    }
+
+    /// Sends `outcome` as the response to `request`.
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        edns: Option<&Edns>,
+        outcome: Outcome,
+        handle: R,
+    ) -> ResponseInfo {
+        match outcome {
+            Outcome::Records {
+                metadata,
+                mut rendered,
+            } => {
+                if self.options.shuffle {
+                    shuffle::shuffle_addresses(&mut rendered.answers);
+                }
+                self.send(request, edns, metadata, &rendered, handle).await
+            }
+            Outcome::Error(code) => send_error(request, edns, code, handle).await,
+        }
+    }
+
+    /// The answer for `name`/`qtype` (which may differ from the question's name): the cluster
+    /// zone, then the zone files, then the upstreams.
+    async fn resolve(
+        &self,
+        request: &Request,
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Outcome {
         // The cluster zone (and its reverse names), straight from the snapshot.
         let local = {
             let snapshot = self.zone.load();
@@ -267,11 +330,9 @@ impl DnsHandler {
                     authorities: z.authorities,
                     additionals: z.additionals,
                 };
-                return self
-                    .send(request, edns.as_ref(), metadata, &rendered, handle)
-                    .await;
+                return Outcome::Records { metadata, rendered };
             }
-            return self.forward(request, edns.as_ref(), handle).await;
+            return self.forward(request, name, qtype).await;
         };
         tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
         let mut truncated = false;
@@ -295,8 +356,7 @@ impl DnsHandler {
         metadata.recursion_available = self.forwarder.is_some();
         metadata.truncation = truncated;
         metadata.response_code = response_code(rcode);
-        self.send(request, edns.as_ref(), metadata, &rendered, handle)
-            .await
+        Outcome::Records { metadata, rendered }
     }
 
     async fn send<R: ResponseHandler>(
@@ -363,24 +423,20 @@ fn outgoing(
 
 impl DnsHandler {
     /// Answers a name outside the served zones from the forwarder: REFUSED without one.
-    async fn forward<R: ResponseHandler>(
+    async fn forward(
         &self,
         request: &Request,
-        edns: Option<&Edns>,
-        handle: R,
-    ) -> ResponseInfo {
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Outcome {
         let Some(fwd) = &self.forwarder else {
-            return send_error(request, edns, ResponseCode::Refused, handle).await;
+            return Outcome::Error(ResponseCode::Refused);
         };
-        let Ok(info) = request.request_info() else {
-            return send_error(request, edns, ResponseCode::FormErr, handle).await;
-        };
-        let query = info.query.original();
-        if fwd.is_loop_probe(query.name()) {
-            tracing::error!(name = %query.name(), "received this server's own loop probe: an upstream forwards to it");
-            return send_error(request, edns, ResponseCode::ServFail, handle).await;
+        if fwd.is_loop_probe(name) {
+            tracing::error!(%name, "received this server's own loop probe: an upstream forwards to it");
+            return Outcome::Error(ResponseCode::ServFail);
         }
-        let q = outgoing(request, query.name().clone(), query.query_type());
+        let q = outgoing(request, name.clone(), qtype);
         match fwd.resolve(&q).await {
             Ok(reply) => {
                 let mut metadata = Metadata::response_from_request(&request.metadata);
@@ -393,15 +449,14 @@ impl DnsHandler {
                     authorities: reply.authorities,
                     additionals: reply.additionals,
                 };
-                self.send(request, edns, metadata, &rendered, handle).await
+                Outcome::Records { metadata, rendered }
             }
             Err(e) => {
                 tracing::debug!(name = %q.name, error = %e, "not forwarded");
-                let code = match e {
+                Outcome::Error(match e {
                     ForwardError::NoUpstream | ForwardError::Overloaded => ResponseCode::Refused,
                     ForwardError::AllDown | ForwardError::Failed => ResponseCode::ServFail,
-                };
-                send_error(request, edns, code, handle).await
+                })
             }
         }
     }
