@@ -203,6 +203,7 @@ fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<A
 fn answer_options(config: &Config) -> server::AnswerOptions {
     server::AnswerOptions {
         shuffle: config.shuffle,
+        no_aaaa_outside_zone: config.no_aaaa_outside_zone,
     }
 }
 

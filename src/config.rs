@@ -174,6 +174,12 @@ pub struct Config {
     /// the first address spread over all of them (CoreDNS `loadbalance round_robin`).
     #[arg(long)]
     pub shuffle: bool,
+
+    /// Answer AAAA queries for names outside the served zones with NODATA instead of
+    /// forwarding them (IPv4-only clusters: halves the upstream load). The cluster zone and
+    /// zone files still answer AAAA.
+    #[arg(long)]
+    pub no_aaaa_outside_zone: bool,
 }
 
 /// The order in which upstreams are tried.

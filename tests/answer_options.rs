@@ -7,11 +7,12 @@ mod common;
 use std::collections::HashSet;
 
 use common::upstream::FakeUpstream;
-use common::{TestServer, query, udp};
+use common::{TestServer, ask, query, udp, zone_text};
 use hickory_proto::rr::RecordType;
 
-/// A headless Service `pool.default` with `n` ready endpoints 10.244.0.1 ..= 10.244.0.n, and
-/// an ExternalName Service `ext.default` pointing at `multi.example.com`.
+/// A headless Service `pool.default` with `n` ready endpoints 10.244.0.1 ..= 10.244.0.n, an
+/// ExternalName Service `ext.default` pointing at `multi.example.com`, and a dual-stack
+/// ClusterIP Service `dual.default` (10.96.0.10, fd00::10).
 fn cluster(n: u8) -> String {
     let mut endpoints = String::new();
     for i in 1..=n {
@@ -46,6 +47,14 @@ metadata: {{name: ext, namespace: default}}
 spec:
   type: ExternalName
   externalName: multi.example.com
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: dual, namespace: default}}
+spec:
+  clusterIP: 10.96.0.10
+  clusterIPs: [10.96.0.10, \"fd00::10\"]
+  ports: [{{name: http, port: 80, protocol: TCP}}]
 "
     )
 }
@@ -55,6 +64,7 @@ async fn started_upstream() -> FakeUpstream {
     for i in 1..=6 {
         up.add(&format!("multi.example.com. 300 IN A 192.0.2.{i}"));
     }
+    up.add("multi.example.com. 300 IN AAAA 2001:db8::1");
     up.add("alias.example.com. 300 IN CNAME multi.example.com.");
     up
 }
@@ -133,5 +143,74 @@ async fn without_shuffle_the_order_is_stable() {
         let again = answer_order(&server, "pool.default.svc.cluster.local.", RecordType::A).await;
         assert_eq!(again, first);
     }
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn aaaa_outside_the_zone_is_nodata_without_forwarding() {
+    let up = started_upstream().await;
+    let u = up.addr().to_string();
+    let server = TestServer::with_files(
+        &[("c.yaml", &cluster(2))],
+        &["--no-aaaa-outside-zone", "--upstream", &u],
+    )
+    .await;
+    // An external name: NOERROR, nothing in any section, and the upstream never asked.
+    let (m, _) = udp(
+        server.addr,
+        &query("multi.example.com.", RecordType::AAAA, Some(1232)),
+    )
+    .await;
+    assert_eq!(zone_text(&m), "NoError");
+    assert!(m.metadata.recursion_available);
+    // An ExternalName's AAAA: its CNAME only, the target's AAAA not asked for.
+    let ext = ask(
+        server.addr,
+        "ext.default.svc.cluster.local.",
+        RecordType::AAAA,
+    )
+    .await;
+    assert_eq!(
+        ext,
+        "NoError aa\n;answer ext.default.svc.cluster.local. 30 IN CNAME multi.example.com."
+    );
+    assert_eq!(up.count("multi.example.com.", RecordType::AAAA), 0);
+    // A is still forwarded.
+    let a = ask(server.addr, "multi.example.com.", RecordType::A).await;
+    assert!(a.contains("IN A 192.0.2.1"), "{a}");
+    assert_eq!(up.count("multi.example.com.", RecordType::A), 1);
+    // The cluster zone still answers AAAA.
+    let dual = ask(
+        server.addr,
+        "dual.default.svc.cluster.local.",
+        RecordType::AAAA,
+    )
+    .await;
+    assert_eq!(
+        dual,
+        "NoError aa\n;answer dual.default.svc.cluster.local. 30 IN AAAA fd00::10"
+    );
+    let aaaa = up
+        .received()
+        .iter()
+        .filter(|r| {
+            r.message
+                .queries
+                .iter()
+                .any(|q| q.query_type() == RecordType::AAAA)
+        })
+        .count();
+    assert_eq!(aaaa, 0, "no AAAA query reached the upstream");
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn aaaa_is_forwarded_without_the_flag() {
+    let up = started_upstream().await;
+    let u = up.addr().to_string();
+    let server = TestServer::with_files(&[("c.yaml", &cluster(2))], &["--upstream", &u]).await;
+    let text = ask(server.addr, "multi.example.com.", RecordType::AAAA).await;
+    assert!(text.contains("IN AAAA 2001:db8::1"), "{text}");
+    assert_eq!(up.count("multi.example.com.", RecordType::AAAA), 1);
     server.running.shutdown().await;
 }

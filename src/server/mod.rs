@@ -36,6 +36,9 @@ const MAX_CNAME_CHAIN: usize = 10;
 pub struct AnswerOptions {
     /// `--shuffle`: address records in a random order, CNAMEs first.
     pub shuffle: bool,
+    /// `--no-aaaa-outside-zone`: AAAA for a name outside the served zones is NODATA, never
+    /// forwarded.
+    pub no_aaaa_outside_zone: bool,
 }
 
 /// Answers queries from the zone snapshot it holds, and forwards the rest.
@@ -332,6 +335,9 @@ impl DnsHandler {
                 };
                 return Outcome::Records { metadata, rendered };
             }
+            if self.filters_aaaa(qtype) {
+                return self.no_aaaa(request);
+            }
             return self.forward(request, name, qtype).await;
         };
         tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
@@ -422,6 +428,25 @@ fn outgoing(
 }
 
 impl DnsHandler {
+    /// Whether `--no-aaaa-outside-zone` keeps this query type from the upstreams.
+    fn filters_aaaa(&self, qtype: RecordType) -> bool {
+        self.options.no_aaaa_outside_zone && qtype == RecordType::AAAA
+    }
+
+    /// NODATA for an AAAA query outside the served zones (`--no-aaaa-outside-zone`): NOERROR
+    /// with no records and no SOA. Not authoritative: the name is not ours, and there is no
+    /// SOA of its zone to give without asking an upstream (RFC 2308 §5: without one, the
+    /// answer is not cached as negative, so turning the flag off takes effect at once).
+    fn no_aaaa(&self, request: &Request) -> Outcome {
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.recursion_available = self.forwarder.is_some();
+        metadata.response_code = ResponseCode::NoError;
+        Outcome::Records {
+            metadata,
+            rendered: Rendered::default(),
+        }
+    }
+
     /// Answers a name outside the served zones from the forwarder: REFUSED without one.
     async fn forward(
         &self,
@@ -498,6 +523,9 @@ impl DnsHandler {
                     let Some(fwd) = &self.forwarder else {
                         return Ok((records, false));
                     };
+                    if self.filters_aaaa(qtype) {
+                        return Ok((records, false));
+                    }
                     let mut q = outgoing(request, target, qtype);
                     q.rd = true;
                     let reply: Reply = fwd.resolve(&q).await?;
