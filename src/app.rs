@@ -204,11 +204,18 @@ fn answer_options(config: &Config) -> server::AnswerOptions {
     server::AnswerOptions {
         shuffle: config.shuffle,
         no_aaaa_outside_zone: config.no_aaaa_outside_zone,
+        autopath: config.autopath,
     }
 }
 
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    if config.autopath && config.pods != crate::zone::PodsMode::Verified {
+        anyhow::bail!(
+            "--autopath needs --pods verified: the pod watch is what maps a client's address \
+             to its namespace"
+        );
+    }
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
         .context("--zone")?

@@ -180,6 +180,13 @@ pub struct Config {
     /// zone files still answer AAAA.
     #[arg(long)]
     pub no_aaaa_outside_zone: bool,
+
+    /// Server-side search path: a query `<name>.<ns>.svc.<zone>` from a pod of `<ns>` is
+    /// answered with a CNAME to the first of `<name>.<ns>.svc.<zone>`, `<name>.svc.<zone>`,
+    /// `<name>.<zone>`, `<name>.` that exists (CoreDNS `autopath @kubernetes`). Needs
+    /// `--pods verified` (the pod watch that maps a client address to its namespace).
+    #[arg(long)]
+    pub autopath: bool,
 }
 
 /// The order in which upstreams are tried.

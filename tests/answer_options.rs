@@ -214,3 +214,177 @@ async fn aaaa_is_forwarded_without_the_flag() {
     assert_eq!(up.count("multi.example.com.", RecordType::AAAA), 1);
     server.running.shutdown().await;
 }
+
+/// The example's namespace `default` with a pod at 127.0.0.1 (the address the test's
+/// queries come from) and a ClusterIP Service `web`.
+const AUTOPATH_CLUSTER: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: default}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default}
+spec:
+  containers: [{name: c, image: x}]
+status:
+  podIP: 127.0.0.1
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.96.0.20
+  ports: [{name: http, port: 80, protocol: TCP}]
+";
+
+/// The search list of a pod in `default` on a node whose own resolv.conf searches
+/// `corp.example`: what kubelet writes, with `options ndots:5`.
+const SEARCH: [&str; 4] = [
+    "default.svc.cluster.local.",
+    "svc.cluster.local.",
+    "cluster.local.",
+    "corp.example.",
+];
+
+/// Resolves `name` as a glibc stub resolver with `SEARCH` and ndots:5 does, sending from
+/// `source`: each search name in turn while the answer is NXDOMAIN, then the name itself.
+/// Returns the final reply and how many queries it took.
+async fn stub_lookup(
+    server: std::net::SocketAddr,
+    source: &str,
+    name: &str,
+) -> (hickory_proto::op::Message, usize) {
+    use hickory_proto::op::{Message, ResponseCode};
+    let sock = tokio::net::UdpSocket::bind((source, 0)).await.unwrap();
+    let mut tries: Vec<String> = SEARCH.iter().map(|s| format!("{name}.{s}")).collect();
+    tries.push(format!("{name}."));
+    let mut sent = 0;
+    let mut last = None;
+    for t in tries {
+        let q = query(&t, RecordType::A, Some(1232));
+        sock.send_to(&q.to_vec().unwrap(), server).await.unwrap();
+        sent += 1;
+        let mut buf = vec![0u8; 65535];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(3), sock.recv(&mut buf))
+            .await
+            .expect("reply in time")
+            .unwrap();
+        let reply = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(reply.metadata.id, q.metadata.id);
+        let done = reply.metadata.response_code != ResponseCode::NXDomain;
+        last = Some(reply);
+        if done {
+            break;
+        }
+    }
+    (last.unwrap(), sent)
+}
+
+async fn autopath_server(up: &FakeUpstream, autopath: bool) -> TestServer {
+    let u = up.addr().to_string();
+    let mut flags = vec!["--pods", "verified", "--upstream", u.as_str()];
+    if autopath {
+        flags.push("--autopath");
+    }
+    TestServer::with_files(&[("c.yaml", AUTOPATH_CLUSTER)], &flags).await
+}
+
+/// Upstream queries for names that contain `part`.
+fn upstream_queries(up: &FakeUpstream, part: &str) -> Vec<String> {
+    up.received()
+        .iter()
+        .flat_map(|r| r.message.queries.iter().map(|q| q.name().to_string()))
+        .filter(|n| n.contains(part))
+        .collect()
+}
+
+#[tokio::test]
+async fn autopath_answers_an_external_name_in_one_query() {
+    let up = FakeUpstream::start().await;
+    up.add("www.example.org. 300 IN A 192.0.2.80");
+    up.add("api.example.org. 300 IN A 192.0.2.81");
+
+    // Without autopath: the pod's resolver walks its whole search path.
+    let plain = autopath_server(&up, false).await;
+    let (reply, sent) = stub_lookup(plain.addr, "127.0.0.1", "www.example.org").await;
+    assert_eq!(
+        zone_text(&reply),
+        "NoError\n;answer www.example.org. 300 IN A 192.0.2.80"
+    );
+    assert_eq!(sent, 5, "four search names, then the name");
+    assert_eq!(
+        upstream_queries(&up, "example.org."),
+        ["www.example.org.corp.example.", "www.example.org."]
+    );
+    plain.running.shutdown().await;
+    up.clear();
+
+    // With it: one query, answered with a CNAME from the first search name to the name.
+    let server = autopath_server(&up, true).await;
+    let (reply, sent) = stub_lookup(server.addr, "127.0.0.1", "api.example.org").await;
+    assert_eq!(sent, 1);
+    assert_eq!(
+        zone_text(&reply),
+        "NoError\n;answer api.example.org.default.svc.cluster.local. 300 IN CNAME api.example.org.\n;answer api.example.org. 300 IN A 192.0.2.81"
+    );
+    assert_eq!(upstream_queries(&up, "example.org."), ["api.example.org."]);
+
+    // An address that is no pod's: no autopath, the search walk as usual.
+    up.clear();
+    let (_, sent) = stub_lookup(server.addr, "127.0.0.2", "www.example.org").await;
+    assert_eq!(sent, 5);
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn autopath_finds_cluster_names_along_the_path() {
+    let up = FakeUpstream::start().await;
+    let server = autopath_server(&up, true).await;
+    // The first search name exists: answered as it is, no CNAME.
+    let (reply, sent) = stub_lookup(server.addr, "127.0.0.1", "web").await;
+    assert_eq!(sent, 1);
+    assert_eq!(
+        zone_text(&reply),
+        "NoError aa\n;answer web.default.svc.cluster.local. 30 IN A 10.96.0.20"
+    );
+    // `web.default`: found at the second step, `web.default.svc.cluster.local.`.
+    let (reply, sent) = stub_lookup(server.addr, "127.0.0.1", "web.default").await;
+    assert_eq!(sent, 1);
+    assert_eq!(
+        zone_text(&reply),
+        "NoError aa\n;answer web.default.default.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.\n;answer web.default.svc.cluster.local. 30 IN A 10.96.0.20"
+    );
+    // From elsewhere, the same name takes two queries.
+    let (_, sent) = stub_lookup(server.addr, "127.0.0.2", "web.default").await;
+    assert_eq!(sent, 2);
+    assert!(
+        upstream_queries(&up, "cluster.local.").is_empty(),
+        "the cluster zone is never forwarded"
+    );
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn autopath_needs_verified_pods() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let config = clusterdns::config::Config::try_parse_from([
+        "clusterdns",
+        "--manifests",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--no-forward",
+        "--autopath",
+    ])
+    .unwrap();
+    let err = match clusterdns::app::start(&config).await {
+        Ok(_) => panic!("--autopath started without --pods verified"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("--pods verified"), "{err}");
+}

@@ -3,6 +3,7 @@
 //!
 //! The only module that imports hickory-server.
 
+mod autopath;
 mod listen;
 mod shuffle;
 mod transport;
@@ -39,6 +40,8 @@ pub struct AnswerOptions {
     /// `--no-aaaa-outside-zone`: AAAA for a name outside the served zones is NODATA, never
     /// forwarded.
     pub no_aaaa_outside_zone: bool,
+    /// `--autopath`: a pod's search-path walk answered in one round trip.
+    pub autopath: bool,
 }
 
 /// Answers queries from the zone snapshot it holds, and forwards the rest.
@@ -271,8 +274,36 @@ impl DnsHandler {
             return send_error(request, edns.as_ref(), ResponseCode::Refused, handle).await;
         }
         let name = query.name();
-        let outcome = self.resolve(request, name, qtype).await;
+        let outcome = match self.autopath(request, name, qtype).await {
+            Some(outcome) => outcome,
+            None => self.resolve(request, name, qtype).await,
+        };
         self.respond(request, edns.as_ref(), outcome, handle).await
+    }
+
+    /// With `--autopath`, when the question is the first step of a known pod's search path:
+    /// the first name of the path that resolves, behind a CNAME from the question; the
+    /// question's own answer when none does. `None` when autopath does not apply.
+    async fn autopath(
+        &self,
+        request: &Request,
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Option<Outcome> {
+        if !self.options.autopath {
+            return None;
+        }
+        let path = autopath::search_path(&self.zone.load(), request.src().ip(), name)?;
+        let mut first = None;
+        for candidate in path {
+            let outcome = self.resolve(request, &candidate, qtype).await;
+            if autopath::found(&outcome) {
+                tracing::debug!(%name, %candidate, "autopath");
+                return Some(autopath::cname_from(name, outcome));
+            }
+            first.get_or_insert(outcome);
+        }
+        first
     }
 
     /// Sends `outcome` as the response to `request`.
