@@ -205,6 +205,7 @@ fn answer_options(config: &Config) -> server::AnswerOptions {
         shuffle: config.shuffle,
         no_aaaa_outside_zone: config.no_aaaa_outside_zone,
         autopath: config.autopath,
+        transfer_to: config.transfer_to.clone(),
     }
 }
 

@@ -187,6 +187,11 @@ pub struct Config {
     /// `--pods verified` (the pod watch that maps a client address to its namespace).
     #[arg(long)]
     pub autopath: bool,
+
+    /// Allow zone transfers of the cluster zone (AXFR over TCP, IXFR) to clients in this
+    /// network (`CIDR`, or one address); repeatable. Everyone else is REFUSED.
+    #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
+    pub transfer_to: Vec<ipnet::IpNet>,
 }
 
 /// The order in which upstreams are tried.
@@ -259,6 +264,15 @@ pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
         .filter_map(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{text:?} is not a network (e.g. 10.0.0.0/8, 10.0.0.5, fd00::/8)"))
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.

@@ -7,6 +7,7 @@ mod autopath;
 mod listen;
 mod shuffle;
 mod transport;
+mod xfr;
 
 pub use listen::{BindError, Listeners, Serving, bind};
 pub use transport::{TcpLimits, answer as answer_raw};
@@ -42,6 +43,8 @@ pub struct AnswerOptions {
     pub no_aaaa_outside_zone: bool,
     /// `--autopath`: a pod's search-path walk answered in one round trip.
     pub autopath: bool,
+    /// `--transfer-to`: networks allowed to transfer the cluster zone (AXFR/IXFR).
+    pub transfer_to: Vec<ipnet::IpNet>,
 }
 
 /// Answers queries from the zone snapshot it holds, and forwards the rest.
@@ -268,12 +271,15 @@ impl DnsHandler {
         };
         let query = info.query.original();
         let qtype = query.query_type();
-        if query.query_class() != DNSClass::IN
-            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-        {
+        if query.query_class() != DNSClass::IN {
             return send_error(request, edns.as_ref(), ResponseCode::Refused, handle).await;
         }
         let name = query.name();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return self
+                .transfer(request, edns.as_ref(), name, qtype, handle)
+                .await;
+        }
         let outcome = match self.autopath(request, name, qtype).await {
             Some(outcome) => outcome,
             None => self.resolve(request, name, qtype).await,

@@ -41,10 +41,11 @@ pub const MAX_UDP_INFLIGHT: usize = 10_000;
 /// How long one answer may wait to be written to a TCP client before the connection closes.
 pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The encoded answer a handler produced, captured instead of sent.
+/// The encoded answer a handler produced, captured instead of sent: one message, or several
+/// for a zone transfer.
 #[derive(Clone, Default)]
 struct Capture {
-    out: Arc<Mutex<Option<Vec<u8>>>>,
+    out: Arc<Mutex<Vec<Vec<u8>>>>,
     protocol: Option<Protocol>,
 }
 
@@ -56,8 +57,8 @@ impl Capture {
         }
     }
 
-    fn take(&self) -> Option<Vec<u8>> {
-        self.out.lock().unwrap_or_else(|p| p.into_inner()).take()
+    fn take_all(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.out.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -93,7 +94,10 @@ impl ResponseHandler for Capture {
                 ResponseInfo::from(header)
             }
         };
-        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(bytes);
         Ok(info)
     }
 }
@@ -119,23 +123,39 @@ pub async fn answer(
     src: SocketAddr,
     protocol: Protocol,
 ) -> Option<Vec<u8>> {
-    let header = Header::read(&mut BinDecoder::new(&raw)).ok()?;
+    answer_all(handler, raw, src, protocol)
+        .await
+        .into_iter()
+        .next()
+}
+
+/// Every message answering one raw query (several for a zone transfer over TCP, none when
+/// it gets no answer).
+async fn answer_all(
+    handler: &DnsHandler,
+    raw: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Vec<Vec<u8>> {
+    let Ok(header) = Header::read(&mut BinDecoder::new(&raw)) else {
+        return Vec::new();
+    };
     if header.metadata.message_type == MessageType::Response {
-        return None;
+        return Vec::new();
     }
     let request = match Request::from_bytes(raw, src, protocol) {
         Ok(r) => r,
         Err(error) => {
             tracing::debug!(%src, %error, "unreadable query: FORMERR");
             handler.count_formerr(protocol);
-            return formerr(&header);
+            return formerr(&header).into_iter().collect();
         }
     };
     let capture = Capture::new(protocol);
     handler
         .handle_request::<_, TokioTime>(&request, capture.clone())
         .await;
-    capture.take()
+    capture.take_all()
 }
 
 /// Serves one UDP socket until `shutdown`, then answers what is in flight.
@@ -317,8 +337,10 @@ async fn connection(
         };
         let (handler, tx) = (handler.clone(), tx.clone());
         queries.spawn(async move {
-            if let Some(reply) = answer(&handler, raw, src, Protocol::Tcp).await {
-                let _ = tx.send(reply).await;
+            for reply in answer_all(&handler, raw, src, Protocol::Tcp).await {
+                if tx.send(reply).await.is_err() {
+                    break;
+                }
             }
             drop(slot);
         });

@@ -12,6 +12,7 @@ mod name;
 mod ptr;
 mod render;
 mod sharded;
+mod xfr;
 
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use label::Label;
@@ -20,6 +21,7 @@ pub use name::{ClusterName, classify};
 pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
+pub use xfr::transfer_records;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
