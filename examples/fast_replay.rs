@@ -34,6 +34,7 @@ fn replay(snap: &Snapshot, queries: &[Vec<u8>], rounds: usize, out: &mut [u8]) -
     let options = Options {
         udp: true,
         recursion_available: true,
+        shuffle: false,
     };
     let mut fast = 0;
     for _ in 0..rounds {

@@ -257,8 +257,24 @@ fn forward_settings(config: &Config) -> anyhow::Result<Option<ForwardSettings>> 
     Ok(Some(settings))
 }
 
+/// The answer features the configuration turns on.
+fn answer_options(config: &Config) -> server::AnswerOptions {
+    server::AnswerOptions {
+        shuffle: config.shuffle,
+        no_aaaa_outside_zone: config.no_aaaa_outside_zone,
+        autopath: config.autopath,
+        transfer_to: config.transfer_to.clone(),
+    }
+}
+
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    if config.autopath && config.pods != crate::zone::PodsMode::Verified {
+        anyhow::bail!(
+            "--autopath needs --pods verified: the pod watch is what maps a client's address \
+             to its namespace"
+        );
+    }
     let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
         .map_err(anyhow::Error::msg)
         .context("--zone")?
@@ -348,7 +364,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
 
     let bound = bind_groups(&config.listen, &[])?;
-    let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics));
+    let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics))
+        .with_options(answer_options(config));
     if let Some(dir) = &config.zones {
         if !dir.is_dir() {
             anyhow::bail!("--zones {}: not a directory", dir.display());

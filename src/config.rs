@@ -215,6 +215,29 @@ pub struct Config {
     #[arg(long, value_name = "FRACTION", default_value = "0.01", value_parser = parse_rate)]
     pub query_log_rate: f64,
 
+    /// Answer address records (A/AAAA) in a random order, CNAMEs first, so clients that take
+    /// the first address spread over all of them (CoreDNS `loadbalance round_robin`).
+    #[arg(long)]
+    pub shuffle: bool,
+
+    /// Answer AAAA queries for names outside the served zones with NODATA instead of
+    /// forwarding them (IPv4-only clusters: halves the upstream load). The cluster zone and
+    /// zone files still answer AAAA.
+    #[arg(long)]
+    pub no_aaaa_outside_zone: bool,
+
+    /// Server-side search path: a query `<name>.<ns>.svc.<zone>` from a pod of `<ns>` is
+    /// answered with a CNAME to the first of `<name>.<ns>.svc.<zone>`, `<name>.svc.<zone>`,
+    /// `<name>.<zone>`, `<name>.` that exists (CoreDNS `autopath @kubernetes`). Needs
+    /// `--pods verified` (the pod watch that maps a client address to its namespace).
+    #[arg(long)]
+    pub autopath: bool,
+
+    /// Allow zone transfers of the cluster zone (AXFR over TCP, IXFR) to clients in this
+    /// network (`CIDR`, or one address); repeatable. Everyone else is REFUSED.
+    #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
+    pub transfer_to: Vec<ipnet::IpNet>,
+
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,
@@ -307,6 +330,15 @@ pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
         .filter_map(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{text:?} is not a network (e.g. 10.0.0.0/8, 10.0.0.5, fd00::/8)"))
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.

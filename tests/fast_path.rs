@@ -267,6 +267,7 @@ async fn compare(snap: Arc<Snapshot>, label: &str) -> Compared {
                     let options = Options {
                         udp,
                         recursion_available: false,
+                        shuffle: false,
                     };
                     let Some(fast) = fast::answer(&snap, &query, options, &mut out) else {
                         continue;
@@ -323,6 +324,7 @@ fn fast_path_takes_the_common_queries() {
     let udp = Options {
         udp: true,
         recursion_available: true,
+        shuffle: false,
     };
     for (name, qtype, rcode, answers) in [
         ("web.shop.svc.cluster.local.", RecordType::A, 0, 1),
@@ -357,6 +359,7 @@ fn fast_path_leaves_the_rest_to_the_general_path() {
     let udp = Options {
         udp: true,
         recursion_available: false,
+        shuffle: false,
     };
     let a = |name: &str, qtype| query_bytes(9, name, qtype, VARIANTS[1]);
     let web = a("web.shop.svc.cluster.local.", RecordType::A);

@@ -120,6 +120,7 @@ fn fast_answers_allocate_nothing() {
     let options = Options {
         udp: true,
         recursion_available: false,
+        shuffle: false,
     };
     for (what, q) in &queries {
         assert!(

@@ -48,6 +48,9 @@ pub struct Options {
     pub udp: bool,
     /// Whether the server forwards other names (the RA bit).
     pub recursion_available: bool,
+    /// `--shuffle`: address records start at a random one of them (a rotation, as round
+    /// robin; the general path permutes them).
+    pub shuffle: bool,
 }
 
 /// What the fast path wrote.
@@ -127,7 +130,14 @@ pub fn answer(
     match found.data {
         AnswerData::Empty => {}
         AnswerData::Addresses { addrs, v6 } => {
-            for ip in addrs.iter().filter(|a| a.is_ipv6() == v6) {
+            let family = || addrs.iter().filter(|a| a.is_ipv6() == v6);
+            let start = if options.shuffle {
+                let n = family().count();
+                if n > 1 { rand::random_range(0..n) } else { 0 }
+            } else {
+                0
+            };
+            for ip in family().skip(start).chain(family().take(start)) {
                 w.address(12, ttl, *ip)?;
                 answers += 1;
             }

@@ -3,9 +3,12 @@
 //!
 //! The only module that imports hickory-server.
 
+mod autopath;
 pub mod fast;
 mod listen;
+mod shuffle;
 mod transport;
+mod xfr;
 
 pub use listen::{BindError, Listeners, Serving, bind};
 pub use transport::{TcpLimits, answer as answer_raw, answer_general};
@@ -32,6 +35,20 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Longest CNAME chain followed when completing an ExternalName answer (CoreDNS: 10).
 const MAX_CNAME_CHAIN: usize = 10;
 
+/// Optional answer features, all off by default.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerOptions {
+    /// `--shuffle`: address records in a random order, CNAMEs first.
+    pub shuffle: bool,
+    /// `--no-aaaa-outside-zone`: AAAA for a name outside the served zones is NODATA, never
+    /// forwarded.
+    pub no_aaaa_outside_zone: bool,
+    /// `--autopath`: a pod's search-path walk answered in one round trip.
+    pub autopath: bool,
+    /// `--transfer-to`: networks allowed to transfer the cluster zone (AXFR/IXFR).
+    pub transfer_to: Vec<ipnet::IpNet>,
+}
+
 /// Answers queries from the zone snapshot it holds, and forwards the rest.
 #[derive(Clone)]
 pub struct DnsHandler {
@@ -39,6 +56,7 @@ pub struct DnsHandler {
     metrics: Arc<Metrics>,
     forwarder: Option<Arc<Forwarder>>,
     static_zones: Option<Arc<ArcSwap<ZoneSet>>>,
+    options: Arc<AnswerOptions>,
 }
 
 impl DnsHandler {
@@ -49,7 +67,14 @@ impl DnsHandler {
             metrics,
             forwarder: None,
             static_zones: None,
+            options: Arc::default(),
         }
+    }
+
+    /// The same handler, with these answer features.
+    pub fn with_options(mut self, options: AnswerOptions) -> Self {
+        self.options = Arc::new(options);
+        self
     }
 
     /// The same handler, also answering the zones of `zones` (zone files) authoritatively.
@@ -173,12 +198,26 @@ impl DnsHandler {
         out: &mut [u8],
     ) -> Option<usize> {
         let started = Instant::now();
+        let snapshot = self.zone.load();
+        // Autopath answers a pod's search-path walk: queries from known pods take the general
+        // path, which knows the walk.
+        if self.options.autopath
+            && snapshot
+                .pod_namespaces
+                .get(&src.ip().to_canonical())
+                .is_some()
+        {
+            return None;
+        }
         let options = fast::Options {
+            shuffle: self.options.shuffle,
             udp: proto == Proto::Udp,
             recursion_available: self.forwarder.is_some(),
         };
-        let (len, qtype) = match fast::answer(&self.zone.load(), query, options, out) {
+        let (len, qtype) = match fast::answer(&snapshot, query, options, out) {
             Some(answered) => (answered.len, answered.qtype),
+            // Cached answers are not shuffled on this path.
+            None if self.options.shuffle => return None,
             None => self.answer_cached(query, proto == Proto::Tcp, out)?,
         };
         let rcode = out.get(3).map_or(0, |b| b & 0x0F);
@@ -256,6 +295,19 @@ pub fn rcode_name(code: ResponseCode) -> &'static str {
     }
 }
 
+/// What a query resolved to, before it is sent.
+enum Outcome {
+    /// A response with these header bits and sections.
+    Records {
+        /// Header bits (response code, AA, RA, TC, AD).
+        metadata: Metadata,
+        /// The sections.
+        rendered: Rendered,
+    },
+    /// A response with only this code.
+    Error(ResponseCode),
+}
+
 fn response_code(rcode: Rcode) -> ResponseCode {
     match rcode {
         Rcode::NoError => ResponseCode::NoError,
@@ -328,12 +380,77 @@ impl DnsHandler {
         };
         let query = info.query.original();
         let qtype = query.query_type();
-        if query.query_class() != DNSClass::IN
-            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-        {
+        if query.query_class() != DNSClass::IN {
             return send_error(request, edns.as_ref(), ResponseCode::Refused, handle).await;
         }
         let name = query.name();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return self
+                .transfer(request, edns.as_ref(), name, qtype, handle)
+                .await;
+        }
+        let outcome = match self.autopath(request, name, qtype).await {
+            Some(outcome) => outcome,
+            None => self.resolve(request, name, qtype).await,
+        };
+        self.respond(request, edns.as_ref(), outcome, handle).await
+    }
+
+    /// With `--autopath`, when the question is the first step of a known pod's search path:
+    /// the first name of the path that resolves, behind a CNAME from the question; the
+    /// question's own answer when none does. `None` when autopath does not apply.
+    async fn autopath(
+        &self,
+        request: &Request,
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Option<Outcome> {
+        if !self.options.autopath {
+            return None;
+        }
+        let path = autopath::search_path(&self.zone.load(), request.src().ip(), name)?;
+        let mut first = None;
+        for candidate in path {
+            let outcome = self.resolve(request, &candidate, qtype).await;
+            if autopath::found(&outcome) {
+                tracing::debug!(%name, %candidate, "autopath");
+                return Some(autopath::cname_from(name, outcome));
+            }
+            first.get_or_insert(outcome);
+        }
+        first
+    }
+
+    /// Sends `outcome` as the response to `request`.
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        edns: Option<&Edns>,
+        outcome: Outcome,
+        handle: R,
+    ) -> ResponseInfo {
+        match outcome {
+            Outcome::Records {
+                metadata,
+                mut rendered,
+            } => {
+                if self.options.shuffle {
+                    shuffle::shuffle_addresses(&mut rendered.answers);
+                }
+                self.send(request, edns, metadata, &rendered, handle).await
+            }
+            Outcome::Error(code) => send_error(request, edns, code, handle).await,
+        }
+    }
+
+    /// The answer for `name`/`qtype` (which may differ from the question's name): the cluster
+    /// zone, then the zone files, then the upstreams.
+    async fn resolve(
+        &self,
+        request: &Request,
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Outcome {
         // The cluster zone (and its reverse names), straight from the snapshot.
         let local = {
             let snapshot = self.zone.load();
@@ -362,11 +479,12 @@ impl DnsHandler {
                     authorities: z.authorities,
                     additionals: z.additionals,
                 };
-                return self
-                    .send(request, edns.as_ref(), metadata, &rendered, handle)
-                    .await;
+                return Outcome::Records { metadata, rendered };
             }
-            return self.forward(request, edns.as_ref(), handle).await;
+            if self.filters_aaaa(qtype) {
+                return self.no_aaaa(request);
+            }
+            return self.forward(request, name, qtype).await;
         };
         tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
         let mut truncated = false;
@@ -390,8 +508,7 @@ impl DnsHandler {
         metadata.recursion_available = self.forwarder.is_some();
         metadata.truncation = truncated;
         metadata.response_code = response_code(rcode);
-        self.send(request, edns.as_ref(), metadata, &rendered, handle)
-            .await
+        Outcome::Records { metadata, rendered }
     }
 
     async fn send<R: ResponseHandler>(
@@ -457,25 +574,40 @@ fn outgoing(
 }
 
 impl DnsHandler {
+    /// Whether `--no-aaaa-outside-zone` keeps this query type from the upstreams.
+    fn filters_aaaa(&self, qtype: RecordType) -> bool {
+        self.options.no_aaaa_outside_zone && qtype == RecordType::AAAA
+    }
+
+    /// NODATA for an AAAA query outside the served zones (`--no-aaaa-outside-zone`): NOERROR
+    /// with no records and no SOA. Not authoritative: the name is not ours, and there is no
+    /// SOA of its zone to give without asking an upstream (RFC 2308 §5: without one, the
+    /// answer is not cached as negative, so turning the flag off takes effect at once).
+    fn no_aaaa(&self, request: &Request) -> Outcome {
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.recursion_available = self.forwarder.is_some();
+        metadata.response_code = ResponseCode::NoError;
+        Outcome::Records {
+            metadata,
+            rendered: Rendered::default(),
+        }
+    }
+
     /// Answers a name outside the served zones from the forwarder: REFUSED without one.
-    async fn forward<R: ResponseHandler>(
+    async fn forward(
         &self,
         request: &Request,
-        edns: Option<&Edns>,
-        handle: R,
-    ) -> ResponseInfo {
+        name: &hickory_server::proto::rr::Name,
+        qtype: RecordType,
+    ) -> Outcome {
         let Some(fwd) = &self.forwarder else {
-            return send_error(request, edns, ResponseCode::Refused, handle).await;
+            return Outcome::Error(ResponseCode::Refused);
         };
-        let Ok(info) = request.request_info() else {
-            return send_error(request, edns, ResponseCode::FormErr, handle).await;
-        };
-        let query = info.query.original();
-        if fwd.is_loop_probe(query.name()) {
-            tracing::error!(name = %query.name(), "received this server's own loop probe: an upstream forwards to it");
-            return send_error(request, edns, ResponseCode::ServFail, handle).await;
+        if fwd.is_loop_probe(name) {
+            tracing::error!(%name, "received this server's own loop probe: an upstream forwards to it");
+            return Outcome::Error(ResponseCode::ServFail);
         }
-        let q = outgoing(request, query.name().clone(), query.query_type());
+        let q = outgoing(request, name.clone(), qtype);
         match fwd.resolve(&q).await {
             Ok(reply) => {
                 let mut metadata = Metadata::response_from_request(&request.metadata);
@@ -488,15 +620,14 @@ impl DnsHandler {
                     authorities: reply.authorities,
                     additionals: reply.additionals,
                 };
-                self.send(request, edns, metadata, &rendered, handle).await
+                Outcome::Records { metadata, rendered }
             }
             Err(e) => {
                 tracing::debug!(name = %q.name, error = %e, "not forwarded");
-                let code = match e {
+                Outcome::Error(match e {
                     ForwardError::NoUpstream | ForwardError::Overloaded => ResponseCode::Refused,
                     ForwardError::AllDown | ForwardError::Failed => ResponseCode::ServFail,
-                };
-                send_error(request, edns, code, handle).await
+                })
             }
         }
     }
@@ -538,6 +669,9 @@ impl DnsHandler {
                     let Some(fwd) = &self.forwarder else {
                         return Ok((records, false));
                     };
+                    if self.filters_aaaa(qtype) {
+                        return Ok((records, false));
+                    }
                     let mut q = outgoing(request, target, qtype);
                     q.rd = true;
                     let reply: Reply = fwd.resolve(&q).await?;

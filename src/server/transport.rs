@@ -42,10 +42,11 @@ pub const MAX_UDP_INFLIGHT: usize = 10_000;
 /// How long one answer may wait to be written to a TCP client before the connection closes.
 pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The encoded answer a handler produced, captured instead of sent.
+/// The encoded answer a handler produced, captured instead of sent: one message, or several
+/// for a zone transfer.
 #[derive(Clone, Default)]
 struct Capture {
-    out: Arc<Mutex<Option<Vec<u8>>>>,
+    out: Arc<Mutex<Vec<Vec<u8>>>>,
     protocol: Option<Protocol>,
 }
 
@@ -57,8 +58,8 @@ impl Capture {
         }
     }
 
-    fn take(&self) -> Option<Vec<u8>> {
-        self.out.lock().unwrap_or_else(|p| p.into_inner()).take()
+    fn take_all(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.out.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -94,7 +95,10 @@ impl ResponseHandler for Capture {
                 ResponseInfo::from(header)
             }
         };
-        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(bytes);
         Ok(info)
     }
 }
@@ -121,6 +125,20 @@ pub async fn answer(
     src: SocketAddr,
     protocol: Protocol,
 ) -> Option<Vec<u8>> {
+    answer_messages(handler, raw, src, protocol)
+        .await
+        .into_iter()
+        .next()
+}
+
+/// Every message answering one raw query: the fast path's answer when it takes the query,
+/// else the general path's (several for a zone transfer over TCP, none when it gets no answer).
+async fn answer_messages(
+    handler: &DnsHandler,
+    raw: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Vec<Vec<u8>> {
     let proto = match protocol {
         Protocol::Udp => Proto::Udp,
         _ => Proto::Tcp,
@@ -130,8 +148,8 @@ pub async fn answer(
         out.get(..len).map(<[u8]>::to_vec)
     });
     match fast {
-        Some(bytes) => Some(bytes),
-        None => answer_general(handler, raw, src, protocol).await,
+        Some(bytes) => vec![bytes],
+        None => answer_all(handler, raw, src, protocol).await,
     }
 }
 
@@ -149,9 +167,24 @@ pub async fn answer_general(
     src: SocketAddr,
     protocol: Protocol,
 ) -> Option<Vec<u8>> {
-    let header = Header::read(&mut BinDecoder::new(&raw)).ok()?;
+    answer_all(handler, raw, src, protocol)
+        .await
+        .into_iter()
+        .next()
+}
+
+/// Every message the general path answers one raw query with.
+async fn answer_all(
+    handler: &DnsHandler,
+    raw: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Vec<Vec<u8>> {
+    let Ok(header) = Header::read(&mut BinDecoder::new(&raw)) else {
+        return Vec::new();
+    };
     if header.metadata.message_type == MessageType::Response {
-        return None;
+        return Vec::new();
     }
     let (started, request_size) = (std::time::Instant::now(), raw.len());
     let request = match Request::from_bytes(raw, src, protocol) {
@@ -161,15 +194,15 @@ pub async fn answer_general(
             let out = formerr(&header);
             let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
             handler.count_formerr(protocol, src, sizes);
-            return out;
+            return out.into_iter().collect();
         }
     };
     let capture = Capture::new(protocol);
     let info = handler
         .handle_request::<_, TokioTime>(&request, capture.clone())
         .await;
-    let out = capture.take();
-    let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
+    let out = capture.take_all();
+    let sizes = (request_size, out.iter().map(Vec::len).sum());
     handler.record(&request, &info, sizes, started);
     out
 }
@@ -424,8 +457,10 @@ async fn connection(
         };
         let (handler, tx) = (handler.clone(), tx.clone());
         queries.spawn(async move {
-            if let Some(reply) = answer(&handler, raw, src, Protocol::Tcp).await {
-                let _ = tx.send(reply).await;
+            for reply in answer_messages(&handler, raw, src, Protocol::Tcp).await {
+                if tx.send(reply).await.is_err() {
+                    break;
+                }
             }
             drop(slot);
         });

@@ -13,6 +13,7 @@ mod name;
 mod ptr;
 mod render;
 mod sharded;
+mod xfr;
 
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
@@ -22,6 +23,7 @@ pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
 pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
+pub use xfr::transfer_records;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
