@@ -488,27 +488,6 @@ fn serve_groups(
         .collect()
 }
 
-/// The keys a reload applies while serving; any other changed key needs a restart.
-pub const LIVE_KEYS: [&str; 17] = [
-    "upstream",
-    "stub-domain",
-    "resolv-conf",
-    "policy",
-    "upstream-timeout",
-    "max-fails",
-    "health-check-interval",
-    "max-concurrent",
-    "cache-max-ttl",
-    "cache-max-negative-ttl",
-    "cache-min-ttl",
-    "prefetch",
-    "ttl",
-    "listen",
-    "log-level",
-    "query-log",
-    "query-log-rate",
-];
-
 /// Keys whose change reaches the forwarder.
 const FORWARD_KEYS: [&str; 12] = [
     "upstream",
@@ -525,14 +504,19 @@ const FORWARD_KEYS: [&str; 12] = [
     "prefetch",
 ];
 
+/// Keys besides `FORWARD_KEYS` that a reload applies while serving.
+const OTHER_LIVE_KEYS: [&str; 5] = ["ttl", "listen", "log-level", "query-log", "query-log-rate"];
+
+/// Whether a reload applies `key` while serving; any other changed key needs a restart.
+pub fn is_live_key(key: &str) -> bool {
+    FORWARD_KEYS.contains(&key) || OTHER_LIVE_KEYS.contains(&key)
+}
+
 /// Applies a new configuration to a running server; the error says why nothing was applied.
 pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> anyhow::Result<()> {
     let mut live = live.lock().await;
     let changed = live.config.loaded.changed(&new.loaded);
-    let restart: Vec<&String> = changed
-        .iter()
-        .filter(|k| !LIVE_KEYS.contains(&k.as_str()))
-        .collect();
+    let restart: Vec<&String> = changed.iter().filter(|k| !is_live_key(k)).collect();
     let forward_changed = changed.iter().any(|k| FORWARD_KEYS.contains(&k.as_str()));
     // Everything that can fail first, so a failure leaves the old configuration whole.
     let settings = if forward_changed {
