@@ -136,3 +136,67 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
     };
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[test]
+fn json_logs_are_one_object_a_line_with_the_sampled_queries() {
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = bin()
+        .args([
+            "--manifests",
+            example_dir().to_str().unwrap(),
+            "--listen",
+            &addr.to_string(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--no-forward",
+            "--lameduck",
+            "0s",
+            "--log-format",
+            "json",
+            "--query-log",
+            "--query-log-rate",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let q = query(
+        "kubernetes.default.svc.cluster.local.",
+        hickory_proto::rr::RecordType::A,
+        None,
+    );
+    let bytes = q.to_vec().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    while sock.send_to(&bytes, addr).is_ok() && sock.recv(&mut buf).is_err() {
+        assert!(Instant::now() < deadline, "binary answered within 10 s");
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "start-up lines and the query: {text}");
+    for line in &lines {
+        assert!(line.get("level").is_some(), "a level on every line: {line}");
+    }
+    let query_line = lines
+        .iter()
+        .find(|l| l["message"] == "query")
+        .unwrap_or_else(|| panic!("a sampled query line: {text}"));
+    assert_eq!(query_line["name"], "kubernetes.default.svc.cluster.local.");
+    assert_eq!(query_line["rcode"], "NOERROR");
+}
