@@ -1,9 +1,9 @@
 //! What the clusterdns fuzz targets share: snapshots of the example cluster, the request path
-//! as hickory-server's `Server` runs it for one packet, and the checks on an answer.
+//! as clusterdns's UDP and TCP loops run it for one packet, and the checks on an answer.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
 use clusterdns::cluster::{ALL_KINDS, Cluster, Delta};
@@ -11,14 +11,10 @@ use clusterdns::metrics::Metrics;
 use clusterdns::server::{DnsHandler, MAX_UDP_PAYLOAD};
 use clusterdns::source::manifests::ManifestSource;
 use clusterdns::zone::{PodsMode, Snapshot, ZoneConfig};
-use hickory_proto::ProtoError;
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
-use hickory_server::net::NetError;
+use hickory_proto::op::{Header, HeaderCounts, MessageType, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 
 /// The cluster zone every fixture serves.
 pub const ZONE: &str = "cluster.local";
@@ -169,85 +165,8 @@ pub fn udp_limit(request: Option<&Request>) -> usize {
     usize::from(payload)
 }
 
-/// A `ResponseHandler` that encodes as hickory's `ResponseHandle` does and keeps the bytes.
-#[derive(Clone)]
-pub struct Capture {
-    protocol: Protocol,
-    sent: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Capture {
-    /// A capture for answers sent over `protocol`.
-    pub fn new(protocol: Protocol) -> Self {
-        Self {
-            protocol,
-            sent: Arc::default(),
-        }
-    }
-
-    /// The responses written so far.
-    pub fn take(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.sent.lock().expect("capture lock"))
-    }
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) = encode(response, self.protocol)?;
-        self.sent.lock().expect("capture lock").push(bytes);
-        Ok(info)
-    }
-}
-
-/// `MessageResponse::encode` of hickory-server 0.26.3 (crate-private there): the UDP size
-/// limit is the response's EDNS payload size, or 512 without EDNS; a response that cannot be
-/// encoded becomes a bare SERVFAIL header.
-pub fn encode<'a>(
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    protocol: Protocol,
-) -> Result<(ResponseInfo, Vec<u8>), ProtoError> {
-    let id = response.metadata().id;
-    let mut bytes = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(match protocol {
-        Protocol::Udp => response.edns().map_or(512, |e| e.max_payload()),
-        _ => u16::MAX,
-    });
-    if let Ok(info) = response.destructive_emit(&mut encoder) {
-        return Ok((info, bytes));
-    }
-    bytes.clear();
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(512);
-    let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
-    metadata.response_code = ResponseCode::ServFail;
-    let header = Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    };
-    header.emit(&mut encoder)?;
-    Ok((ResponseInfo::from(header), bytes))
-}
-
-/// Whether `bytes` is the bare SERVFAIL header `encode` falls back to.
+/// Whether `bytes` is the bare SERVFAIL header the server answers with when a response
+/// cannot be encoded.
 pub fn is_encode_fallback(bytes: &[u8]) -> bool {
     bytes.len() == 12
         && Header::read(&mut BinDecoder::new(bytes)).is_ok_and(|h| {

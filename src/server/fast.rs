@@ -76,18 +76,8 @@ pub fn answer(
 ) -> Option<Answered> {
     let q = Query::parse(query)?;
     let mut labels: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
-    let mut n = 0;
     let mut offsets = [0u16; MAX_LABELS];
-    let mut pos = 12;
-    while let Some(&len) = query.get(pos) {
-        if len == 0 {
-            break;
-        }
-        *offsets.get_mut(n)? = pos as u16;
-        *labels.get_mut(n)? = query.get(pos + 1..pos + 1 + usize::from(len))?;
-        n += 1;
-        pos += 1 + usize::from(len);
-    }
+    let n = question_labels(query, &mut labels, &mut offsets);
     let labels = labels.get(..n)?;
     let qtype = RecordType::from(q.qtype);
     let found = lookup_labels(snapshot, labels, qtype);
@@ -245,6 +235,31 @@ struct Query {
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at + 2)?;
     Some(u16::from_be_bytes([s[0], s[1]]))
+}
+
+/// Reads the question name of `query` (plain labels from offset 12, no compression) into
+/// `labels`, with the offset where each starts in `offsets`, as far as it reads; the number of
+/// labels.
+pub(super) fn question_labels<'q>(
+    query: &'q [u8],
+    labels: &mut [&'q [u8]; MAX_LABELS],
+    offsets: &mut [u16; MAX_LABELS],
+) -> usize {
+    let (mut n, mut pos) = (0, 12);
+    while let Some(&len) = query.get(pos) {
+        let len = usize::from(len);
+        if len == 0 || len > 63 || n == MAX_LABELS {
+            break;
+        }
+        let Some(label) = query.get(pos + 1..pos + 1 + len) else {
+            break;
+        };
+        labels[n] = label;
+        offsets[n] = u16::try_from(pos).unwrap_or(u16::MAX);
+        n += 1;
+        pos += 1 + len;
+    }
+    n
 }
 
 impl Query {

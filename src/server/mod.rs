@@ -222,7 +222,8 @@ impl DnsHandler {
         };
         let rcode = out.get(3).map_or(0, |b| b & 0x0F);
         let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
-        let labels = question_labels(query, &mut buf);
+        let n = fast::question_labels(query, &mut buf, &mut [0; MAX_LABELS]);
+        let labels = &buf[..n];
         let duration = started.elapsed();
         let qtype = RecordType::from(qtype);
         self.metrics.observe_query(&QueryObservation {
@@ -260,25 +261,6 @@ impl std::fmt::Display for WireName<'_> {
         }
         Ok(())
     }
-}
-
-/// The labels of the question name of `query` (uncompressed, from offset 12), as far as they
-/// read.
-fn question_labels<'q, 'b>(query: &'q [u8], buf: &'b mut [&'q [u8]; MAX_LABELS]) -> &'b [&'q [u8]] {
-    let (mut n, mut pos) = (0, 12);
-    while let Some(&len) = query.get(pos) {
-        let len = usize::from(len);
-        if len == 0 || len > 63 || n == MAX_LABELS {
-            break;
-        }
-        let Some(label) = query.get(pos + 1..pos + 1 + len) else {
-            break;
-        };
-        buf[n] = label;
-        n += 1;
-        pos += 1 + len;
-    }
-    &buf[..n]
 }
 
 /// The RFC mnemonic of a response code, as metrics label it.
