@@ -860,17 +860,18 @@ async fn a_client_that_never_reads_is_disconnected() {
     server.running.shutdown().await;
 }
 
-/// Datagrams the kernel dropped on the UDP socket bound to `addr` because its receive buffer
-/// was full (the `drops` column of `/proc/net/udp`), where Linux tells.
+/// Datagrams the kernel dropped on the UDP sockets bound to `addr`'s port (all of them: the
+/// server has several sharing it) because their receive buffers were full (the `drops` column
+/// of `/proc/net/udp`), where Linux tells.
 fn socket_drops(addr: SocketAddr) -> Option<u64> {
     let port = format!(":{:04X}", addr.port());
     let table = std::fs::read_to_string("/proc/net/udp").ok()?;
-    let line = table.lines().find(|l| {
-        l.split_whitespace()
-            .nth(1)
-            .is_some_and(|a| a.ends_with(&port))
-    })?;
-    line.split_whitespace().last()?.parse().ok()
+    let drops = table.lines().filter_map(|l| {
+        let mut fields = l.split_whitespace();
+        fields.nth(1).filter(|a| a.ends_with(&port))?;
+        l.split_whitespace().last()?.parse::<u64>().ok()
+    });
+    Some(drops.sum())
 }
 
 /// One task floods the server from one socket (at most 50k queries or 5 s, never reading),

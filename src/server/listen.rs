@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
 use super::transport::{self, TcpLimits};
+use super::udp;
 use crate::metrics::Metrics;
 
 /// An address that could not be bound.
@@ -172,7 +173,7 @@ impl Listeners {
         let token = CancellationToken::new();
         let mut tasks = JoinSet::new();
         for s in self.udp {
-            tasks.spawn(transport::serve_udp(
+            tasks.spawn(udp::serve(
                 s,
                 handler.clone(),
                 token.clone(),

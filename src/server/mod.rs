@@ -6,8 +6,11 @@
 mod autopath;
 pub mod fast;
 mod listen;
+#[cfg(target_os = "linux")]
+mod mmsg;
 mod shuffle;
 mod transport;
+mod udp;
 mod xfr;
 
 pub use listen::{BindError, Listeners, Serving, bind};

@@ -1,17 +1,16 @@
-//! The sockets: a UDP loop per socket and a TCP accept loop per listener, both feeding raw
-//! queries to the `DnsHandler` and sending what it answers.
+//! Answering raw queries (the fast path, else hickory's decoder, the `DnsHandler` and
+//! hickory's encoder), and the TCP accept loop per listener. The UDP loops are in `udp`.
 //!
 //! Decoding follows hickory-server's own server: fewer than 12 bytes (no header) are dropped;
 //! a header followed by an unreadable body gets FORMERR; a response (QR=1) is never answered.
 //!
-//! Bounds: UDP queries in flight (answers that wait on an upstream) are capped per socket, and
-//! packets beyond the cap are dropped; TCP connections are capped (`--max-tcp-connections`,
+//! Bounds: TCP connections are capped (`--max-tcp-connections`,
 //! extra connections are closed at once), each connection has at most `MAX_PIPELINED` queries
 //! in flight (reading pauses beyond), an idle timeout between queries, and a write timeout so
 //! a client that never reads cannot hold answers in memory.
 //!
-//! Shutdown: once the token is cancelled, sockets stop taking new queries, the queries in
-//! flight are answered, and the loops return.
+//! Shutdown: once the token is cancelled, listeners stop taking new connections, the queries
+//! in flight are answered, and the loops return.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,9 +35,6 @@ use crate::metrics::{Metrics, Proto};
 
 /// Queries in flight on one TCP connection; reading pauses beyond it.
 pub const MAX_PIPELINED: usize = 32;
-/// Batches (of at most `MAX_BATCH` datagrams) in flight on one UDP socket (only those holding
-/// forwarded queries wait); beyond it datagrams are dropped.
-pub const MAX_UDP_INFLIGHT: usize = 10_000;
 /// How long one answer may wait to be written to a TCP client before the connection closes.
 pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -205,131 +201,6 @@ async fn answer_all(
     let sizes = (request_size, out.iter().map(Vec::len).sum());
     handler.record(&request, &info, sizes, started);
     out
-}
-
-/// Most datagrams read from a socket in one go and answered by one task.
-const MAX_BATCH: usize = 32;
-
-/// Datagrams read from a socket together: their bytes back to back, and where each came from.
-#[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    queries: Vec<(std::ops::Range<usize>, SocketAddr)>,
-}
-
-impl Batch {
-    fn push(&mut self, bytes: &[u8], src: SocketAddr) {
-        // Port 0 cannot be answered.
-        if src.port() != 0 {
-            let start = self.data.len();
-            self.data.extend_from_slice(bytes);
-            self.queries.push((start..self.data.len(), src));
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.queries.len()
-    }
-}
-
-/// Serves one UDP socket until `shutdown`, then answers what is in flight.
-///
-/// The loop only reads: it takes what the socket holds (up to `MAX_BATCH` datagrams) and
-/// hands the batch to a task, so it drains the socket as fast as a sender can fill it
-/// whatever answering costs, and a one-source flood cannot push other clients' datagrams out
-/// of the socket buffer. The task writes fast-path answers (cluster zone, cache hits) at once
-/// without allocating and answers the rest concurrently. At most `MAX_UDP_INFLIGHT` batches
-/// are in flight; beyond that a batch is dropped and counted.
-pub async fn serve_udp(
-    socket: UdpSocket,
-    handler: DnsHandler,
-    shutdown: CancellationToken,
-    metrics: Arc<Metrics>,
-) {
-    let socket = Arc::new(socket);
-    let mut inflight = JoinSet::new();
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let (n, src) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(error) => {
-                    // ICMP errors from earlier answers surface here; nothing to do with them.
-                    tracing::debug!(%error, "UDP receive error");
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let mut batch = Batch::default();
-        batch.push(buf.get(..n).unwrap_or_default(), src);
-        while batch.len() < MAX_BATCH {
-            match socket.try_recv_from(&mut buf) {
-                Ok((n, src)) => batch.push(buf.get(..n).unwrap_or_default(), src),
-                Err(_) => break,
-            }
-        }
-        while inflight.try_join_next().is_some() {}
-        if batch.len() == 0 {
-            continue;
-        }
-        if inflight.len() >= MAX_UDP_INFLIGHT {
-            metrics
-                .dropped
-                .get_or_create(&crate::metrics::DropLabels {
-                    reason: "udp_inflight",
-                })
-                .inc_by(batch.len() as u64);
-            continue;
-        }
-        let (socket, handler) = (Arc::clone(&socket), handler.clone());
-        inflight.spawn(async move {
-            let mut general = Vec::new();
-            let mut unsent = Vec::new();
-            {
-                // UDP answers never exceed the EDNS payload cap.
-                let mut out = [0u8; super::MAX_UDP_PAYLOAD as usize];
-                for (range, src) in &batch.queries {
-                    let query = batch.data.get(range.clone()).unwrap_or_default();
-                    match handler.fast_answer(query, Proto::Udp, *src, &mut out) {
-                        Some(len) => {
-                            let bytes = out.get(..len).unwrap_or_default();
-                            match socket.try_send_to(bytes, *src) {
-                                Ok(_) => {}
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    unsent.push((bytes.to_vec(), *src));
-                                }
-                                Err(error) => {
-                                    tracing::debug!(to = %src, %error, "UDP send failed");
-                                }
-                            }
-                        }
-                        None => general.push((query.to_vec(), *src)),
-                    }
-                }
-            }
-            // A full send buffer: those wait for room.
-            for (bytes, src) in unsent {
-                send(&socket, &bytes, src).await;
-            }
-            let answers = general.into_iter().map(|(raw, src)| {
-                let (socket, handler) = (&socket, &handler);
-                async move {
-                    if let Some(bytes) = answer_general(handler, raw, src, Protocol::Udp).await {
-                        send(socket, &bytes, src).await;
-                    }
-                }
-            });
-            futures::future::join_all(answers).await;
-        });
-    }
-    while inflight.join_next().await.is_some() {}
-}
-
-async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
-    if let Err(error) = socket.send_to(bytes, to).await {
-        tracing::debug!(%to, %error, "UDP send failed");
-    }
 }
 
 /// How TCP connections are treated.

@@ -1,0 +1,384 @@
+//! The UDP loops: one per socket (the sockets of an address share its port with
+//! `SO_REUSEPORT`, one per core, and the kernel spreads clients over them).
+//!
+//! On Linux each socket has a thread of its own. It reads up to `MAX_BATCH` datagrams a
+//! `recvmmsg` call, and keeps reading while the socket holds more (into a bounded queue of its
+//! own); then it answers a batch: those the fast path takes (the cluster zone, cache hits) into
+//! buffers allocated once, written back with one `sendmmsg` call; no task, no allocation and no
+//! lock for them. Queries that need the general path (forwarding, autopath, refusals) go to
+//! the tokio runtime, a batch per task. Elsewhere (or if a thread cannot be started) a tokio
+//! task reads the socket a datagram at a time and does the same.
+//!
+//! Reading first matters under load: reading a datagram costs a fraction of answering it, so a
+//! burst or a flood from one source moves out of the kernel's buffer (a few hundred datagrams
+//! at the default `net.core.rmem_max`) into the loop's queue, and another client's query that
+//! arrives meanwhile still finds room and waits its turn instead of being dropped. Queries
+//! waiting on the general path are capped per socket (`MAX_UDP_INFLIGHT`); beyond it they are
+//! dropped and counted.
+//!
+//! Shutdown: once the token is cancelled the loop stops reading, answers what it has read and
+//! what is in flight on the general path, and `serve` returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hickory_server::net::xfer::Protocol;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::DnsHandler;
+use super::transport::answer_general;
+use crate::metrics::{Metrics, Proto};
+
+/// Queries waiting on the general path (an upstream, mostly) per UDP socket; beyond it
+/// datagrams are dropped.
+pub const MAX_UDP_INFLIGHT: usize = 10_000;
+
+/// Most datagrams read from a socket in one go.
+const MAX_BATCH: usize = 32;
+
+/// Datagrams for the general path: their bytes back to back, and where each came from.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    queries: Vec<(std::ops::Range<usize>, SocketAddr)>,
+}
+
+impl Batch {
+    fn push(&mut self, bytes: &[u8], src: SocketAddr) {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.queries.push((start..self.data.len(), src));
+    }
+
+    fn len(&self) -> usize {
+        self.queries.len()
+    }
+}
+
+/// What the loops of one socket share.
+#[derive(Clone)]
+struct Shared {
+    socket: Arc<UdpSocket>,
+    handler: DnsHandler,
+    metrics: Arc<Metrics>,
+    /// Queries on the general path now.
+    inflight: Arc<AtomicUsize>,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    /// Hands a batch to the general path on the runtime, unless the socket already has
+    /// `MAX_UDP_INFLIGHT` queries there (then it is dropped and counted).
+    fn general(&self, runtime: &tokio::runtime::Handle, batch: Batch) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        if self.inflight.fetch_add(n, Ordering::Relaxed) + n > MAX_UDP_INFLIGHT {
+            self.inflight.fetch_sub(n, Ordering::Relaxed);
+            self.metrics
+                .dropped
+                .get_or_create(&crate::metrics::DropLabels {
+                    reason: "udp_inflight",
+                })
+                .inc_by(n as u64);
+            return;
+        }
+        let shared = self.clone();
+        runtime.spawn(self.tasks.track_future(async move {
+            let answers = batch.queries.iter().map(|(range, src)| {
+                let raw = batch.data.get(range.clone()).unwrap_or_default().to_vec();
+                let shared = &shared;
+                async move {
+                    if let Some(bytes) =
+                        answer_general(&shared.handler, raw, *src, Protocol::Udp).await
+                    {
+                        send(&shared.socket, &bytes, *src).await;
+                    }
+                }
+            });
+            futures::future::join_all(answers).await;
+            shared.inflight.fetch_sub(n, Ordering::Relaxed);
+        }));
+    }
+}
+
+/// Serves one UDP socket until `shutdown`, then answers what is in flight.
+pub async fn serve(
+    socket: UdpSocket,
+    handler: DnsHandler,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+) {
+    let shared = Shared {
+        socket: Arc::new(socket),
+        handler,
+        metrics,
+        inflight: Arc::default(),
+        tasks: TaskTracker::new(),
+    };
+    #[cfg(target_os = "linux")]
+    let threaded = threaded::serve(shared.clone(), shutdown.clone()).await;
+    #[cfg(not(target_os = "linux"))]
+    let threaded = false;
+    if !threaded {
+        serve_async(&shared, &shutdown).await;
+    }
+    shared.tasks.close();
+    shared.tasks.wait().await;
+}
+
+/// The portable loop: reads with tokio a datagram at a time (up to `MAX_BATCH` while the
+/// socket has them), answers the fast path at once and hands the rest on.
+async fn serve_async(shared: &Shared, shutdown: &CancellationToken) {
+    let runtime = tokio::runtime::Handle::current();
+    let socket = &shared.socket;
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut out = vec![0u8; usize::from(super::MAX_UDP_PAYLOAD)];
+    loop {
+        let first = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = shutdown.cancelled() => break,
+        };
+        let mut general = Batch::default();
+        let mut next = Some(first);
+        let mut read = 0;
+        while let Some(received) = next.take() {
+            read += 1;
+            match received {
+                Ok((n, src)) if src.port() != 0 => {
+                    let query = buf.get(..n).unwrap_or_default();
+                    match shared.handler.fast_answer(query, Proto::Udp, src, &mut out) {
+                        Some(len) => send(socket, out.get(..len).unwrap_or_default(), src).await,
+                        None => general.push(query, src),
+                    }
+                }
+                // Port 0 cannot be answered.
+                Ok(_) => {}
+                // ICMP errors from earlier answers surface here; nothing to do with them.
+                Err(error) => tracing::debug!(%error, "UDP receive error"),
+            }
+            if read < MAX_BATCH {
+                next = socket.try_recv_from(&mut buf).ok().map(Ok);
+            }
+        }
+        shared.general(&runtime, general);
+    }
+}
+
+async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+    if let Err(error) = socket.send_to(bytes, to).await {
+        tracing::debug!(%to, %error, "UDP send failed");
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod threaded {
+    use std::os::fd::AsFd;
+
+    use super::super::mmsg::{Receiver, Sender, wait};
+    use super::{Batch, MAX_BATCH, Shared};
+
+    use crate::metrics::Proto;
+    use tokio_util::sync::CancellationToken;
+
+    /// How long an idle loop waits before it looks at the shutdown token again.
+    const IDLE_WAIT_MS: i32 = 50;
+    /// How many times a full send buffer is waited for (`IDLE_WAIT_MS` at most each) before
+    /// the answers that did not fit are dropped, as the kernel drops what does not fit.
+    const SEND_RETRIES: usize = 3;
+
+    /// Runs the socket's loop on a thread of its own until `shutdown`; false when no thread
+    /// could be started (the caller serves the socket itself).
+    pub(super) async fn serve(shared: Shared, shutdown: CancellationToken) -> bool {
+        let runtime = tokio::runtime::Handle::current();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let started = std::thread::Builder::new()
+            .name("clusterdns-udp".into())
+            .spawn(move || {
+                run(&shared, &shutdown, &runtime);
+                drop(done);
+            });
+        match started {
+            Ok(_) => {
+                // Resolves when the thread ends (it drops `done`), normally or not.
+                let _ = finished.await;
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start a UDP thread; serving the socket from the runtime");
+                false
+            }
+        }
+    }
+
+    fn run(shared: &Shared, shutdown: &CancellationToken, runtime: &tokio::runtime::Handle) {
+        let fd = shared.socket.as_fd();
+        let mut rx = Receiver::new(MAX_BATCH);
+        let mut out = Answers::new(fd);
+        let mut queue = Queue::default();
+        while !shutdown.is_cancelled() {
+            queue.drain(fd, &mut rx);
+            match queue.pop() {
+                Some(batch) => {
+                    out.answer(shared, runtime, &batch);
+                    queue.recycle(batch);
+                }
+                None => wait(fd, false, IDLE_WAIT_MS),
+            }
+        }
+        // Datagrams read before the shutdown are answered; the socket is read no more.
+        while let Some(batch) = queue.pop() {
+            out.answer(shared, runtime, &batch);
+        }
+    }
+
+    /// Answers for one batch: written by the fast path into buffers allocated once, then sent
+    /// together.
+    struct Answers<'fd> {
+        fd: std::os::fd::BorrowedFd<'fd>,
+        tx: Sender,
+        buf: Vec<u8>,
+        /// Each answered datagram: where its answer starts in `buf`, its length, its client.
+        ready: [(usize, usize, std::net::SocketAddr); MAX_BATCH],
+    }
+
+    impl<'fd> Answers<'fd> {
+        const SIZE: usize = super::super::MAX_UDP_PAYLOAD as usize;
+
+        fn new(fd: std::os::fd::BorrowedFd<'fd>) -> Self {
+            Self {
+                fd,
+                tx: Sender::new(MAX_BATCH),
+                buf: vec![0; MAX_BATCH * Self::SIZE],
+                ready: [(0, 0, std::net::SocketAddr::from(([0, 0, 0, 0], 0))); MAX_BATCH],
+            }
+        }
+
+        /// Answers the batch: the fast path's answers at once, the rest on the runtime.
+        fn answer(&mut self, shared: &Shared, runtime: &tokio::runtime::Handle, batch: &Batch) {
+            let mut general = Batch::default();
+            let mut answered = 0;
+            let chunks = self.buf.chunks_exact_mut(Self::SIZE);
+            for (i, ((range, src), chunk)) in batch.queries.iter().zip(chunks).enumerate() {
+                let query = batch.data.get(range.clone()).unwrap_or_default();
+                match shared.handler.fast_answer(query, Proto::Udp, *src, chunk) {
+                    Some(len) => {
+                        if let Some(slot) = self.ready.get_mut(answered) {
+                            *slot = (i * Self::SIZE, len, *src);
+                            answered += 1;
+                        }
+                    }
+                    None => general.push(query, *src),
+                }
+            }
+            let ready = self.ready.get(..answered).unwrap_or_default();
+            send_all(self.fd, &mut self.tx, &self.buf, ready);
+            shared.general(runtime, general);
+        }
+    }
+
+    /// Most bytes of datagrams read but not yet answered, per socket.
+    const QUEUE_BYTES: usize = 16 << 20;
+    /// Most datagrams read but not yet answered, per socket.
+    const QUEUE_DATAGRAMS: usize = 64 * 1024;
+    /// Emptied batches kept for reuse.
+    const POOL: usize = 64;
+
+    /// Datagrams read but not yet answered, in batches of at most `MAX_BATCH`.
+    ///
+    /// The loop reads everything the socket holds before it answers a batch: reading costs a
+    /// fraction of answering, so a burst (or a flood from one source) moves from the kernel's
+    /// buffer, a few hundred datagrams at the default `net.core.rmem_max`, into this one, and
+    /// other clients' datagrams that arrive meanwhile still find room in the kernel's.
+    #[derive(Default)]
+    struct Queue {
+        batches: std::collections::VecDeque<Batch>,
+        pool: Vec<Batch>,
+        bytes: usize,
+        datagrams: usize,
+    }
+
+    impl Queue {
+        /// Reads until the socket is empty or the queue full.
+        fn drain(&mut self, fd: std::os::fd::BorrowedFd<'_>, rx: &mut Receiver) {
+            while self.bytes < QUEUE_BYTES && self.datagrams < QUEUE_DATAGRAMS {
+                let n = match rx.recv(fd) {
+                    Ok(n) => n,
+                    Err(error) => {
+                        // ICMP errors from earlier answers surface here; nothing to do with them.
+                        tracing::debug!(%error, "UDP receive error");
+                        return;
+                    }
+                };
+                let mut batch = self.pool.pop().unwrap_or_default();
+                for i in 0..n {
+                    // Cut datagrams, unknown families and port 0 cannot be answered.
+                    if let Some((query, src)) = rx.datagram(i).filter(|(_, src)| src.port() != 0) {
+                        batch.push(query, src);
+                    }
+                }
+                if batch.len() > 0 {
+                    self.bytes += batch.data.len();
+                    self.datagrams += batch.len();
+                    self.batches.push_back(batch);
+                } else {
+                    self.pool.push(batch);
+                }
+                if n < MAX_BATCH {
+                    return;
+                }
+            }
+        }
+
+        fn pop(&mut self) -> Option<Batch> {
+            let batch = self.batches.pop_front()?;
+            self.bytes -= batch.data.len();
+            self.datagrams -= batch.len();
+            Some(batch)
+        }
+
+        fn recycle(&mut self, mut batch: Batch) {
+            if self.pool.len() < POOL {
+                batch.data.clear();
+                batch.queries.clear();
+                self.pool.push(batch);
+            }
+        }
+    }
+
+    /// Sends every ready answer, in as few calls as the socket allows.
+    fn send_all(
+        fd: std::os::fd::BorrowedFd<'_>,
+        tx: &mut Sender,
+        answers: &[u8],
+        ready: &[(usize, usize, std::net::SocketAddr)],
+    ) {
+        let mut start = 0;
+        let mut retries = 0;
+        while let Some(rest) = ready.get(start..).filter(|r| !r.is_empty()) {
+            let msgs = rest
+                .iter()
+                .map(|&(at, len, to)| (answers.get(at..at + len).unwrap_or_default(), to));
+            match tx.send(fd, msgs) {
+                Ok(sent) if sent > 0 => start += sent,
+                Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => {
+                    // The first message's own error (an unreachable client, say): skip it.
+                    tracing::debug!(to = %rest[0].2, %error, "UDP send failed");
+                    start += 1;
+                }
+                _ => {
+                    if retries == SEND_RETRIES {
+                        tracing::debug!(dropped = rest.len(), "UDP send buffer full");
+                        return;
+                    }
+                    retries += 1;
+                    wait(fd, true, IDLE_WAIT_MS);
+                }
+            }
+        }
+    }
+}
