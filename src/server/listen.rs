@@ -29,14 +29,14 @@ pub struct BindError {
 /// Receive buffer asked for each UDP socket.
 const UDP_RECV_BUFFER: usize = 4 << 20;
 
-/// UDP sockets per address: one per core, at least two.
+/// UDP sockets per address: one per core the process may use (each has a thread of its own).
 fn udp_sockets_per_address() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Bound sockets, ready to serve.
 pub struct Listeners {
-    udp: Vec<tokio::net::UdpSocket>,
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<tokio::net::TcpListener>,
 }
 
@@ -48,14 +48,15 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket
     }
     if ty == Type::STREAM {
         s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
     } else {
-        // Several UDP sockets share the port; the kernel spreads sources over them, so a
-        // flood from one source fills one socket's queue, not everyone's.
+        // A UDP socket per core shares the port; the kernel spreads sources over them.
         s.set_reuse_port(true)?;
         // Room for bursts (the kernel caps it at net.core.rmem_max).
         let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
+        // Its loop blocks in the receive call, and looks at the shutdown token this often.
+        s.set_read_timeout(Some(super::udp::RECEIVE_TIMEOUT))?;
     }
-    s.set_nonblocking(true)?;
     Ok(s)
 }
 
@@ -63,7 +64,7 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket
 /// port is busy for TCP (an outgoing connection may hold it), another one is tried.
 fn bind_one(
     addr: SocketAddr,
-) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), BindError> {
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), BindError> {
     let mut tries = 0;
     loop {
         match bind_pair(addr) {
@@ -82,7 +83,7 @@ fn bind_one(
 
 fn bind_pair(
     addr: SocketAddr,
-) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), BindError> {
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), BindError> {
     let udp_err = |error| BindError {
         proto: "UDP",
         addr,
@@ -104,7 +105,7 @@ fn bind_pair(
     let tcp = socket(bound, Type::STREAM, Protocol::TCP).map_err(tcp_err)?;
     tcp.bind(&bound.into()).map_err(tcp_err)?;
     tcp.listen(1024).map_err(tcp_err)?;
-    let mut sockets = vec![tokio::net::UdpSocket::from_std(udp.into()).map_err(udp_err)?];
+    let mut sockets = vec![std::net::UdpSocket::from(udp)];
     let udp_err = |error| BindError {
         proto: "UDP",
         addr: bound,
@@ -113,7 +114,7 @@ fn bind_pair(
     for _ in 1..udp_sockets_per_address() {
         let extra = socket(bound, Type::DGRAM, Protocol::UDP).map_err(udp_err)?;
         extra.bind(&bound.into()).map_err(udp_err)?;
-        sockets.push(tokio::net::UdpSocket::from_std(extra.into()).map_err(udp_err)?);
+        sockets.push(std::net::UdpSocket::from(extra));
     }
     let tcp = tokio::net::TcpListener::from_std(tcp.into()).map_err(tcp_err)?;
     Ok((sockets, tcp))

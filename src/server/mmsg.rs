@@ -51,9 +51,11 @@ impl Receiver {
         }
     }
 
-    /// Reads what the socket holds, without waiting: how many datagrams arrived (0 when
-    /// none did; a `WouldBlock` error is turned into 0).
-    pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+    /// Reads what the socket holds: how many datagrams arrived (0 when none did; a
+    /// `WouldBlock` error, or the socket's receive timeout, is turned into 0). With `block`,
+    /// waits for the first datagram (on a blocking socket, up to its receive timeout), then
+    /// takes what else is there without waiting; else does not wait at all.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>, block: bool) -> io::Result<usize> {
         let n = self.hdrs.len();
         // The pointers are set afresh before each call, from the vectors as they are now:
         // none of them is resized after `new`, but nothing has to rely on that.
@@ -85,7 +87,11 @@ impl Receiver {
                 fd.as_raw_fd(),
                 self.hdrs.as_mut_ptr(),
                 vlen,
-                libc::MSG_DONTWAIT,
+                if block {
+                    libc::MSG_WAITFORONE
+                } else {
+                    libc::MSG_DONTWAIT
+                },
                 std::ptr::null_mut(),
             )
         };
@@ -285,7 +291,7 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < 5 {
             wait(server.as_fd(), false, 1000);
-            let n = receiver.recv(server.as_fd()).unwrap();
+            let n = receiver.recv(server.as_fd(), false).unwrap();
             assert!(n > 0, "datagrams arrive");
             for i in 0..n {
                 let (bytes, from) = receiver.datagram(i).unwrap();
@@ -294,6 +300,18 @@ mod tests {
             }
         }
         assert_eq!(got, msgs);
-        assert_eq!(receiver.recv(server.as_fd()).unwrap(), 0, "nothing more");
+        assert_eq!(
+            receiver.recv(server.as_fd(), false).unwrap(),
+            0,
+            "nothing more"
+        );
+        server
+            .set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        assert_eq!(
+            receiver.recv(server.as_fd(), true).unwrap(),
+            0,
+            "the timeout ends a wait"
+        );
     }
 }

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hickory_server::net::xfer::Protocol;
-use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,6 +37,46 @@ pub const MAX_UDP_INFLIGHT: usize = 10_000;
 
 /// Most datagrams read from a socket in one go.
 const MAX_BATCH: usize = 32;
+
+/// How long a socket's thread waits in a receive call before it looks at the shutdown token.
+pub const RECEIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The socket as the general path writes to it.
+#[derive(Clone)]
+enum Socket {
+    /// Blocking, read by a thread of its own: written without waiting (`MSG_DONTWAIT`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Thread(Arc<std::net::UdpSocket>),
+    /// Non-blocking, read and written by tokio.
+    Tokio(Arc<tokio::net::UdpSocket>),
+}
+
+impl Socket {
+    async fn send(&self, bytes: &[u8], to: SocketAddr) {
+        let sent = match self {
+            Socket::Tokio(socket) => socket.send_to(bytes, to).await.map(drop),
+            Socket::Thread(socket) => {
+                let to = socket2::SockAddr::from(to);
+                let socket = socket2::SockRef::from(socket.as_ref());
+                let mut tries = 0;
+                loop {
+                    match socket.send_to_with_flags(bytes, &to, libc::MSG_DONTWAIT) {
+                        // A full send buffer empties within milliseconds; after a few tries
+                        // the answer is dropped, as the kernel drops what does not fit.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 5 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        }
+                        other => break other.map(drop),
+                    }
+                }
+            }
+        };
+        if let Err(error) = sent {
+            tracing::debug!(%to, %error, "UDP send failed");
+        }
+    }
+}
 
 /// Datagrams for the general path: their bytes back to back, and where each came from.
 #[derive(Default)]
@@ -61,7 +100,7 @@ impl Batch {
 /// What the loops of one socket share.
 #[derive(Clone)]
 struct Shared {
-    socket: Arc<UdpSocket>,
+    socket: Socket,
     handler: DnsHandler,
     metrics: Arc<Metrics>,
     /// Queries on the general path now.
@@ -96,7 +135,7 @@ impl Shared {
                     if let Some(bytes) =
                         answer_general(&shared.handler, raw, *src, Protocol::Udp).await
                     {
-                        send(&shared.socket, &bytes, *src).await;
+                        shared.socket.send(&bytes, *src).await;
                     }
                 }
             });
@@ -108,24 +147,36 @@ impl Shared {
 
 /// Serves one UDP socket until `shutdown`, then answers what is in flight.
 pub async fn serve(
-    socket: UdpSocket,
+    socket: std::net::UdpSocket,
     handler: DnsHandler,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
 ) {
-    let shared = Shared {
-        socket: Arc::new(socket),
+    let socket = Arc::new(socket);
+    let mut shared = Shared {
+        socket: Socket::Thread(Arc::clone(&socket)),
         handler,
         metrics,
         inflight: Arc::default(),
         tasks: TaskTracker::new(),
     };
     #[cfg(target_os = "linux")]
-    let threaded = threaded::serve(shared.clone(), shutdown.clone()).await;
+    let threaded = threaded::serve(shared.clone(), Arc::clone(&socket), shutdown.clone()).await;
     #[cfg(not(target_os = "linux"))]
     let threaded = false;
     if !threaded {
-        serve_async(&shared, &shutdown).await;
+        let tokio = socket
+            .try_clone()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(tokio::net::UdpSocket::from_std);
+        match tokio {
+            Ok(tokio) => {
+                let tokio = Arc::new(tokio);
+                shared.socket = Socket::Tokio(Arc::clone(&tokio));
+                serve_async(&shared, &tokio, &shutdown).await;
+            }
+            Err(error) => tracing::error!(%error, "cannot serve a UDP socket"),
+        }
     }
     shared.tasks.close();
     shared.tasks.wait().await;
@@ -133,9 +184,12 @@ pub async fn serve(
 
 /// The portable loop: reads with tokio a datagram at a time (up to `MAX_BATCH` while the
 /// socket has them), answers the fast path at once and hands the rest on.
-async fn serve_async(shared: &Shared, shutdown: &CancellationToken) {
+async fn serve_async(
+    shared: &Shared,
+    socket: &tokio::net::UdpSocket,
+    shutdown: &CancellationToken,
+) {
     let runtime = tokio::runtime::Handle::current();
-    let socket = &shared.socket;
     let mut buf = vec![0u8; usize::from(u16::MAX)];
     let mut out = vec![0u8; usize::from(super::MAX_UDP_PAYLOAD)];
     loop {
@@ -152,7 +206,12 @@ async fn serve_async(shared: &Shared, shutdown: &CancellationToken) {
                 Ok((n, src)) if src.port() != 0 => {
                     let query = buf.get(..n).unwrap_or_default();
                     match shared.handler.fast_answer(query, Proto::Udp, src, &mut out) {
-                        Some(len) => send(socket, out.get(..len).unwrap_or_default(), src).await,
+                        Some(len) => {
+                            let bytes = out.get(..len).unwrap_or_default();
+                            if let Err(error) = socket.send_to(bytes, src).await {
+                                tracing::debug!(to = %src, %error, "UDP send failed");
+                            }
+                        }
                         None => general.push(query, src),
                     }
                 }
@@ -169,12 +228,6 @@ async fn serve_async(shared: &Shared, shutdown: &CancellationToken) {
     }
 }
 
-async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
-    if let Err(error) = socket.send_to(bytes, to).await {
-        tracing::debug!(%to, %error, "UDP send failed");
-    }
-}
-
 #[cfg(target_os = "linux")]
 mod threaded {
     use std::os::fd::AsFd;
@@ -185,21 +238,25 @@ mod threaded {
     use crate::metrics::Proto;
     use tokio_util::sync::CancellationToken;
 
-    /// How long an idle loop waits before it looks at the shutdown token again.
-    const IDLE_WAIT_MS: i32 = 50;
-    /// How many times a full send buffer is waited for (`IDLE_WAIT_MS` at most each) before
+    /// How long a full send buffer is waited for, at most, each time.
+    const SEND_WAIT_MS: i32 = 50;
+    /// How many times a full send buffer is waited for (`SEND_WAIT_MS` at most each) before
     /// the answers that did not fit are dropped, as the kernel drops what does not fit.
     const SEND_RETRIES: usize = 3;
 
     /// Runs the socket's loop on a thread of its own until `shutdown`; false when no thread
     /// could be started (the caller serves the socket itself).
-    pub(super) async fn serve(shared: Shared, shutdown: CancellationToken) -> bool {
+    pub(super) async fn serve(
+        shared: Shared,
+        socket: std::sync::Arc<std::net::UdpSocket>,
+        shutdown: CancellationToken,
+    ) -> bool {
         let runtime = tokio::runtime::Handle::current();
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let started = std::thread::Builder::new()
             .name("clusterdns-udp".into())
             .spawn(move || {
-                run(&shared, &shutdown, &runtime);
+                run(&shared, &socket, &shutdown, &runtime);
                 drop(done);
             });
         match started {
@@ -215,19 +272,22 @@ mod threaded {
         }
     }
 
-    fn run(shared: &Shared, shutdown: &CancellationToken, runtime: &tokio::runtime::Handle) {
-        let fd = shared.socket.as_fd();
+    fn run(
+        shared: &Shared,
+        socket: &std::net::UdpSocket,
+        shutdown: &CancellationToken,
+        runtime: &tokio::runtime::Handle,
+    ) {
+        let fd = socket.as_fd();
         let mut rx = Receiver::new(MAX_BATCH);
         let mut out = Answers::new(fd);
         let mut queue = Queue::default();
         while !shutdown.is_cancelled() {
+            // With nothing to answer, the first receive call waits (`RECEIVE_TIMEOUT` at most).
             queue.drain(fd, &mut rx);
-            match queue.pop() {
-                Some(batch) => {
-                    out.answer(shared, runtime, &batch);
-                    queue.recycle(batch);
-                }
-                None => wait(fd, false, IDLE_WAIT_MS),
+            if let Some(batch) = queue.pop() {
+                out.answer(shared, runtime, &batch);
+                queue.recycle(batch);
             }
         }
         // Datagrams read before the shutdown are answered; the socket is read no more.
@@ -303,10 +363,12 @@ mod threaded {
     }
 
     impl Queue {
-        /// Reads until the socket is empty or the queue full.
+        /// Reads until the socket is empty or the queue full; when the queue is empty, the
+        /// first read waits for a datagram.
         fn drain(&mut self, fd: std::os::fd::BorrowedFd<'_>, rx: &mut Receiver) {
+            let mut block = self.batches.is_empty();
             while self.bytes < QUEUE_BYTES && self.datagrams < QUEUE_DATAGRAMS {
-                let n = match rx.recv(fd) {
+                let n = match rx.recv(fd, std::mem::take(&mut block)) {
                     Ok(n) => n,
                     Err(error) => {
                         // ICMP errors from earlier answers surface here; nothing to do with them.
@@ -376,7 +438,7 @@ mod threaded {
                         return;
                     }
                     retries += 1;
-                    wait(fd, true, IDLE_WAIT_MS);
+                    wait(fd, true, SEND_WAIT_MS);
                 }
             }
         }
