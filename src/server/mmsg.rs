@@ -25,12 +25,45 @@ fn empty_storage() -> libc::sockaddr_storage {
     unsafe { zeroed() }
 }
 
-/// Headers and buffers for receiving up to `n` datagrams in one call.
-pub struct Receiver {
-    buf: Vec<u8>,
+/// `n` message headers, each with its own address slot and one iovec.
+struct Headers {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+}
+
+impl Headers {
+    fn new(n: usize) -> Self {
+        let iov = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        Self {
+            addrs: vec![empty_storage(); n],
+            iovs: vec![iov; n],
+            hdrs: vec![empty_mmsghdr(); n],
+        }
+    }
+}
+
+/// A header for one datagram: its address slot (`namelen` bytes of it) and its one iovec.
+fn header(
+    addr: &mut libc::sockaddr_storage,
+    namelen: libc::socklen_t,
+    iov: &mut libc::iovec,
+) -> libc::mmsghdr {
+    let mut hdr = empty_mmsghdr();
+    hdr.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
+    hdr.msg_hdr.msg_namelen = namelen;
+    hdr.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+    hdr.msg_hdr.msg_iovlen = 1;
+    hdr
+}
+
+/// Headers and buffers for receiving up to `n` datagrams in one call.
+pub struct Receiver {
+    buf: Vec<u8>,
+    h: Headers,
 }
 
 impl Receiver {
@@ -39,15 +72,7 @@ impl Receiver {
     pub fn new(n: usize) -> Self {
         Self {
             buf: vec![0; n * SLOT],
-            addrs: vec![empty_storage(); n],
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                n
-            ],
-            hdrs: vec![empty_mmsghdr(); n],
+            h: Headers::new(n),
         }
     }
 
@@ -56,24 +81,22 @@ impl Receiver {
     /// waits for the first datagram (on a blocking socket, up to its receive timeout), then
     /// takes what else is there without waiting; else does not wait at all.
     pub fn recv(&mut self, fd: BorrowedFd<'_>, block: bool) -> io::Result<usize> {
-        let n = self.hdrs.len();
+        let h = &mut self.h;
+        let n = h.hdrs.len();
         // The pointers are set afresh before each call, from the vectors as they are now:
         // none of them is resized after `new`, but nothing has to rely on that.
         let slots = self.buf.chunks_exact_mut(SLOT);
         for (((slot, iov), addr), hdr) in slots
-            .zip(self.iovs.iter_mut())
-            .zip(self.addrs.iter_mut())
-            .zip(self.hdrs.iter_mut())
+            .zip(h.iovs.iter_mut())
+            .zip(h.addrs.iter_mut())
+            .zip(h.hdrs.iter_mut())
         {
             *iov = libc::iovec {
                 iov_base: slot.as_mut_ptr().cast(),
                 iov_len: slot.len(),
             };
-            *hdr = empty_mmsghdr();
-            hdr.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
-            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdr.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-            hdr.msg_hdr.msg_iovlen = 1;
+            let namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            *hdr = header(addr, namelen, iov);
         }
         let vlen = libc::c_uint::try_from(n).unwrap_or(libc::c_uint::MAX);
         // SAFETY: `hdrs` holds `n` (= vlen, never more) headers, each pointing to one
@@ -85,7 +108,7 @@ impl Receiver {
         let got = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
-                self.hdrs.as_mut_ptr(),
+                h.hdrs.as_mut_ptr(),
                 vlen,
                 if block {
                     libc::MSG_WAITFORONE
@@ -108,39 +131,27 @@ impl Receiver {
     /// The `i`th datagram of the last `recv` and its sender; `None` for one the kernel had to
     /// cut, or from an address family other than IPv4 and IPv6.
     pub fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let hdr = self.hdrs.get(i)?;
+        let hdr = self.h.hdrs.get(i)?;
         if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
             return None;
         }
         let len = usize::try_from(hdr.msg_len).ok()?;
         let start = i.checked_mul(SLOT)?;
         let bytes = self.buf.get(start..start.checked_add(len)?)?;
-        let from = from_storage(self.addrs.get(i)?, hdr.msg_hdr.msg_namelen)?;
+        let from = from_storage(self.h.addrs.get(i)?, hdr.msg_hdr.msg_namelen)?;
         Some((bytes, from))
     }
 }
 
 /// Headers for sending up to `n` datagrams in one call.
 pub struct Sender {
-    addrs: Vec<libc::sockaddr_storage>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
+    h: Headers,
 }
 
 impl Sender {
     /// Room for `n` datagrams a call.
     pub fn new(n: usize) -> Self {
-        Self {
-            addrs: vec![empty_storage(); n],
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                n
-            ],
-            hdrs: vec![empty_mmsghdr(); n],
-        }
+        Self { h: Headers::new(n) }
     }
 
     /// Sends the first messages of `msgs` (at most `n`) without waiting: how many went out.
@@ -151,22 +162,20 @@ impl Sender {
         fd: BorrowedFd<'_>,
         msgs: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
     ) -> io::Result<usize> {
+        let h = &mut self.h;
         let mut count = 0usize;
         for (((bytes, to), iov), (addr, hdr)) in msgs
             .into_iter()
-            .zip(self.iovs.iter_mut())
-            .zip(self.addrs.iter_mut().zip(self.hdrs.iter_mut()))
+            .zip(h.iovs.iter_mut())
+            .zip(h.addrs.iter_mut().zip(h.hdrs.iter_mut()))
         {
             *iov = libc::iovec {
                 // The kernel only reads through it (sendmmsg takes no `const` iovec).
                 iov_base: bytes.as_ptr().cast_mut().cast(),
                 iov_len: bytes.len(),
             };
-            *hdr = empty_mmsghdr();
-            hdr.msg_hdr.msg_namelen = to_storage(to, addr);
-            hdr.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
-            hdr.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-            hdr.msg_hdr.msg_iovlen = 1;
+            let namelen = to_storage(to, addr);
+            *hdr = header(addr, namelen, iov);
             count += 1;
         }
         if count == 0 {
@@ -180,7 +189,7 @@ impl Sender {
         let sent = unsafe {
             libc::sendmmsg(
                 fd.as_raw_fd(),
-                self.hdrs.as_mut_ptr(),
+                h.hdrs.as_mut_ptr(),
                 vlen,
                 libc::MSG_DONTWAIT,
             )
