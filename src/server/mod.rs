@@ -1,5 +1,7 @@
-//! The DNS front end: hickory-server's `Server` for sockets and framing, and one
-//! `RequestHandler` that answers from the current zone snapshot synchronously.
+//! The DNS front end: the sockets (`listen`, `udp`: a thread per UDP socket with
+//! `recvmmsg`/`sendmmsg`; `transport`: TCP), the fast path that answers common queries from
+//! packet bytes to packet bytes (`fast`), and one hickory `RequestHandler` for the rest, which
+//! answers from the current zone snapshot synchronously (or forwards).
 //!
 //! The only module that imports hickory-server.
 
