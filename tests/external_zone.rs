@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use clusterdns::app::start;
 use clusterdns::config::Config;
 use common::apiserver::ApiServer;
 use common::{TestServer, ask, eventually, query, tcp, zone_text};
@@ -280,24 +279,8 @@ async fn ingress_status_updates_from_the_api_become_visible() {
                "status": status})
     };
     api.apply(ingress(json!({})));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = api.write_kubeconfig(dir.path());
-    let args = [
-        "clusterdns",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--no-forward",
-        "--lameduck",
-        "0s",
-        "--external-zone",
-        "example.com",
-    ];
-    let dns = start(&Config::try_parse_from(args).unwrap()).await.unwrap();
-    let addr = dns.udp[0];
+    let server = TestServer::kube(&api, &["--external-zone", "example.com"]).await;
+    let (dns, addr) = (server.running, server.addr);
     let got = ask(addr, "store.example.com.", A).await;
     assert!(got.starts_with("NXDomain aa"), "no address yet: {got}");
     assert!(

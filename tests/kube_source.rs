@@ -7,11 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-use clusterdns::app::{Running, start};
-use clusterdns::config::Config;
+use clusterdns::app::Running;
 use common::apiserver::ApiServer;
-use common::{ask, eventually};
+use common::{TestServer, ask, eventually};
 use hickory_proto::rr::RecordType::{self, A, CNAME, SRV};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,32 +24,16 @@ struct Kube {
 }
 
 async fn start_against(api: ApiServer, extra: &[&str]) -> Kube {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path());
-    let kc = kubeconfig.to_str().unwrap().to_owned();
-    let mut args = vec![
-        "clusterdns",
-        "--kubeconfig",
-        &kc,
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--no-forward",
-        "--lameduck",
-        "0s",
-    ];
+    let mut args = extra.to_vec();
     if !extra.contains(&"--startup-timeout") {
         args.extend_from_slice(&["--startup-timeout", "3s"]);
     }
-    args.extend_from_slice(extra);
-    let dns = start(&Config::try_parse_from(args).unwrap()).await.unwrap();
-    let addr = dns.udp[0];
+    let s = TestServer::kube(&api, &args).await;
     Kube {
         api,
-        dns,
-        addr,
-        _dir: dir,
+        dns: s.running,
+        addr: s.addr,
+        _dir: s.dir,
     }
 }
 

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use clusterdns::app::start;
 use clusterdns::config::Config;
 use common::apiserver::ApiServer;
 use common::{TestServer, ask, eventually};
@@ -99,24 +98,8 @@ async fn the_api_server_filters_services() {
     api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
     api.apply(service("web", "10.96.0.1", json!({"tier": "web"})));
     api.apply(service("db", "10.96.0.5", json!({"tier": "db"})));
-    let dir = tempfile::tempdir().unwrap();
-    let kc = api.write_kubeconfig(dir.path());
-    let args = [
-        "clusterdns",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--no-forward",
-        "--lameduck",
-        "0s",
-        "--labels",
-        SELECTOR,
-    ];
-    let dns = start(&Config::try_parse_from(args).unwrap()).await.unwrap();
-    let addr = dns.udp[0];
+    let server = TestServer::kube(&api, &["--labels", SELECTOR]).await;
+    let (dns, addr) = (server.running, server.addr);
     let got = eventually(addr, "web.shop.svc.cluster.local.", A, WITHIN, |t| {
         t.contains("10.96.0.1")
     })

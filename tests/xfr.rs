@@ -7,33 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TestServer, query, udp};
+use common::{TestServer, query, tcp_read, tcp_send, udp};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Sends `msg` over TCP and reads answer messages until the transfer is complete: a second
 /// SOA, a first message holding only the SOA (IXFR: up to date), or an error code.
 async fn transfer(addr: SocketAddr, msg: &Message) -> Vec<Message> {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let bytes = msg.to_vec().unwrap();
-    s.write_all(&(bytes.len() as u16).to_be_bytes())
-        .await
-        .unwrap();
-    s.write_all(&bytes).await.unwrap();
+    let mut s = tcp_send(addr, msg).await;
     let mut out: Vec<Message> = Vec::new();
     let mut soas = 0;
     loop {
-        let mut len = [0u8; 2];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
-            .await
-            .expect("transfer message in time")
-            .unwrap();
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).await.unwrap();
-        let m = Message::from_vec(&buf).expect("transfer message parses");
+        let m = tcp_read(&mut s, Duration::from_secs(5)).await;
         assert_eq!(m.metadata.id, msg.metadata.id);
         soas += m
             .answers

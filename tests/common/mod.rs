@@ -1,5 +1,5 @@
-//! Test helpers: start clusterdns on an ephemeral loopback port over a manifests directory,
-//! and talk to it over real UDP and TCP sockets.
+//! Test helpers: start clusterdns on an ephemeral loopback port over a manifests directory or
+//! the API server emulator, and talk to it over real UDP and TCP sockets.
 #![allow(dead_code)]
 pub mod apiserver;
 pub mod upstream;
@@ -46,7 +46,7 @@ impl TestServer {
     pub async fn example(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&example_dir(), dir.path());
-        Self::start(dir, extra).await
+        Self::manifests(dir, extra).await
     }
 
     /// Serves `files` (name, content) written into a fresh directory.
@@ -57,22 +57,33 @@ impl TestServer {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
-        Self::start(dir, extra).await
+        Self::manifests(dir, extra).await
     }
 
-    async fn start(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+    /// Serves what the API server emulator holds (through a kubeconfig written for it into
+    /// the server's directory), with extra flags.
+    pub async fn kube(api: &apiserver::ApiServer, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        let kc = kubeconfig.to_str().unwrap().to_owned();
+        Self::start(dir, &["--kubeconfig", &kc], extra).await
+    }
+
+    async fn manifests(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let d = dir.path().to_str().unwrap().to_owned();
+        let source = ["--manifests", &d, "--manifests-poll", "200ms"];
+        Self::start(dir, &source, extra).await
+    }
+
+    async fn start(dir: tempfile::TempDir, source: &[&str], extra: &[&str]) -> Self {
         let mut args = vec![
             "clusterdns",
-            "--manifests",
-            &d,
             "--listen",
             "127.0.0.1:0",
-            "--manifests-poll",
-            "200ms",
             "--metrics-listen",
             "127.0.0.1:0",
         ];
+        args.extend_from_slice(source);
         args.extend_from_slice(extra);
         // Tests never reach the machine's own resolvers: forwarding only where a test names
         // its upstreams.
@@ -140,22 +151,33 @@ pub async fn udp(addr: SocketAddr, msg: &Message) -> (Message, usize) {
     (parsed, len)
 }
 
-/// Sends `msg` over a fresh TCP connection and parses the reply.
-pub async fn tcp(addr: SocketAddr, msg: &Message) -> Message {
+/// Opens a TCP connection and writes `msg` on it, length-prefixed.
+pub async fn tcp_send(addr: SocketAddr, msg: &Message) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let bytes = msg.to_vec().unwrap();
     s.write_all(&(bytes.len() as u16).to_be_bytes())
         .await
         .unwrap();
     s.write_all(&bytes).await.unwrap();
+    s
+}
+
+/// Reads one length-prefixed message from `s` within `wait` and parses it.
+pub async fn tcp_read(s: &mut TcpStream, wait: Duration) -> Message {
     let mut len = [0u8; 2];
-    tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut len))
+    tokio::time::timeout(wait, s.read_exact(&mut len))
         .await
-        .expect("TCP reply in time")
+        .expect("TCP message in time")
         .unwrap();
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut buf).await.unwrap();
-    let parsed = Message::from_vec(&buf).unwrap();
+    Message::from_vec(&buf).expect("TCP message parses")
+}
+
+/// Sends `msg` over a fresh TCP connection and parses the reply.
+pub async fn tcp(addr: SocketAddr, msg: &Message) -> Message {
+    let mut s = tcp_send(addr, msg).await;
+    let parsed = tcp_read(&mut s, Duration::from_secs(3)).await;
     assert_eq!(parsed.metadata.id, msg.metadata.id);
     parsed
 }
