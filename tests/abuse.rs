@@ -877,11 +877,16 @@ fn socket_drops(addr: SocketAddr) -> Option<u64> {
 /// One task floods the server from one socket (at most 50k queries or 5 s, never reading),
 /// while another client asks 50 normal queries with random IDs, each within 2 s; with
 /// `retry_every`, a query is sent again at that interval inside its 2 s, as stub resolvers do.
+/// The flood sends its first 2,000 queries, waits for the client, and goes on; the client asks
+/// only once the flood has resumed, so the two overlap however the machine schedules them.
 /// Returns how many of the 50 went unanswered, and the flood's count while the client asked.
 async fn flood_and_ask(server: &TestServer, retry_every: Option<Duration>) -> (usize, usize) {
+    const HEAD_START: usize = 2_000;
     let addr = server.addr;
     let sent = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let (under_way_tx, under_way) = tokio::sync::oneshot::channel::<()>();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
     let flood = {
         let (sent, stop) = (Arc::clone(&sent), Arc::clone(&stop));
         tokio::spawn(async move {
@@ -895,8 +900,17 @@ async fn flood_and_ask(server: &TestServer, retry_every: Option<Duration>) -> (u
                 .iter()
                 .map(|n| query(n, RecordType::A, None).to_vec().unwrap())
                 .collect();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let (mut under_way_tx, mut go_rx) = (Some(under_way_tx), Some(go_rx));
+            let mut deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             for i in 0..50_000usize {
+                if i == HEAD_START
+                    && let (Some(tx), Some(rx)) = (under_way_tx.take(), go_rx.take())
+                {
+                    let _ = tx.send(());
+                    // The client has dropped its sender if it gave up.
+                    let _ = rx.await;
+                    deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                }
                 if stop.load(Ordering::Relaxed) || tokio::time::Instant::now() > deadline {
                     break;
                 }
@@ -911,15 +925,20 @@ async fn flood_and_ask(server: &TestServer, retry_every: Option<Duration>) -> (u
             }
         })
     };
-    // Let the flood get going before the measured client starts.
-    let started = tokio::time::Instant::now();
-    while sent.load(Ordering::Relaxed) < 2_000 && started.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let at_start = sent.load(Ordering::Relaxed);
+    let head_start = tokio::time::timeout(Duration::from_secs(10), under_way).await;
     assert!(
-        at_start >= 2_000,
-        "the flood is under way ({at_start} sent)"
+        matches!(head_start, Ok(Ok(()))),
+        "the flood sent its first {HEAD_START} queries within 10 s"
+    );
+    let at_start = sent.load(Ordering::Relaxed);
+    let _ = go.send(());
+    let resumed = tokio::time::Instant::now();
+    while sent.load(Ordering::Relaxed) == at_start && resumed.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        sent.load(Ordering::Relaxed) > at_start,
+        "the flood went on once the client was ready"
     );
 
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -955,7 +974,6 @@ async fn flood_and_ask(server: &TestServer, retry_every: Option<Duration>) -> (u
     let during = sent.load(Ordering::Relaxed) - at_start;
     stop.store(true, Ordering::Relaxed);
     flood.await.unwrap();
-    assert!(during > 0, "the flood went on while the client asked");
     healthy(addr, "the flood").await;
     (unanswered, during)
 }
