@@ -9,12 +9,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::{
-    EndpointSlice, Ingress, IpList, Kind, Object, ObjectKey, Pod, Service, ServiceKind,
-};
+use crate::model::{EndpointSlice, Ingress, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
     ExternalService, ExternalTable, PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput,
-    ServicePtrs, ShardedMap, Snapshot, ZoneConfig, build_service, service_key,
+    ServiceRecords, ShardedMap, Snapshot, ZoneConfig, build_service, service_key,
 };
 use objects::ObjectMap;
 
@@ -88,9 +86,10 @@ pub struct Cluster {
     ingresses: ObjectMap<Ingress>,
     /// Services with external addresses, for the external zones.
     external_services: BTreeSet<ObjectKey>,
-    /// What each Service last put in the reverse map (the snapshot's `PtrSet`s hold the
-    /// targets themselves, every Service's contribution).
-    ptr_by_service: HashMap<ObjectKey, PtrContribution>,
+    /// The next never-used Service id (`ServiceRecords::id`).
+    next_id: u32,
+    /// Ids of deleted Services, free for new ones.
+    free_ids: Vec<u32>,
     /// Pods by address, for `--pods verified`.
     pods_by_ip: HashMap<IpAddr, BTreeSet<ObjectKey>>,
     /// Pod addresses whose namespaces may have changed since the last publish.
@@ -102,13 +101,6 @@ pub struct Cluster {
     programming_pending: Vec<(ObjectKey, i64)>,
     /// Published ones: (service kind label, trigger time in Unix ms).
     programming_done: Vec<(&'static str, i64)>,
-}
-
-/// The PTR targets one Service build put in the reverse map: their names' buffer (which
-/// tells them apart from other Services' targets) and their addresses.
-struct PtrContribution {
-    buf: Arc<str>,
-    ips: IpList,
 }
 
 /// What one `apply` changed.
@@ -178,7 +170,8 @@ impl Cluster {
             namespace_objects: HashSet::new(),
             ingresses: ObjectMap::new(),
             external_services: BTreeSet::new(),
-            ptr_by_service: HashMap::new(),
+            next_id: 0,
+            free_ids: Vec::new(),
             pods_by_ip: HashMap::new(),
             pod_ips_touched: BTreeSet::new(),
             expected: expected.iter().copied().collect(),
@@ -410,10 +403,8 @@ impl Cluster {
             .filter_map(move |n| self.pods.get(&ObjectKey::new(ns, n)))
     }
 
-    fn build(&self, key: &ObjectKey) -> (Option<crate::zone::ServiceRecords>, ServicePtrs) {
-        let Some(svc) = self.services.get(key) else {
-            return (None, ServicePtrs::default());
-        };
+    fn build(&self, key: &ObjectKey, id: u32) -> Option<ServiceRecords> {
+        let svc = self.services.get(key)?;
         let slices: Vec<&EndpointSlice> = self
             .slices_by_service
             .get(key)
@@ -449,67 +440,67 @@ impl Cluster {
                 self.options.endpoint_pod_names,
             ),
         };
-        build_service(&input, &self.config.origin)
+        build_service(&input, id)
     }
 
-    /// Replaces one Service's PTR targets in `reverse`; returns whether any answer changed.
-    fn update_ptrs(&mut self, key: &ObjectKey, new: ServicePtrs, reverse: &mut ReverseMap) -> bool {
-        let mut new_ips: Vec<IpAddr> = new.targets.iter().map(|(ip, _)| *ip).collect();
-        new_ips.dedup();
-        let old = self.ptr_by_service.get(key);
-        let unchanged = match (old, &new.buf) {
-            (None, None) => true,
-            // Equal buffers are equal target lists (the names, one per line, in order).
-            (Some(old), Some(buf)) => *old.buf == **buf && *old.ips == *new_ips,
-            _ => false,
-        };
-        if unchanged {
-            return false;
-        }
-        let old = self.ptr_by_service.remove(key);
-        let old_buf = old.as_ref().map(|o| &o.buf);
-        let mut touched: Vec<IpAddr> = old.iter().flat_map(|o| o.ips.iter().copied()).collect();
-        touched.extend_from_slice(&new_ips);
-        touched.sort_unstable();
-        touched.dedup();
-        let mut visible = false;
-        let mut adding = new.targets.iter().peekable();
-        for ip in touched {
-            let current = reverse.get(&ip);
-            let mut mine = Vec::new();
-            while let Some((_, t)) = adding.next_if(|(a, _)| *a == ip) {
-                mine.push(t.clone());
-            }
-            let next = match current {
-                // The common case: an address only this Service publishes.
-                None if mine.len() == 1 => mine.pop().map(PtrSet::One),
-                None => PtrSet::new(mine),
-                Some(set) => {
-                    let mut list: Vec<PtrTarget> = set
-                        .all()
+    /// Moves one Service's claims in `reverse` from what `old` published to what `new` does:
+    /// only the addresses it gains or loses are rewritten (names are spelled at answer time).
+    fn update_ptrs(
+        id: u32,
+        old: Option<&ServiceRecords>,
+        new: Option<&ServiceRecords>,
+        by_id: &ShardedMap<u32, Arc<ServiceRecords>>,
+        reverse: &mut ReverseMap,
+    ) {
+        let before = old.map(ServiceRecords::ptr_addresses).unwrap_or_default();
+        let after = new.map(ServiceRecords::ptr_addresses).unwrap_or_default();
+        // Both sorted: a merge finds what left and what came.
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let ((ip, cluster_ip), add) = match (before.get(i), after.get(j)) {
+                (Some(x), Some(y)) if x == y => {
+                    i += 1;
+                    j += 1;
+                    continue;
+                }
+                (Some(x), y) if y.is_none_or(|y| x < y) => {
+                    i += 1;
+                    (*x, false)
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    (*y, true)
+                }
+                _ => break,
+            };
+            let target = PtrTarget {
+                service: id,
+                cluster_ip,
+            };
+            let next = match (reverse.get(&ip), add) {
+                // The common cases: an address only this Service has, coming or going.
+                (None, true) => Some(PtrSet::One(target)),
+                (Some(PtrSet::One(t)), false) if *t == target => None,
+                (current, _) => {
+                    let mut list: Vec<PtrTarget> = current
+                        .map(|s| s.all())
+                        .unwrap_or_default()
                         .iter()
-                        .filter(|t| !old_buf.is_some_and(|b| t.name.is_in(b)))
-                        .cloned()
+                        .filter(|t| **t != target)
+                        .copied()
                         .collect();
-                    list.append(&mut mine);
-                    PtrSet::new(list)
+                    if add {
+                        list.push(target);
+                    }
+                    PtrSet::new(list, |id| {
+                        by_id
+                            .get(&id)
+                            .map(|r| format!("{}.{}", r.name.as_str(), r.namespace.as_str()))
+                    })
                 }
             };
-            visible |= current.map(|s| &**s) != next.as_deref();
-            // Written even when the answer is the same: the targets now point into the new
-            // build's buffer, which is how the next update tells them apart.
             reverse.set(ip, next);
         }
-        if let Some(buf) = new.buf {
-            self.ptr_by_service.insert(
-                key.clone(),
-                PtrContribution {
-                    buf,
-                    ips: new_ips.into(),
-                },
-            );
-        }
-        visible
     }
 
     fn unindex_pod_ips(&mut self, key: &ObjectKey, ips: &[IpAddr]) {
@@ -522,6 +513,14 @@ impl Cluster {
             }
             self.pod_ips_touched.insert(*ip);
         }
+    }
+
+    /// An unused Service id.
+    fn take_id(&mut self) -> u32 {
+        self.free_ids.pop().unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        })
     }
 
     /// Namespaces with a pod that has `ip`.
@@ -613,18 +612,40 @@ impl Cluster {
         let mut next = (*old).clone();
         let mut visible = false;
 
-        let mut service_changes = Vec::new();
+        let mut freed = Vec::new();
         for key in &touched.services {
-            let (records, ptrs) = self.build(key);
             let skey = service_key(&key.namespace, &key.name);
             let before = old.services.get(&*skey);
-            if before.map(|r| &**r) != records.as_ref() {
-                visible = true;
-                service_changes.push((skey, records.map(Arc::new)));
+            let (id, fresh) = match before {
+                Some(r) => (r.id, false),
+                None => (self.take_id(), true),
+            };
+            let records = self.build(key, id);
+            if before.map(|r| &**r) == records.as_ref() {
+                if fresh {
+                    self.free_ids.push(id);
+                }
+                continue;
             }
-            visible |= self.update_ptrs(key, ptrs, &mut next.reverse);
+            visible = true;
+            let records = records.map(Arc::new);
+            next.by_id.set(id, records.clone());
+            Self::update_ptrs(
+                id,
+                before.map(|r| &**r),
+                records.as_deref(),
+                &next.by_id,
+                &mut next.reverse,
+            );
+            if records.is_none() {
+                freed.push(id);
+            }
+            next.services.set(skey, records);
         }
-        next.services.update(service_changes);
+        // Reused only from the next publish on: nothing in this one can mistake them.
+        self.free_ids.append(&mut freed);
+        next.services.rebalance();
+        next.by_id.rebalance();
         next.reverse.rebalance();
 
         if self.config.pods == PodsMode::Verified {
@@ -677,6 +698,7 @@ impl Cluster {
             next.serial = now.max(old.serial.wrapping_add(1));
         }
         let regrown = next.services.shard_count() != old.services.shard_count()
+            || next.by_id.shard_count() != old.by_id.shard_count()
             || next.reverse.shard_counts() != old.reverse.shard_counts();
         self.snapshot = Arc::new(next);
         if regrown {

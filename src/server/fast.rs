@@ -22,6 +22,7 @@ use hickory_proto::rr::RecordType;
 use super::MAX_UDP_PAYLOAD;
 use crate::zone::{
     AnswerData, AnswerZone, MAX_LABELS, Rcode, ServiceRecords, Snapshot, Srv, lookup_labels,
+    ptr_names,
 };
 
 /// Most SRV records the fast path writes; larger sets (a big headless Service over TCP) take
@@ -154,7 +155,7 @@ pub fn answer(
                 w.put(&s.weight.to_be_bytes())?;
                 w.put(&s.port.to_be_bytes())?;
                 *at = w.pos as u16;
-                w.service_target(service, s, query.get(usize::from(zone)..q.name_end)?)?;
+                w.service_target(service, s.target, query.get(usize::from(zone)..q.name_end)?)?;
                 w.finish_rdata(rdlen)?;
                 answers += 1;
             }
@@ -168,12 +169,16 @@ pub fn answer(
                 }
             }
         }
-        AnswerData::Ptr(targets) => {
-            for t in targets.iter() {
+        AnswerData::Ptr { ip, targets } => {
+            // Targets are spelled under the zone's own name (the question is a reverse name):
+            // its wire form, in a buffer on the stack.
+            let mut origin = [0u8; 255];
+            let origin = wire_name(&snapshot.config.origin, &mut origin)?;
+            for (service, endpoint) in ptr_names(snapshot, ip, targets) {
                 w.put(&[0xc0, 12])?;
                 w.put(&TYPE_PTR.to_be_bytes())?;
                 let rdlen = w.record_head(ttl)?;
-                w.dotted(t.name.as_str())?;
+                w.service_target(service, endpoint, origin)?;
                 w.finish_rdata(rdlen)?;
                 answers += 1;
             }
@@ -394,6 +399,20 @@ fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
     }
 }
 
+/// `name` in wire form (labels, then the root label) in `buf`; `None` if it does not fit.
+fn wire_name<'b>(name: &hickory_proto::rr::Name, buf: &'b mut [u8; 255]) -> Option<&'b [u8]> {
+    let mut pos = 0;
+    for label in name.iter() {
+        let len = u8::try_from(label.len()).ok()?;
+        *buf.get_mut(pos)? = len;
+        buf.get_mut(pos + 1..pos + 1 + label.len())?
+            .copy_from_slice(label);
+        pos += 1 + label.len();
+    }
+    *buf.get_mut(pos)? = 0;
+    buf.get(..=pos)
+}
+
 /// A cursor over the output buffer; every write fails (`None`) past its end.
 struct Writer<'b> {
     buf: &'b mut [u8],
@@ -448,16 +467,6 @@ impl Writer<'_> {
         self.put(label)
     }
 
-    /// A fully qualified dotted name (`a.b.c.`), uncompressed.
-    fn dotted(&mut self, name: &str) -> Option<()> {
-        let start = self.pos;
-        for l in name.strip_suffix('.')?.split('.') {
-            self.label(l.as_bytes())?;
-        }
-        self.put(&[0])?;
-        (self.pos - start <= 255).then_some(())
-    }
-
     /// An A or AAAA record of `ip` owned by the name at `owner`.
     fn address(&mut self, owner: u16, ttl: u32, ip: IpAddr) -> Option<()> {
         self.pointer(owner)?;
@@ -500,9 +509,14 @@ impl Writer<'_> {
 
     /// `[<endpoint>.]<service>.<namespace>.svc.<zone>`, the zone as the question spells it
     /// (`zone` is its wire form, root label included).
-    fn service_target(&mut self, svc: &ServiceRecords, srv: &Srv, zone: &[u8]) -> Option<()> {
+    fn service_target(
+        &mut self,
+        svc: &ServiceRecords,
+        endpoint: Option<u32>,
+        zone: &[u8],
+    ) -> Option<()> {
         let start = self.pos;
-        if let Some(i) = srv.target {
+        if let Some(i) = endpoint {
             self.label(svc.endpoints.get(i as usize)?.label.as_bytes())?;
         }
         self.label(svc.name.as_bytes())?;

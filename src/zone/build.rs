@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::{EndpointName, NamedPort, ServicePtrs, ServiceRecords, ServiceShape, Srv};
+use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv};
 use crate::model::{Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
@@ -57,28 +57,25 @@ fn weight(candidates: usize) -> u16 {
     (100 / candidates.max(1)).max(1) as u16
 }
 
-/// Builds the records of one Service. `None` means the Service has no name in DNS: an
-/// ExternalName that is an IP address, or a headless Service with no ready endpoint
-/// (specification §2.4.1: NXDOMAIN).
-pub fn build_service(
-    input: &ServiceInput<'_>,
-    origin: &Name,
-) -> (Option<ServiceRecords>, ServicePtrs) {
+/// Builds the records of one Service, with the id its reverse entries name it by. `None`
+/// means the Service has nothing in DNS: an ExternalName that is an IP address, or a headless
+/// Service with no endpoint at all. A headless Service whose only endpoints are pods named by
+/// `hostname`/`subdomain` has records for their PTRs but no name (`resolvable` is false;
+/// specification §2.4.1: NXDOMAIN).
+pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords> {
     let namespace = input.namespace.to_ascii_lowercase();
     let name = input.name.to_ascii_lowercase();
-    let service_fqdn = format!("{name}.{namespace}.svc.{}", origin.to_ascii());
-    let mut ptrs: Vec<(IpAddr, bool, String)> = Vec::new();
 
     let shape = match input.kind {
         ServiceKind::ClusterIp(_) => ServiceShape::ClusterIp,
         ServiceKind::Headless => ServiceShape::Headless,
         ServiceKind::ExternalName(target) => {
             if target.parse::<IpAddr>().is_ok() {
-                return (None, ServicePtrs::default());
+                return None;
             }
             match Name::from_ascii(format!("{target}.")) {
                 Ok(t) => ServiceShape::ExternalName(t),
-                Err(_) => return (None, ServicePtrs::default()),
+                Err(_) => return None,
             }
         }
     };
@@ -117,18 +114,9 @@ pub fn build_service(
             .map(|i| i as u32)
     };
 
-    for (ep, label) in input.endpoints.iter().zip(&labels_of) {
-        for a in ep.addresses {
-            ptrs.push((*a, false, format!("{label}.{service_fqdn}")));
-        }
-    }
-
     let (addresses, srv_all, ports) = match input.kind {
         ServiceKind::ExternalName(_) => (Box::default(), Box::default(), Box::default()),
         ServiceKind::ClusterIp(ips) => {
-            for ip in ips.iter() {
-                ptrs.push((*ip, true, service_fqdn.clone()));
-            }
             let w = weight(input.ports.len() * ips.len());
             let mut srv_all: Vec<Srv> = Vec::new();
             for p in input.ports {
@@ -185,7 +173,20 @@ pub fn build_service(
             let addresses =
                 sorted_families(members().flat_map(|(ep, _)| ep.addresses.iter().copied()));
             if addresses.is_empty() {
-                return (None, ServicePtrs::new(ptrs));
+                if endpoints.is_empty() {
+                    return None;
+                }
+                // Named pods only: their PTRs, no name of its own.
+                return Some(ServiceRecords {
+                    id,
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    shape,
+                    addresses,
+                    srv_all: Box::default(),
+                    ports: Box::default(),
+                    endpoints,
+                });
             }
             // Candidates are (address × port); records are de-duplicated by (target, port).
             let mut all: Vec<(u32, u16)> = Vec::new();
@@ -228,7 +229,8 @@ pub fn build_service(
         }
     };
 
-    let records = ServiceRecords {
+    Some(ServiceRecords {
+        id,
         namespace: namespace.into(),
         name: name.into(),
         shape,
@@ -236,8 +238,7 @@ pub fn build_service(
         srv_all,
         ports,
         endpoints,
-    };
-    (Some(records), ServicePtrs::new(ptrs))
+    })
 }
 
 /// De-duplicates addresses, v4 first, each family in its first-seen order.

@@ -54,8 +54,13 @@ pub enum AnswerData<'a> {
         /// The SRV set.
         srv: &'a [Srv],
     },
-    /// PTR records.
-    Ptr(&'a [PtrTarget]),
+    /// PTR records of `ip`: the names `zone::ptr_names` lists for these targets.
+    Ptr {
+        /// The address asked for.
+        ip: IpAddr,
+        /// The Services that answer for it.
+        targets: &'a [PtrTarget],
+    },
     /// An external zone's NS record (`ns1.dns.<zone>`), with its addresses as glue.
     ExternalNs,
     /// SRV records of an external name, with their targets' addresses as glue.
@@ -120,7 +125,10 @@ fn find_service<'s>(snap: &'s Snapshot, ns: &[u8], svc: &[u8]) -> Option<&'s Ser
     k[ns.len()] = b'/';
     k[ns.len() + 1..].copy_from_slice(svc);
     k.make_ascii_lowercase();
-    snap.services.get(&*k).map(|r| &**r)
+    snap.services
+        .get(&*k)
+        .map(|r| &**r)
+        .filter(|r| r.resolvable())
 }
 
 fn namespace_exists(snap: &Snapshot, ns: &[u8]) -> bool {
@@ -377,7 +385,10 @@ fn reverse_lookup<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) -> 
         };
     };
     let data = match qtype {
-        RecordType::PTR | RecordType::ANY => AnswerData::Ptr(targets),
+        RecordType::PTR | RecordType::ANY => AnswerData::Ptr {
+            ip,
+            targets: &targets[..],
+        },
         _ => AnswerData::Empty,
     };
     Answer {

@@ -20,7 +20,7 @@ pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable}
 pub use label::Label;
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels, reverse_address};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
-pub use ptr::{PtrName, PtrSet, PtrTarget, ReverseMap, ServicePtrs};
+pub use ptr::{PtrSet, PtrTarget, ReverseMap, ptr_names};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
 pub use xfr::transfer_records;
@@ -159,6 +159,8 @@ pub enum ServiceShape {
 /// Everything DNS answers for one Service, built once per change of the Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRecords {
+    /// The Service's id while it exists: how reverse entries name it (`Snapshot::by_id`).
+    pub id: u32,
     /// Namespace, lower case.
     pub namespace: Label,
     /// Service name, lower case.
@@ -176,6 +178,27 @@ pub struct ServiceRecords {
 }
 
 impl ServiceRecords {
+    /// Whether the Service's own name exists: a headless Service without ready endpoints has
+    /// none (specification §2.4.1), though its named pods still have PTR records.
+    pub fn resolvable(&self) -> bool {
+        !(self.shape == ServiceShape::Headless && self.addresses.is_empty())
+    }
+
+    /// The addresses this Service puts in the reverse zones, sorted and de-duplicated: its
+    /// cluster IPs (`true`) and every endpoint name's addresses (`false`).
+    pub fn ptr_addresses(&self) -> Vec<(IpAddr, bool)> {
+        let mut list: Vec<(IpAddr, bool)> = Vec::new();
+        if self.shape == ServiceShape::ClusterIp {
+            list.extend(self.addresses.iter().map(|ip| (*ip, true)));
+        }
+        for e in self.endpoints.iter() {
+            list.extend(e.addresses.iter().map(|ip| (*ip, false)));
+        }
+        list.sort_unstable();
+        list.dedup();
+        list
+    }
+
     /// Finds an endpoint name (lower-case label).
     pub fn endpoint(&self, label: &[u8]) -> Option<&EndpointName> {
         self.endpoints
@@ -210,7 +233,10 @@ pub struct Snapshot {
     pub namespaces: Arc<HashSet<Box<str>>>,
     /// Services by `service_key`.
     pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
-    /// PTR targets by address (every Service's contribution; derefs to the answer).
+    /// Services by `ServiceRecords::id`: what reverse entries refer to (the same `Arc`s as
+    /// `services`).
+    pub by_id: ShardedMap<u32, Arc<ServiceRecords>>,
+    /// PTR targets by address (every Service's claim; derefs to the answer).
     pub reverse: ReverseMap,
     /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
@@ -228,6 +254,7 @@ impl Snapshot {
             nameserver_addresses: Arc::new([]),
             namespaces: Arc::new(HashSet::new()),
             services: ShardedMap::new(),
+            by_id: ShardedMap::new(),
             reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
             external: Arc::default(),

@@ -1,162 +1,31 @@
-//! PTR data: target names and the set of targets of one address.
+//! PTR data: which Services answer for an address.
 //!
-//! Memory: at 1M endpoints there is a PTR target per endpoint. The names of one Service's
-//! targets share one buffer (`PtrName` is a range of it, no allocation of its own), and an
-//! address with a single target stores it inline. The set keeps every Service's
-//! contribution, so the cluster needs no other per-address index; the buffer also tells
-//! which Service build a target came from.
+//! Memory: at 1M endpoints there is a reverse entry per endpoint, so an entry names its
+//! Service by a 4-byte id (`ServiceRecords::id`, looked up in `Snapshot::by_id`) and holds no
+//! name: the target (`<endpoint>.<service>.<namespace>.svc.<zone>`, or the Service name for a
+//! cluster IP) is spelled at answer time from the Service's records, as forward names are. A
+//! Service's change then rewrites only the addresses it gains or loses, not every address it
+//! has: renaming an endpoint touches no reverse entry at all.
 
-use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Deref;
 use std::sync::Arc;
 
-use super::ShardedMap;
+use super::{ServiceRecords, ShardedMap, Snapshot};
 
-/// A fully qualified PTR target name: a range of a buffer shared by one Service's targets,
-/// and whether it names a cluster IP (kept here, in what would be padding).
-#[derive(Clone)]
-pub struct PtrName {
-    buf: Arc<str>,
-    start: u32,
-    len: u16,
-    cluster_ip: bool,
-}
-
-impl PtrName {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        let start = self.start as usize;
-        self.buf
-            .get(start..start + usize::from(self.len))
-            .unwrap_or_default()
-    }
-
-    /// Whether this name lives in `buf` (it came from the build that made `buf`).
-    pub fn is_in(&self, buf: &Arc<str>) -> bool {
-        Arc::ptr_eq(&self.buf, buf)
-    }
-}
-
-impl Deref for PtrName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for PtrName {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq for PtrName {
-    fn eq(&self, other: &Self) -> bool {
-        self.cluster_ip == other.cluster_ip && self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for PtrName {}
-
-impl PartialOrd for PtrName {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for PtrName {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.cluster_ip, self.as_str()).cmp(&(other.cluster_ip, other.as_str()))
-    }
-}
-
-impl Hash for PtrName {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.cluster_ip.hash(state);
-        self.as_str().hash(state);
-    }
-}
-
-impl fmt::Debug for PtrName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for PtrName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A PTR target: a name, which names a cluster IP or an endpoint (cluster IPs win).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One Service's claim on an address: its cluster IP, or its endpoint names that carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PtrTarget {
-    /// The fully qualified target, lower case.
-    pub name: PtrName,
+    /// The Service (`ServiceRecords::id`).
+    pub service: u32,
+    /// True for a cluster IP (the Service's own name answers), false for endpoint names.
+    pub cluster_ip: bool,
 }
 
-impl PtrTarget {
-    /// True for a Service's cluster IP.
-    pub fn cluster_ip(&self) -> bool {
-        self.name.cluster_ip
-    }
-}
-
-/// One Service's PTR targets, sorted by address, their names in one shared buffer.
-#[derive(Clone, Debug, Default)]
-pub struct ServicePtrs {
-    /// The buffer every name is a range of (`None` when there are no targets).
-    pub buf: Option<Arc<str>>,
-    /// (address, target), sorted and de-duplicated.
-    pub targets: Vec<(IpAddr, PtrTarget)>,
-}
-
-impl ServicePtrs {
-    /// Builds the set from (address, cluster IP?, name); sorts and de-duplicates it.
-    pub fn new(mut list: Vec<(IpAddr, bool, String)>) -> Self {
-        list.sort();
-        list.dedup();
-        if list.is_empty() {
-            return Self::default();
-        }
-        // Names separated by a newline: equal buffers mean equal target lists.
-        let mut text = String::with_capacity(list.iter().map(|(_, _, n)| n.len() + 1).sum());
-        let mut ranges = Vec::with_capacity(list.len());
-        for (_, _, name) in &list {
-            let start = text.len();
-            text.push_str(name);
-            ranges.push((start, text.len()));
-            text.push('\n');
-        }
-        let buf: Arc<str> = text.into();
-        let targets = list
-            .into_iter()
-            .zip(ranges)
-            .map(|((ip, cluster_ip, _), (start, end))| {
-                // A DNS name has at most 255 octets; a longer one would read as empty.
-                let name = PtrName {
-                    buf: Arc::clone(&buf),
-                    start: u32::try_from(start).unwrap_or(u32::MAX),
-                    len: u16::try_from(end - start).unwrap_or(0),
-                    cluster_ip,
-                };
-                (ip, PtrTarget { name })
-            })
-            .collect();
-        Self {
-            buf: Some(buf),
-            targets,
-        }
-    }
-}
-
-/// The PTR targets of one address: every Service's contribution, the answered ones first.
+/// The PTR targets of one address: every Service's claim, the answered ones first.
 ///
 /// Derefs to the answer: a cluster IP's Service wins (the first by name); otherwise every
-/// endpoint name, sorted.
+/// Service's endpoint names, by Service name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PtrSet {
     /// The only target.
@@ -166,11 +35,10 @@ pub enum PtrSet {
 }
 
 impl PtrSet {
-    /// The set of `targets` (any order, no duplicates expected); `None` when empty.
-    pub fn new(mut targets: Vec<PtrTarget>) -> Option<Self> {
-        targets.sort_by(|a, b| {
-            (b.cluster_ip(), a.name.as_str()).cmp(&(a.cluster_ip(), b.name.as_str()))
-        });
+    /// The set of `targets`, ordered by `(cluster IP first, name_of(service))`; `None` when
+    /// empty.
+    pub fn new<N: Ord>(mut targets: Vec<PtrTarget>, name_of: impl Fn(u32) -> N) -> Option<Self> {
+        targets.sort_by_cached_key(|t| (!t.cluster_ip, name_of(t.service), t.service));
         targets.dedup();
         match targets.len() {
             0 => None,
@@ -195,11 +63,36 @@ impl Deref for PtrSet {
             PtrSet::One(t) => std::slice::from_ref(t),
             // Sorted cluster IPs first: the first of them is the whole answer.
             PtrSet::Many(targets) => match targets.first() {
-                Some(first) if first.cluster_ip() => std::slice::from_ref(first),
+                Some(first) if first.cluster_ip => std::slice::from_ref(first),
                 _ => targets,
             },
         }
     }
+}
+
+/// The names a PTR answer lists, as (Service, endpoint index): `None` is the Service's own
+/// name. Allocates nothing; an endpoint target lists every endpoint name of its Service that
+/// carries `ip` (one, in practice), in label order.
+pub fn ptr_names<'s>(
+    snap: &'s Snapshot,
+    ip: IpAddr,
+    targets: &'s [PtrTarget],
+) -> impl Iterator<Item = (&'s ServiceRecords, Option<u32>)> + 's {
+    targets.iter().flat_map(move |t| {
+        let svc = snap.by_id.get(&t.service).map(|r| &**r);
+        let own = svc.filter(|_| t.cluster_ip).map(|s| (s, None));
+        let endpoints = svc
+            .filter(|_| !t.cluster_ip)
+            .into_iter()
+            .flat_map(move |s| {
+                s.endpoints
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, e)| e.addresses.contains(&ip))
+                    .map(move |(i, _)| (s, Some(i as u32)))
+            });
+        own.into_iter().chain(endpoints)
+    })
 }
 
 /// PTR targets by address, IPv4 and IPv6 apart (a 4-byte key, not a 17-byte `IpAddr`, for
@@ -269,69 +162,43 @@ impl ReverseMap {
 mod tests {
     use super::*;
 
-    fn ptrs(list: &[(&str, bool, &str)]) -> ServicePtrs {
-        ServicePtrs::new(
-            list.iter()
-                .map(|(ip, c, n)| (ip.parse().unwrap(), *c, (*n).to_owned()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn names_share_one_buffer() {
-        let p = ptrs(&[
-            ("10.0.0.2", false, "b.svc.ns.svc.cluster.local."),
-            ("10.0.0.1", true, "svc.ns.svc.cluster.local."),
-            ("10.0.0.2", false, "b.svc.ns.svc.cluster.local."),
-        ]);
-        let buf = p.buf.clone().unwrap();
-        let names: Vec<&str> = p.targets.iter().map(|(_, t)| t.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["svc.ns.svc.cluster.local.", "b.svc.ns.svc.cluster.local."]
-        );
-        assert!(p.targets.iter().all(|(_, t)| t.name.is_in(&buf)));
-        let other = ptrs(&[("10.0.0.1", true, "svc.ns.svc.cluster.local.")]);
-        assert_eq!(other.targets[0].1, p.targets[0].1, "equal by content");
-        assert!(!other.targets[0].1.name.is_in(&buf));
+    fn t(service: u32, cluster_ip: bool) -> PtrTarget {
+        PtrTarget {
+            service,
+            cluster_ip,
+        }
     }
 
     #[test]
     fn cluster_ip_wins_the_answer() {
-        let t = |c: bool, n: &str| ptrs(&[("10.0.0.1", c, n)]).targets[0].1.clone();
-        let set = PtrSet::new(vec![t(false, "e.a."), t(true, "z."), t(true, "c.")]).unwrap();
-        assert_eq!(
-            set.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-            ["c."]
-        );
+        let names = ["e", "z", "c", "y", "x"];
+        let name_of = |id: u32| names[id as usize];
+        let set = PtrSet::new(vec![t(0, false), t(1, true), t(2, true)], name_of).unwrap();
+        assert_eq!(&*set, [t(2, true)]);
         assert_eq!(set.all().len(), 3);
-        let set = PtrSet::new(vec![t(false, "y.b."), t(false, "x.a.")]).unwrap();
-        assert_eq!(
-            set.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-            ["x.a.", "y.b."]
-        );
+        let set = PtrSet::new(vec![t(3, false), t(4, false), t(3, false)], name_of).unwrap();
+        assert_eq!(&*set, [t(4, false), t(3, false)]);
         assert!(matches!(
-            PtrSet::new(vec![t(false, "x.")]),
+            PtrSet::new(vec![t(4, false)], name_of),
             Some(PtrSet::One(_))
         ));
-        assert_eq!(PtrSet::new(Vec::new()), None);
+        assert_eq!(PtrSet::new(Vec::new(), name_of), None);
         assert_eq!(
             (
                 std::mem::size_of::<PtrTarget>(),
                 std::mem::size_of::<PtrSet>()
             ),
-            (24, 24)
+            (8, 16)
         );
     }
 
     #[test]
     fn reverse_map_by_family() {
-        let t = ptrs(&[("10.0.0.1", true, "a.")]).targets[0].1.clone();
         let mut map = ReverseMap::new();
         let v4: IpAddr = "10.0.0.1".parse().unwrap();
         let v6: IpAddr = "fd00::1".parse().unwrap();
-        map.set(v4, PtrSet::new(vec![t.clone()]));
-        map.set(v6, PtrSet::new(vec![t]));
+        map.set(v4, Some(PtrSet::One(t(1, true))));
+        map.set(v6, Some(PtrSet::One(t(1, false))));
         assert_eq!(map.len(), 2);
         assert_eq!(map.get(&v4).map(|s| s.len()), Some(1));
         map.set(v4, None);

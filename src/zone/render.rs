@@ -10,7 +10,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 
 use super::lookup::{Answer, AnswerData, AnswerZone, Rcode};
-use super::{DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv};
+use super::{DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv, ptr_names};
 
 /// SOA timers, as CoreDNS: refresh 7200, retry 1800, expire 86400.
 const SOA_REFRESH: i32 = 7200;
@@ -58,9 +58,9 @@ fn soa_record(snap: &Snapshot, zone: &Name, mname: &str) -> Option<Record> {
     ))
 }
 
-fn service_target(svc: &ServiceRecords, srv: &Srv, zone: &Name) -> Option<Name> {
+fn service_target(svc: &ServiceRecords, endpoint: Option<u32>, zone: &Name) -> Option<Name> {
     let base = format!("{}.{}.svc", svc.name, svc.namespace);
-    match srv.target {
+    match endpoint {
         None => under(&base, zone),
         Some(i) => {
             let ep = svc.endpoints.get(i as usize)?;
@@ -149,7 +149,7 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
         AnswerData::Srv { service, srv } => {
             let mut seen: Vec<Option<u32>> = Vec::new();
             for s in srv {
-                let Some(target) = service_target(service, s, &zone) else {
+                let Some(target) = service_target(service, s.target, &zone) else {
                     continue;
                 };
                 if !seen.contains(&s.target) {
@@ -163,9 +163,10 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
                     .push(Record::from_rdata(qname.clone(), ttl, RData::SRV(rdata)));
             }
         }
-        AnswerData::Ptr(targets) => {
-            for t in targets.iter() {
-                if let Ok(name) = Name::from_ascii(&t.name) {
+        AnswerData::Ptr { ip, targets } => {
+            // Targets are spelled under the zone's own name (the question is a reverse name).
+            for (service, endpoint) in ptr_names(snap, ip, targets) {
+                if let Some(name) = service_target(service, endpoint, &snap.config.origin) {
                     out.answers.push(Record::from_rdata(
                         qname.clone(),
                         ttl,

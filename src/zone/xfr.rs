@@ -44,7 +44,7 @@ pub fn transfer_records(snap: &Snapshot) -> Vec<Record> {
     }
     let mut services: Vec<_> = snap.services.iter().collect();
     services.sort_by(|a, b| a.0.cmp(b.0));
-    for (_, svc) in services {
+    for (_, svc) in services.into_iter().filter(|(_, s)| s.resolvable()) {
         let Some(name) = under(&format!("{}.{}.svc", svc.name, svc.namespace), origin) else {
             continue;
         };
@@ -95,6 +95,7 @@ mod tests {
         snap.synced = true;
         snap.namespaces = Arc::new(["shop".into()].into_iter().collect());
         let svc = ServiceRecords {
+            id: 0,
             namespace: "shop".into(),
             name: "web".into(),
             shape: ServiceShape::ClusterIp,
