@@ -7,8 +7,10 @@
 //!
 //! Memory: the cluster holds the objects; this source keeps only a content hash per object
 //! (which file defines what, and what was sent), so a large directory is not held twice. A
-//! file is converted one document at a time, each parsed tree dropped before the next.
+//! YAML file is converted one document at a time, each parsed tree dropped before the next;
+//! a JSON object is converted straight from its text, a large file's on every core.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -16,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::selector::LabelFilter;
-use super::{kind_of, object_from_json};
+use super::{kind_of, object_from_json, object_from_str};
 use crate::cluster::Delta;
 use crate::model::{Kind, Object, ObjectKey};
 
@@ -45,11 +48,74 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
 }
 
+/// What `document` reads of an object before converting it, borrowed from the JSON text.
+/// Anything unexpected here (a field of another type, a repeated key) sends the document
+/// down the tree path instead, which reports it exactly.
+#[derive(serde::Deserialize)]
+struct Header<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    metadata: Meta<'a>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct Meta<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+}
+
+/// The `items` of a `List`, each still text.
+#[derive(serde::Deserialize)]
+struct Items<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
+}
+
+/// One document: a parsed tree (YAML, or JSON the header did not fit), or JSON text with
+/// its header read.
+enum Doc<'a> {
+    Tree(Value),
+    Text(&'a RawValue, Header<'a>),
+}
+
+/// Converts one JSON document from its text.
+fn text_document(
+    file: &Path,
+    label: &str,
+    raw: &RawValue,
+    out: &mut ParsedFile,
+    depth: usize,
+    labels: Option<&LabelFilter>,
+) {
+    let doc = match serde_json::from_str::<Header>(raw.get()) {
+        Ok(header) => Doc::Text(raw, header),
+        Err(_) => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(value) => Doc::Tree(value),
+            Err(e) => {
+                out.1.push(ManifestError {
+                    file: file.to_owned(),
+                    object: label.to_owned(),
+                    field: None,
+                    reason: e.to_string(),
+                    identity: None,
+                });
+                return;
+            }
+        },
+    };
+    document(file, label, doc, out, depth, labels);
+}
+
 /// Converts one document (an object or a `List`), appending objects and errors.
 fn document(
     file: &Path,
     label: &str,
-    value: Value,
+    doc: Doc<'_>,
     out: &mut ParsedFile,
     depth: usize,
     labels: Option<&LabelFilter>,
@@ -61,26 +127,56 @@ fn document(
         reason,
         identity,
     };
-    if value.is_null() {
-        return;
-    }
-    let (Some(api_version), Some(kind)) =
-        (str_at(&value, &["apiVersion"]), str_at(&value, &["kind"]))
-    else {
-        out.1.push(error(
-            label.to_owned(),
-            None,
-            "not a Kubernetes object (apiVersion and kind required)".into(),
-            None,
-        ));
-        return;
+    let (api_version, kind, name, namespace) = match &doc {
+        Doc::Tree(value) if value.is_null() => return,
+        Doc::Tree(value) => {
+            let (Some(api_version), Some(kind)) =
+                (str_at(value, &["apiVersion"]), str_at(value, &["kind"]))
+            else {
+                out.1.push(error(
+                    label.to_owned(),
+                    None,
+                    "not a Kubernetes object (apiVersion and kind required)".into(),
+                    None,
+                ));
+                return;
+            };
+            (
+                api_version,
+                kind,
+                str_at(value, &["metadata", "name"]),
+                str_at(value, &["metadata", "namespace"]),
+            )
+        }
+        Doc::Text(_, h) => (
+            &*h.api_version,
+            &*h.kind,
+            h.metadata.name.as_deref(),
+            h.metadata.namespace.as_deref(),
+        ),
     };
     if kind.ends_with("List") && depth == 0 {
-        let mut value = value;
-        if let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) {
-            for (i, item) in items.into_iter().enumerate() {
-                document(file, &format!("{label} item {i}"), item, out, 1, labels);
+        match doc {
+            Doc::Tree(mut value) => {
+                if let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) {
+                    for (i, item) in items.into_iter().enumerate() {
+                        let label = format!("{label} item {i}");
+                        document(file, &label, Doc::Tree(item), out, 1, labels);
+                    }
+                }
             }
+            Doc::Text(raw, _) => match serde_json::from_str::<Items>(raw.get()) {
+                Ok(list) => {
+                    for (i, item) in list.items.into_iter().enumerate() {
+                        text_document(file, &format!("{label} item {i}"), item, out, 1, labels);
+                    }
+                }
+                Err(_) => {
+                    if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
+                        document(file, label, Doc::Tree(value), out, depth, labels);
+                    }
+                }
+            },
         }
         return;
     }
@@ -88,10 +184,10 @@ fn document(
         tracing::debug!(file = %file.display(), api_version, kind, "skipping kind clusterdns does not serve");
         return;
     };
-    let name = str_at(&value, &["metadata", "name"]).unwrap_or_default();
+    let name = name.unwrap_or_default();
     let namespace = match k {
         Kind::Namespace => "",
-        _ => str_at(&value, &["metadata", "namespace"]).unwrap_or("default"),
+        _ => namespace.unwrap_or("default"),
     };
     let object = if name.is_empty() {
         format!("{kind} ({label})")
@@ -100,16 +196,27 @@ fn document(
     } else {
         format!("{kind} {namespace}/{name}")
     };
+    let identity = (!name.is_empty()).then(|| (k, ObjectKey::new(namespace, name)));
     if k == Kind::Service
         && let Some(filter) = labels
-        && !filter.matches(&labels_of(&value))
     {
-        // Not served: as if the file did not define it (a Service that stops matching is
-        // removed like a deleted one).
-        return;
+        let labels = match &doc {
+            Doc::Tree(value) => labels_of(value),
+            Doc::Text(raw, _) => serde_json::from_str::<Value>(raw.get())
+                .map(|v| labels_of(&v))
+                .unwrap_or_default(),
+        };
+        if !filter.matches(&labels) {
+            // Not served: as if the file did not define it (a Service that stops matching is
+            // removed like a deleted one).
+            return;
+        }
     }
-    let identity = (!name.is_empty()).then(|| (k, ObjectKey::new(namespace, name)));
-    match object_from_json(k, value) {
+    let converted = match doc {
+        Doc::Tree(value) => object_from_json(k, value),
+        Doc::Text(raw, _) => object_from_str(k, raw.get()),
+    };
+    match converted {
         Ok(obj) => out.0.push(obj),
         Err(e) => {
             let (field, reason) = (e.field, e.reason);
@@ -131,48 +238,71 @@ fn labels_of(value: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Converts the elements of a top-level JSON array one at a time, as they are parsed.
-struct JsonItems<'a> {
-    file: &'a Path,
-    out: &'a mut ParsedFile,
-    labels: Option<&'a LabelFilter>,
-}
+/// Below this many documents a file is converted on one thread.
+const PARALLEL_DOCUMENTS: usize = 4096;
 
-impl<'de> serde::de::DeserializeSeed<'de> for JsonItems<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for JsonItems<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an array of Kubernetes objects")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0;
-        while let Some(value) = seq.next_element::<Value>()? {
-            document(
-                self.file,
-                &format!("item {i}"),
-                value,
-                self.out,
-                0,
-                self.labels,
-            );
-            i += 1;
+/// Converts `docs` (labelled `{prefix} {n}`, n from 1 or 0 as `first` says) into `out`, in
+/// order; a large file is split into one run of documents per core.
+fn text_documents(
+    file: &Path,
+    docs: &[&RawValue],
+    prefix: &str,
+    first: usize,
+    out: &mut ParsedFile,
+    labels: Option<&LabelFilter>,
+) {
+    let run = |start: usize, docs: &[&RawValue], out: &mut ParsedFile| {
+        for (i, raw) in docs.iter().enumerate() {
+            let label = format!("{prefix} {}", first + start + i);
+            text_document(file, &label, raw, out, 0, labels);
         }
-        Ok(())
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || docs.len() < PARALLEL_DOCUMENTS {
+        run(0, docs, out);
+        return;
+    }
+    let per = docs.len().div_ceil(threads);
+    let parts: Vec<ParsedFile> = std::thread::scope(|scope| {
+        let workers: Vec<_> = docs
+            .chunks(per)
+            .enumerate()
+            .skip(1)
+            .map(|(n, chunk)| {
+                scope.spawn(move || {
+                    let mut part = ParsedFile::default();
+                    run(n * per, chunk, &mut part);
+                    part
+                })
+            })
+            .collect();
+        let mut head = ParsedFile::default();
+        run(0, &docs[..per.min(docs.len())], &mut head);
+        let mut parts = vec![head];
+        for worker in workers {
+            // A worker panics only on a bug; its documents are then reported as lost.
+            parts.push(worker.join().unwrap_or_else(|_| {
+                let error = ManifestError {
+                    file: file.to_owned(),
+                    object: format!("{prefix}s"),
+                    field: None,
+                    reason: "internal error while converting".into(),
+                    identity: None,
+                };
+                (Vec::new(), vec![error])
+            }));
+        }
+        parts
+    });
+    for (objects, errors) in parts {
+        out.0.extend(objects);
+        out.1.extend(errors);
     }
 }
 
 /// A JSON manifest: one object (possibly a `List`), an array of objects, or objects one
-/// after another (such as one per line). Each object's tree lives only until it is converted;
-/// a syntax error anywhere rejects the whole file.
+/// after another (such as one per line). Each object is converted straight from its text; a
+/// syntax error anywhere rejects the whole file.
 fn parse_json(
     file: &Path,
     text: &str,
@@ -180,16 +310,14 @@ fn parse_json(
     labels: Option<&LabelFilter>,
 ) -> serde_json::Result<()> {
     if text.trim_start().starts_with('[') {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde::de::DeserializeSeed::deserialize(JsonItems { file, out, labels }, &mut de)?;
-        return de.end();
+        let docs: Vec<&RawValue> = serde_json::from_str(text)?;
+        text_documents(file, &docs, "item", 0, out, labels);
+        return Ok(());
     }
-    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let mut n = 0;
-    while let Some(value) = values.next().transpose()? {
-        n += 1;
-        document(file, &format!("document {n}"), value, out, 0, labels);
-    }
+    let docs = serde_json::Deserializer::from_str(text)
+        .into_iter::<&RawValue>()
+        .collect::<serde_json::Result<Vec<_>>>()?;
+    text_documents(file, &docs, "document", 1, out, labels);
     Ok(())
 }
 
@@ -230,7 +358,7 @@ pub fn parse_file_filtered(
         document(
             file,
             &format!("document {}", i + 1),
-            value,
+            Doc::Tree(value),
             &mut out,
             0,
             labels,
