@@ -403,6 +403,41 @@ impl Cluster {
             .filter_map(move |n| self.pods.get(&ObjectKey::new(ns, n)))
     }
 
+    /// Builds the records of every planned Service (key, id), in order; a large batch (the
+    /// first list of a big cluster) is split into one run per core.
+    fn build_all(
+        &self,
+        plan: &[(&ObjectKey, Box<[u8]>, u32, bool)],
+    ) -> Vec<Option<ServiceRecords>> {
+        let run = |part: &[(&ObjectKey, Box<[u8]>, u32, bool)]| -> Vec<Option<ServiceRecords>> {
+            part.iter()
+                .map(|(key, _, id, _)| self.build(key, *id))
+                .collect()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || plan.len() < PARALLEL_BUILDS {
+            return run(plan);
+        }
+        let per = plan.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = plan
+                .chunks(per)
+                .skip(1)
+                .map(|part| scope.spawn(move || run(part)))
+                .collect();
+            let mut all = run(&plan[..per.min(plan.len())]);
+            for worker in workers {
+                // Building panics only on a bug: the same panic as on one thread.
+                all.extend(
+                    worker
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+            all
+        })
+    }
+
     fn build(&self, key: &ObjectKey, id: u32) -> Option<ServiceRecords> {
         let svc = self.services.get(key)?;
         let slices: Vec<&EndpointSlice> = self
@@ -473,14 +508,11 @@ impl Cluster {
                 }
                 _ => break,
             };
-            let target = PtrTarget {
-                service: id,
-                cluster_ip,
-            };
+            let target = PtrTarget::new(id, cluster_ip);
             let next = match (reverse.get(&ip), add) {
                 // The common cases: an address only this Service has, coming or going.
                 (None, true) => Some(PtrSet::One(target)),
-                (Some(PtrSet::One(t)), false) if *t == target => None,
+                (Some(t), false) if t.all() == [target] => None,
                 (current, _) => {
                     let mut list: Vec<PtrTarget> = current
                         .map(|s| s.all())
@@ -613,14 +645,21 @@ impl Cluster {
         let mut visible = false;
 
         let mut freed = Vec::new();
-        for key in &touched.services {
-            let skey = service_key(&key.namespace, &key.name);
+        let plan: Vec<(&ObjectKey, Box<[u8]>, u32, bool)> = touched
+            .services
+            .iter()
+            .map(|key| {
+                let skey = service_key(&key.namespace, &key.name);
+                let (id, fresh) = match old.services.get(&*skey) {
+                    Some(r) => (r.id, false),
+                    None => (self.take_id(), true),
+                };
+                (key, skey, id, fresh)
+            })
+            .collect();
+        let built = self.build_all(&plan);
+        for ((_, skey, id, fresh), records) in plan.into_iter().zip(built) {
             let before = old.services.get(&*skey);
-            let (id, fresh) = match before {
-                Some(r) => (r.id, false),
-                None => (self.take_id(), true),
-            };
-            let records = self.build(key, id);
             if before.map(|r| &**r) == records.as_ref() {
                 if fresh {
                     self.free_ids.push(id);
@@ -710,6 +749,9 @@ impl Cluster {
         Some(self.snapshot())
     }
 }
+
+/// Below this many Services a publish builds their records on one thread.
+const PARALLEL_BUILDS: usize = 4096;
 
 /// Returns the allocator's free pages to the system (glibc keeps them otherwise: after a
 /// large load, the freed tables of the maps that grew stay in RSS for good).

@@ -10,7 +10,7 @@ use crate::model::{
     Endpoint, EndpointSlice, Namespace, Object, ObjectKey, Pod, Port, Protocol, Service,
     ServiceKind, TargetPort,
 };
-use crate::zone::{PodsMode, ZoneConfig, lookup, render};
+use crate::zone::{PodsMode, ServiceRecords, ZoneConfig, lookup, render};
 
 fn ips(list: &[&str]) -> Box<[IpAddr]> {
     list.iter().map(|s| s.parse().unwrap()).collect()
@@ -629,4 +629,78 @@ fn one_slice_change_copies_the_same_amount_at_any_zone_size() {
         copied[1] < copied[0] * 3,
         "reverse entries copied at 5k and 50k endpoints: {copied:?}"
     );
+}
+
+/// A batch large enough to be built on several threads gives the records one thread builds
+/// from the same objects in small batches.
+#[test]
+fn a_large_batch_built_in_parallel_equals_small_batches() {
+    let objects: Vec<Object> = (0..6000u32)
+        .flat_map(|s| {
+            let (kind, ns) = if s % 3 == 0 {
+                (ServiceKind::Headless, "db")
+            } else {
+                let ip = format!("10.96.{}.{}", s >> 8, s & 255);
+                (ServiceKind::ClusterIp(ips(&[&ip])), "web")
+            };
+            let name = format!("svc-{s}");
+            let endpoints = (0..3u32)
+                .map(|e| {
+                    let host = format!("{name}-{e}");
+                    let ip = format!("10.{}.{}.{}", 100 + e, s >> 8, s & 255);
+                    endpoint(&ip, e != 2, (s % 2 == 0).then_some(host.as_str()))
+                })
+                .collect();
+            [
+                service(ns, &name, kind, vec![port("http", 80)], &[]),
+                slice(
+                    ns,
+                    &format!("{name}-0"),
+                    &name,
+                    endpoints,
+                    vec![port("http", 8080)],
+                ),
+            ]
+        })
+        .collect();
+    let config = Arc::new(ZoneConfig::new("cluster.local", 5, PodsMode::Disabled).unwrap());
+    let mut one = Cluster::new(Arc::clone(&config), &ALL_KINDS);
+    let mut deltas: Vec<Delta> = objects.iter().cloned().map(Delta::Upsert).collect();
+    deltas.extend(ALL_KINDS.map(Delta::Synced));
+    let whole = one.apply(deltas).unwrap();
+
+    let mut small = Cluster::new(config, &ALL_KINDS);
+    let mut parts = None;
+    for chunk in objects.chunks(1000) {
+        parts = small
+            .apply(chunk.iter().cloned().map(Delta::Upsert).collect::<Vec<_>>())
+            .or(parts);
+    }
+    let parts = small.apply(ALL_KINDS.map(Delta::Synced)).or(parts).unwrap();
+
+    assert_eq!(whole.services.len(), 6000);
+    assert_eq!(whole.services.len(), parts.services.len());
+    // 4000 cluster IPs and two ready endpoints of each Service (the third is not ready).
+    assert_eq!(whole.reverse.len(), 4000 + 6000 * 2);
+    let without_id = |r: &ServiceRecords| ServiceRecords { id: 0, ..r.clone() };
+    for (key, records) in whole.services.iter() {
+        let other = parts.services.get(key).expect("the same Services");
+        assert_eq!(without_id(records), without_id(other));
+        assert_eq!(
+            whole.by_id.get(&records.id).map(|r| &r.name),
+            Some(&records.name)
+        );
+    }
+    for name in [
+        "svc-3.db.svc.cluster.local.",
+        "svc-6-0.svc-6.db.svc.cluster.local.",
+        "0.6.100.10.in-addr.arpa.",
+        "7.0.96.10.in-addr.arpa.",
+    ] {
+        for qtype in [RecordType::A, RecordType::PTR, RecordType::SRV] {
+            let answer = text(&one, name, qtype);
+            assert!(answer.starts_with("NoError"), "{name} {qtype}: {answer}");
+            assert_eq!(answer, text(&small, name, qtype), "{name} {qtype}");
+        }
+    }
 }

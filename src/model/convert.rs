@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, Ingress, Namespace, ObjectKey, Pod,
-    Port, Protocol, Service, ServiceKind, TargetPort,
+    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, Ingress, Label, Namespace,
+    ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -303,7 +303,7 @@ pub fn from_endpoint_slice(
                 .hostname
                 .as_deref()
                 .filter(|h| !h.is_empty())
-                .map(|h| h.to_ascii_lowercase().into_boxed_str()),
+                .map(|h| Label::from(h.to_ascii_lowercase())),
             pod_name,
         });
     }

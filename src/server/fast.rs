@@ -155,12 +155,16 @@ pub fn answer(
                 w.put(&s.weight.to_be_bytes())?;
                 w.put(&s.port.to_be_bytes())?;
                 *at = w.pos as u16;
-                w.service_target(service, s.target, query.get(usize::from(zone)..q.name_end)?)?;
+                w.service_target(
+                    service,
+                    s.target(),
+                    query.get(usize::from(zone)..q.name_end)?,
+                )?;
                 w.finish_rdata(rdlen)?;
                 answers += 1;
             }
             for (i, s) in srv.iter().enumerate() {
-                if srv.get(..i)?.iter().any(|p| p.target == s.target) {
+                if srv.get(..i)?.iter().any(|p| p.target() == s.target()) {
                     continue;
                 }
                 for ip in target_addresses(service, s) {
@@ -389,7 +393,7 @@ fn plain_options(mut rdata: &[u8]) -> bool {
 }
 
 fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
-    match srv.target {
+    match srv.target() {
         None => &svc.addresses,
         Some(i) => svc
             .endpoints

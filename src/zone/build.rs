@@ -4,12 +4,13 @@
 //! before de-duplication; dashed-address endpoint labels).
 
 use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
 use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv};
-use crate::model::{Port, Protocol, ServiceKind};
+use crate::model::{IpList, Label, Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
 #[derive(Clone, Debug)]
@@ -41,13 +42,32 @@ pub struct ServiceInput<'a> {
 }
 
 /// The label that names an endpoint without a hostname: its address with `.`/`:` as `-`
-/// (`10-244-1-7`, `fd00-1--5`), and a `0` after a trailing `-` (`2001-db8--0`).
-pub fn dashed(ip: IpAddr) -> String {
-    let mut s = ip.to_string().replace(['.', ':'], "-");
-    if s.ends_with('-') {
-        s.push('0');
+/// (`10-244-1-7`, `fd00-1--5`), and a `0` after a trailing `-` (`2001-db8--0`). Inline, with
+/// no allocation, for every IPv4 address.
+pub fn dashed(ip: IpAddr) -> Label {
+    /// Writes what it is given with `.` and `:` as `-`.
+    struct Dashes(Label);
+    impl fmt::Write for Dashes {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for part in s.split_inclusive(['.', ':']) {
+                match part.strip_suffix(['.', ':']) {
+                    Some(head) => {
+                        self.0.write_str(head)?;
+                        self.0.write_str("-")?;
+                    }
+                    None => self.0.write_str(part)?,
+                }
+            }
+            Ok(())
+        }
     }
-    s
+    let mut out = Dashes(Label::default());
+    // Writing to a `Label` cannot fail.
+    let _ = write!(out, "{ip}");
+    if out.0.ends_with('-') {
+        let _ = out.0.write_str("0");
+    }
+    out.0
 }
 
 /// Candidate count and (target, port) pairs of one named port.
@@ -74,37 +94,49 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                 return None;
             }
             match Name::from_ascii(format!("{target}.")) {
-                Ok(t) => ServiceShape::ExternalName(t),
+                Ok(t) => ServiceShape::ExternalName(Box::new(t)),
                 Err(_) => return None,
             }
         }
     };
 
-    // Endpoint names: merge endpoints that share a label; sorted for binary search.
-    let mut by_label: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-    let mut labels_of = Vec::with_capacity(input.endpoints.len());
-    for ep in &input.endpoints {
-        let Some(&first) = ep.addresses.first() else {
-            labels_of.push(String::new());
-            continue;
-        };
-        let label = match ep.hostname {
-            Some(h) => h.to_ascii_lowercase(),
-            None => dashed(first),
-        };
-        let addrs = by_label.entry(label.clone()).or_default();
-        for a in ep.addresses {
-            if !addrs.contains(a) {
-                addrs.push(*a);
+    // Endpoint names: merge endpoints that share a label; sorted for binary search. Labels
+    // are inline (no allocation per endpoint, at up to 1M of them).
+    let labels_of: Vec<Label> = input
+        .endpoints
+        .iter()
+        .map(|ep| match (ep.hostname, ep.addresses.first()) {
+            (_, None) => Label::default(),
+            (Some(h), Some(_)) => Label::lowercase(h),
+            (None, Some(&first)) => dashed(first),
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..input.endpoints.len())
+        .filter(|&i| !input.endpoints[i].addresses.is_empty())
+        .collect();
+    // Stable: a label's addresses keep the endpoints' order.
+    order.sort_by(|&a, &b| labels_of[a].cmp(&labels_of[b]));
+    let endpoints: Box<[EndpointName]> = order
+        .chunk_by(|&a, &b| labels_of[a] == labels_of[b])
+        .map(|group| {
+            let addresses = match group {
+                [only] if input.endpoints[*only].addresses.len() == 1 => {
+                    IpList::One(input.endpoints[*only].addresses[0])
+                }
+                _ => {
+                    let mut list: Vec<IpAddr> = Vec::new();
+                    for a in group.iter().flat_map(|&i| input.endpoints[i].addresses) {
+                        if !list.contains(a) {
+                            list.push(*a);
+                        }
+                    }
+                    list.into()
+                }
+            };
+            EndpointName {
+                label: labels_of[group[0]].clone(),
+                addresses,
             }
-        }
-        labels_of.push(label);
-    }
-    let endpoints: Box<[EndpointName]> = by_label
-        .into_iter()
-        .map(|(label, addresses)| EndpointName {
-            label: label.into(),
-            addresses: addresses.into(),
         })
         .collect();
     let index_of = |label: &str| {
@@ -120,11 +152,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
             let w = weight(input.ports.len() * ips.len());
             let mut srv_all: Vec<Srv> = Vec::new();
             for p in input.ports {
-                let srv = Srv {
-                    weight: w,
-                    port: p.port,
-                    target: None,
-                };
+                let srv = Srv::new(w, p.port, None);
                 if !srv_all.contains(&srv) {
                     srv_all.push(srv);
                 }
@@ -144,11 +172,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     let w = weight(nums.len() * ips.len());
                     let mut srv: Vec<Srv> = Vec::new();
                     for port in nums {
-                        let s = Srv {
-                            weight: w,
-                            port,
-                            target: None,
-                        };
+                        let s = Srv::new(w, port, None);
                         if !srv.contains(&s) {
                             srv.push(s);
                         }
@@ -209,11 +233,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                 list.sort_unstable();
                 list.dedup();
                 list.into_iter()
-                    .map(|(t, port)| Srv {
-                        weight: w,
-                        port,
-                        target: Some(t),
-                    })
+                    .map(|(t, port)| Srv::new(w, port, Some(t)))
                     .collect()
             };
             let srv_all = to_srv(all.len(), all);
@@ -229,6 +249,12 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
         }
     };
 
+    // One named port (always so for the generated headless Services): its set is the
+    // bare name's, kept once (`ServiceRecords::srv_all`).
+    let srv_all = match &*ports {
+        [only] if only.srv == srv_all => Box::default(),
+        _ => srv_all,
+    };
     Some(ServiceRecords {
         id,
         namespace: namespace.into(),
@@ -267,8 +293,59 @@ mod tests {
             ("2001:db8::", "2001-db8--0"),
         ];
         for (ip, want) in cases {
-            assert_eq!(dashed(ip.parse().unwrap()), want);
+            assert_eq!(dashed(ip.parse().unwrap()).as_str(), want);
         }
+    }
+
+    fn port(name: Option<&str>, port: u16) -> Port {
+        Port {
+            name: name.map(Box::from),
+            protocol: Protocol::Tcp,
+            port,
+        }
+    }
+
+    fn headless(ports: &[Port]) -> ServiceRecords {
+        let ips: Vec<IpAddr> = (1..=3u8).map(|i| IpAddr::from([10, 244, 0, i])).collect();
+        let input = ServiceInput {
+            namespace: "ns",
+            name: "db",
+            kind: &ServiceKind::Headless,
+            ports,
+            endpoints: ips
+                .iter()
+                .map(|ip| ReadyEndpoint {
+                    hostname: None,
+                    addresses: std::slice::from_ref(ip),
+                    ports,
+                    in_service: true,
+                })
+                .collect(),
+        };
+        build_service(&input, 7).unwrap()
+    }
+
+    #[test]
+    fn a_single_named_port_shares_its_srv_set_with_the_bare_name() {
+        let one = headless(&[port(Some("sql"), 5432)]);
+        assert!(one.srv_all.is_empty(), "kept once, in the named port");
+        assert_eq!(one.srv_all(), &*one.ports[0].srv);
+        let targets: Vec<_> = one.srv_all().iter().map(|s| s.target()).collect();
+        assert_eq!(targets, [Some(0), Some(1), Some(2)]);
+        assert!(
+            one.srv_all()
+                .iter()
+                .all(|s| s.weight == 33 && s.port == 5432)
+        );
+
+        // An unnamed second port: the bare name has more than the named port.
+        let two = headless(&[port(Some("sql"), 5432), port(None, 9187)]);
+        assert_eq!(two.srv_all().len(), 6);
+        assert_eq!(two.ports[0].srv.len(), 3);
+        assert!(two.srv_all().iter().all(|s| s.weight == 16));
+        assert_eq!(std::mem::size_of::<Srv>(), 8);
+        assert_eq!(Srv::new(1, 2, None).target(), None);
+        assert_eq!(Srv::new(1, 2, Some(0)).target(), Some(0));
     }
 
     #[test]

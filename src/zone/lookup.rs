@@ -161,11 +161,11 @@ fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode, AnswerData
     match (&svc.shape, qtype) {
         // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
         (ServiceShape::ExternalName(target), _) => (Rcode::NoError, AnswerData::Cname(target)),
-        (_, RecordType::SRV) if !svc.srv_all.is_empty() => (
+        (_, RecordType::SRV) if !svc.srv_all().is_empty() => (
             Rcode::NoError,
             AnswerData::Srv {
                 service: svc,
-                srv: &svc.srv_all,
+                srv: svc.srv_all(),
             },
         ),
         _ => addresses(&svc.addresses, qtype),
@@ -387,7 +387,7 @@ fn reverse_lookup<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) -> 
     let data = match qtype {
         RecordType::PTR | RecordType::ANY => AnswerData::Ptr {
             ip,
-            targets: &targets[..],
+            targets: targets.answer(),
         },
         _ => AnswerData::Empty,
     };

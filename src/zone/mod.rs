@@ -7,7 +7,6 @@
 
 mod build;
 mod external;
-mod label;
 mod lookup;
 mod name;
 mod ptr;
@@ -15,18 +14,19 @@ mod render;
 mod sharded;
 mod xfr;
 
+pub use crate::model::Label;
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
-pub use label::Label;
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels, reverse_address};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
-pub use ptr::{PtrSet, PtrTarget, ReverseMap, ptr_names};
+pub use ptr::{PtrSet, PtrTarget, ReverseMap, Targets, ptr_names};
 pub use render::{Rendered, render};
 pub use sharded::ShardedMap;
 pub use xfr::transfer_records;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use hickory_proto::rr::Name;
@@ -114,15 +114,34 @@ impl ZoneConfig {
 }
 
 /// A resolved SRV entry: weight, port and target (an endpoint of the same Service, or the
-/// Service name itself).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Service name itself), in 8 bytes: a headless Service has one per endpoint and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Srv {
     /// ⌊100 / candidates⌋, at least 1.
     pub weight: u16,
     /// The port.
     pub port: u16,
-    /// Index into `ServiceRecords::endpoints`, or `None` for the Service name.
-    pub target: Option<u32>,
+    /// Index into `ServiceRecords::endpoints` plus one, or `None` for the Service name.
+    target: Option<NonZeroU32>,
+}
+
+impl Srv {
+    /// An entry for `port` with `weight`, targeting endpoint `target` (an index into
+    /// `ServiceRecords::endpoints`) or, for `None`, the Service name.
+    pub fn new(weight: u16, port: u16, target: Option<u32>) -> Self {
+        Self {
+            weight,
+            port,
+            // An index of u32::MAX cannot occur (endpoint lists are far shorter); it would
+            // read as the Service name.
+            target: target.and_then(|i| NonZeroU32::new(i.wrapping_add(1))),
+        }
+    }
+
+    /// The endpoint index the entry targets, or `None` for the Service name.
+    pub fn target(&self) -> Option<u32> {
+        self.target.map(|t| t.get() - 1)
+    }
 }
 
 /// The SRV set of one named port: `_<name>._<proto>.<svc>.<ns>.svc.<zone>`.
@@ -152,8 +171,9 @@ pub enum ServiceShape {
     ClusterIp,
     /// A/AAAA from ready endpoints.
     Headless,
-    /// CNAME to this target.
-    ExternalName(Name),
+    /// CNAME to this target (boxed: a `Name` is larger than every other field of a
+    /// Service's records together, and few Services are ExternalName).
+    ExternalName(Box<Name>),
 }
 
 /// Everything DNS answers for one Service, built once per change of the Service.
@@ -169,7 +189,9 @@ pub struct ServiceRecords {
     pub shape: ServiceShape,
     /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6.
     pub addresses: Box<[IpAddr]>,
-    /// SRV on the bare Service name: every port.
+    /// SRV on the bare Service name: every port; empty when that is the only named port's
+    /// set (a headless Service's one port: no second copy of an entry per endpoint). Read
+    /// it with `srv_all()`.
     pub srv_all: Box<[Srv]>,
     /// Named ports, for `_port._proto` names.
     pub ports: Box<[NamedPort]>,
@@ -197,6 +219,14 @@ impl ServiceRecords {
         list.sort_unstable();
         list.dedup();
         list
+    }
+
+    /// SRV on the bare Service name: every port.
+    pub fn srv_all(&self) -> &[Srv] {
+        match (&*self.srv_all, &*self.ports) {
+            ([], [only]) => &only.srv,
+            (all, _) => all,
+        }
     }
 
     /// Finds an endpoint name (lower-case label).

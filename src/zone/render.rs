@@ -70,7 +70,7 @@ fn service_target(svc: &ServiceRecords, endpoint: Option<u32>, zone: &Name) -> O
 }
 
 fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
-    match srv.target {
+    match srv.target() {
         None => &svc.addresses,
         Some(i) => svc
             .endpoints
@@ -149,11 +149,11 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
         AnswerData::Srv { service, srv } => {
             let mut seen: Vec<Option<u32>> = Vec::new();
             for s in srv {
-                let Some(target) = service_target(service, s.target, &zone) else {
+                let Some(target) = service_target(service, s.target(), &zone) else {
                     continue;
                 };
-                if !seen.contains(&s.target) {
-                    seen.push(s.target);
+                if !seen.contains(&s.target()) {
+                    seen.push(s.target());
                     for ip in target_addresses(service, s) {
                         out.additionals.push(address_record(&target, ttl, *ip));
                     }

@@ -4,8 +4,9 @@
 //! every other shard shared with older snapshots that readers may still hold. The number of
 //! shards grows with the map (doubling, as a hash table grows) so that a shard holds at most
 //! `MAX_SHARD_LEN` entries on average: the copy a change makes stays the same size at 1k
-//! entries and at 1M. What remains proportional to the map is the shard table itself, one
-//! pointer per shard (per 32–64 entries), copied once per update.
+//! entries and at 1M. The shard table itself is two levels, groups of shards: an update
+//! copies the table of groups and the group it touches, each about √shards pointers (~128
+//! at 1M entries), not one pointer per shard.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -20,17 +21,28 @@ const MIN_SHARDS: usize = 64;
 /// Average entries per shard above which the shard count doubles.
 const MAX_SHARD_LEN: usize = 64;
 
-/// A persistent hash map made of independently shared shards.
+/// A persistent hash map made of independently shared shards, held in groups: the shard
+/// table is two levels (about √shards groups of √shards shards), so a change clones one
+/// group's table and the table of groups, ~400 pointers at 1M entries rather than every
+/// shard's (16k).
 #[derive(Debug)]
 pub struct ShardedMap<K, V> {
-    shards: Arc<[Arc<Shard<K, V>>]>,
+    groups: Arc<[Group<K, V>]>,
+    /// The number of shards (a power of two).
+    shards: usize,
+    /// Shards per group (a power of two).
+    per_group: usize,
     len: usize,
 }
+
+type Group<K, V> = Arc<[Arc<Shard<K, V>>]>;
 
 impl<K, V> Clone for ShardedMap<K, V> {
     fn clone(&self) -> Self {
         Self {
-            shards: Arc::clone(&self.shards),
+            groups: Arc::clone(&self.groups),
+            shards: self.shards,
+            per_group: self.per_group,
             len: self.len,
         }
     }
@@ -51,19 +63,40 @@ fn shard_of<Q: Hash + ?Sized>(key: &Q, count: usize) -> usize {
     (h >> (64 - count.trailing_zeros())) as usize
 }
 
-fn empty_shards<K, V>(count: usize) -> Vec<Arc<Shard<K, V>>> {
-    (0..count)
-        .map(|_| Arc::new(Shard::with_hasher(FixedState::default())))
-        .collect()
+/// Shards per group for `count` shards: the groups and their size both about √count.
+fn per_group(count: usize) -> usize {
+    let bits = count.trailing_zeros();
+    1 << (bits / 2)
+}
+
+/// `shards` (a power of two of them) in groups of `per_group(shards.len())`.
+fn grouped<K, V>(shards: Vec<Shard<K, V>>) -> Arc<[Group<K, V>]> {
+    let per = per_group(shards.len());
+    let mut groups = Vec::with_capacity(shards.len() / per);
+    let mut shards = shards.into_iter().map(Arc::new).peekable();
+    while shards.peek().is_some() {
+        groups.push(shards.by_ref().take(per).collect::<Group<K, V>>());
+    }
+    groups.into()
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
+        let shards = (0..MIN_SHARDS)
+            .map(|_| Shard::with_hasher(FixedState::default()))
+            .collect();
         Self {
-            shards: empty_shards(MIN_SHARDS).into(),
+            groups: grouped(shards),
+            shards: MIN_SHARDS,
+            per_group: per_group(MIN_SHARDS),
             len: 0,
         }
+    }
+
+    /// Every shard, in order.
+    fn shards(&self) -> impl Iterator<Item = &Arc<Shard<K, V>>> {
+        self.groups.iter().flat_map(|g| g.iter())
     }
 
     /// The number of entries.
@@ -78,18 +111,20 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
 
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.shards
     }
 
     /// Entries in shards this map does not share with `other`: what the updates that made
     /// one from the other copied (every entry, if the shard count differs).
     pub fn unshared_entries(&self, other: &Self) -> usize {
-        if self.shards.len() != other.shards.len() {
+        if self.shards != other.shards {
             return self.len;
         }
-        self.shards
+        self.groups
             .iter()
-            .zip(other.shards.iter())
+            .zip(other.groups.iter())
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .flat_map(|(a, b)| a.iter().zip(b.iter()))
             .filter(|(a, b)| !Arc::ptr_eq(a, b))
             .map(|(a, _)| a.len())
             .sum()
@@ -101,7 +136,16 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[shard_of(key, self.shards.len())].get(key)
+        let (g, j) = self.locate(shard_of(key, self.shards));
+        self.groups[g][j].get(key)
+    }
+
+    /// The group of shard `i` and its place in it (shifts: `per_group` is a power of two).
+    fn locate(&self, i: usize) -> (usize, usize) {
+        (
+            i >> self.per_group.trailing_zeros(),
+            i & (self.per_group - 1),
+        )
     }
 
     /// Doubles the shard count (more than once if needed) when shards have grown past
@@ -110,22 +154,22 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// `set`s, call it once (growing once at the end of a large batch, rather than at each
     /// doubling on the way, leaves the allocator fewer freed tables to hold on to).
     pub fn rebalance(&mut self) {
-        let mut count = self.shards.len();
+        let mut count = self.shards;
         while self.len > count * MAX_SHARD_LEN {
             count *= 2;
         }
-        if count == self.shards.len() {
+        if count == self.shards {
             return;
         }
         let mut shards: Vec<Shard<K, V>> = (0..count)
             .map(|_| Shard::with_capacity_and_hasher(self.len / count + 1, FixedState::default()))
             .collect();
-        for shard in self.shards.iter() {
-            for (k, v) in shard.iter() {
-                shards[shard_of(k, count)].insert(k.clone(), v.clone());
-            }
+        for (k, v) in self.iter() {
+            shards[shard_of(k, count)].insert(k.clone(), v.clone());
         }
-        self.shards = shards.into_iter().map(Arc::new).collect();
+        self.groups = grouped(shards);
+        self.shards = count;
+        self.per_group = per_group(count);
     }
 
     /// Applies inserts (`Some`) and removals (`None`), copying only the shards they touch.
@@ -138,20 +182,29 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
 
     /// Inserts (`Some`) or removes (`None`) one key, copying its shard only if an older
     /// snapshot still shares it (so many calls in a row copy each shard at most once). The
-    /// shard count stays as it is until `rebalance`.
-    pub fn set(&mut self, key: K, value: Option<V>) {
-        let count = self.shards.len();
-        let shards = Arc::make_mut(&mut self.shards);
-        let shard = Arc::make_mut(&mut shards[shard_of(&key, count)]);
+    /// shard count stays as it is until `rebalance`. Returns the value it replaced.
+    pub fn set(&mut self, key: K, value: Option<V>) -> Option<V> {
+        let (g, j) = self.locate(shard_of(&key, self.shards));
+        let groups = Arc::make_mut(&mut self.groups);
+        let group = Arc::make_mut(&mut groups[g]);
+        let shard = Arc::make_mut(&mut group[j]);
         match value {
-            Some(v) => self.len += usize::from(shard.insert(key, v).is_none()),
-            None => self.len -= usize::from(shard.remove(&key).is_some()),
+            Some(v) => {
+                let old = shard.insert(key, v);
+                self.len += usize::from(old.is_none());
+                old
+            }
+            None => {
+                let old = shard.remove(&key);
+                self.len -= usize::from(old.is_some());
+                old
+            }
         }
     }
 
     /// Iterates over every entry, shard by shard.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+        self.shards().flat_map(|s| s.iter())
     }
 }
 
@@ -172,9 +225,8 @@ mod tests {
         assert_eq!(b.get(&8), None);
         assert_eq!(b.len(), 1000);
         let shared = a
-            .shards
-            .iter()
-            .zip(b.shards.iter())
+            .shards()
+            .zip(b.shards())
             .filter(|(x, y)| Arc::ptr_eq(x, y))
             .count();
         assert!(
@@ -199,6 +251,24 @@ mod tests {
             b.set(size + 1, Some(1));
             b.set(8, None);
             let copied = b.unshared_entries(&a);
+            // Three groups' tables copied, each of √shards pointers, besides the table of
+            // groups.
+            let groups_copied = a
+                .groups
+                .iter()
+                .zip(b.groups.iter())
+                .filter(|(x, y)| !Arc::ptr_eq(x, y))
+                .count();
+            assert!(
+                groups_copied <= 3,
+                "{groups_copied} groups copied at {size}"
+            );
+            let (groups, per) = (a.groups.len(), a.per_group);
+            assert_eq!(groups * per, a.shard_count());
+            assert!(
+                per <= groups && groups <= 2 * per,
+                "{groups} groups of {per}"
+            );
             // Three shards at most, each of about MAX_SHARD_LEN entries (hashing is not
             // perfectly even: four times the average is far beyond its spread).
             assert!(
@@ -222,9 +292,8 @@ mod tests {
         assert_eq!((a.get(&8), b.get(&8)), (Some(&8), None));
         assert_eq!((a.len(), b.len()), (1000, 1000));
         let shared = a
-            .shards
-            .iter()
-            .zip(b.shards.iter())
+            .shards()
+            .zip(b.shards())
             .filter(|(x, y)| Arc::ptr_eq(x, y))
             .count();
         assert!(

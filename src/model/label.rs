@@ -1,8 +1,8 @@
 //! `Label`: a short string (a DNS label or two) stored inline.
 //!
-//! Endpoint labels (`web-0`, `10-244-1-7`), Service and namespace names and port names are
-//! almost always under 23 bytes: inline they cost no heap block (32 bytes with the
-//! allocator's overhead), which at 1M endpoints is 32 MB.
+//! Endpoint labels and hostnames (`web-0`, `10-244-1-7`), Service and namespace names and
+//! port names are almost always under 23 bytes: inline they cost no heap block (32 bytes with
+//! the allocator's overhead), which at 1M endpoints is 32 MB.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -41,6 +41,61 @@ impl Label {
             // Built from a `&str` cut at its end, so always valid UTF-8.
             Label::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
             Label::Heap(s) => s,
+        }
+    }
+}
+
+impl Label {
+    /// `text` in ASCII lower case, without an intermediate `String` when it fits inline.
+    pub fn lowercase(text: &str) -> Self {
+        if text.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            bytes.make_ascii_lowercase();
+            Label::Inline {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            Label::Heap(text.to_ascii_lowercase().into_boxed_str())
+        }
+    }
+}
+
+impl fmt::Write for Label {
+    /// Appends (a label is built by formatting into an empty one): inline while it fits.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self {
+            Label::Inline { len, bytes } => {
+                let at = usize::from(*len);
+                match bytes.get_mut(at..at + s.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(s.as_bytes());
+                        *len += s.len() as u8;
+                    }
+                    None => {
+                        let mut text = String::with_capacity(at + s.len());
+                        text.push_str(std::str::from_utf8(&bytes[..at]).unwrap_or_default());
+                        text.push_str(s);
+                        *self = Label::Heap(text.into_boxed_str());
+                    }
+                }
+            }
+            Label::Heap(text) => {
+                let mut t = std::mem::take(text).into_string();
+                t.push_str(s);
+                *text = t.into_boxed_str();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Label {
+    fn default() -> Self {
+        Label::Inline {
+            len: 0,
+            bytes: [0; INLINE],
         }
     }
 }
@@ -148,5 +203,28 @@ mod tests {
         assert!(Label::from("a") < Label::from("b"));
         assert_eq!(Label::from("1234567890123456789012").as_bytes().len(), 22);
         assert_eq!(std::mem::size_of::<Label>(), 24);
+    }
+
+    #[test]
+    fn lowercase_and_written_labels_stay_inline_while_they_fit() {
+        let l = Label::lowercase("Web-0");
+        assert!(matches!(l, Label::Inline { .. }));
+        assert_eq!(l.as_str(), "web-0");
+        let long = Label::lowercase("A-Label-Longer-Than-Twenty-Two-Bytes");
+        assert_eq!(long.as_str(), "a-label-longer-than-twenty-two-bytes");
+
+        use std::fmt::Write;
+        let mut w = Label::default();
+        let octet = 7;
+        write!(w, "10-244-{octet}").unwrap();
+        assert!(matches!(w, Label::Inline { .. }));
+        assert_eq!(w.as_str(), "10-244-7");
+        // Past 22 bytes it moves to the heap, keeping what it had.
+        w.write_str("-and-some-more-text").unwrap();
+        assert!(matches!(w, Label::Heap(_)));
+        assert_eq!(w.as_str(), "10-244-7-and-some-more-text");
+        w.write_str("!").unwrap();
+        assert_eq!(w.as_str(), "10-244-7-and-some-more-text!");
+        assert_eq!(Label::default().as_str(), "");
     }
 }
