@@ -12,6 +12,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod parallel;
 pub mod querylog;
 pub mod reload;
 pub mod server;

@@ -103,6 +103,14 @@ pub struct Cluster {
     programming_done: Vec<(&'static str, i64)>,
 }
 
+/// A Service a publish rebuilds: its key, snapshot key, id, and whether the id is new.
+struct Planned<'a> {
+    key: &'a ObjectKey,
+    skey: Box<[u8]>,
+    id: u32,
+    fresh: bool,
+}
+
 /// What one `apply` changed.
 #[derive(Default)]
 struct Touched {
@@ -403,39 +411,20 @@ impl Cluster {
             .filter_map(move |n| self.pods.get(&ObjectKey::new(ns, n)))
     }
 
-    /// Builds the records of every planned Service (key, id), in order; a large batch (the
-    /// first list of a big cluster) is split into one run per core.
-    fn build_all(
-        &self,
-        plan: &[(&ObjectKey, Box<[u8]>, u32, bool)],
-    ) -> Vec<Option<ServiceRecords>> {
-        let run = |part: &[(&ObjectKey, Box<[u8]>, u32, bool)]| -> Vec<Option<ServiceRecords>> {
+    /// Builds the records of every planned Service, in order; a large batch (the first list
+    /// of a big cluster) is split into one run per core.
+    fn build_all(&self, plan: &[Planned<'_>]) -> Vec<Option<ServiceRecords>> {
+        let parts = crate::parallel::in_parts(plan, PARALLEL_BUILDS, |_, part| {
             part.iter()
-                .map(|(key, _, id, _)| self.build(key, *id))
-                .collect()
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || plan.len() < PARALLEL_BUILDS {
-            return run(plan);
+                .map(|p| self.build(p.key, p.id))
+                .collect::<Vec<_>>()
+        });
+        let mut all = Vec::with_capacity(plan.len());
+        for part in parts {
+            // Building panics only on a bug: the same panic as on one thread.
+            all.extend(part.unwrap_or_else(|p| std::panic::resume_unwind(p)));
         }
-        let per = plan.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = plan
-                .chunks(per)
-                .skip(1)
-                .map(|part| scope.spawn(move || run(part)))
-                .collect();
-            let mut all = run(&plan[..per.min(plan.len())]);
-            for worker in workers {
-                // Building panics only on a bug: the same panic as on one thread.
-                all.extend(
-                    worker
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                );
-            }
-            all
-        })
+        all
     }
 
     fn build(&self, key: &ObjectKey, id: u32) -> Option<ServiceRecords> {
@@ -645,7 +634,7 @@ impl Cluster {
         let mut visible = false;
 
         let mut freed = Vec::new();
-        let plan: Vec<(&ObjectKey, Box<[u8]>, u32, bool)> = touched
+        let plan: Vec<Planned> = touched
             .services
             .iter()
             .map(|key| {
@@ -654,11 +643,19 @@ impl Cluster {
                     Some(r) => (r.id, false),
                     None => (self.take_id(), true),
                 };
-                (key, skey, id, fresh)
+                Planned {
+                    key,
+                    skey,
+                    id,
+                    fresh,
+                }
             })
             .collect();
         let built = self.build_all(&plan);
-        for ((_, skey, id, fresh), records) in plan.into_iter().zip(built) {
+        for (planned, records) in plan.into_iter().zip(built) {
+            let Planned {
+                skey, id, fresh, ..
+            } = planned;
             let before = old.services.get(&*skey);
             if before.map(|r| &**r) == records.as_ref() {
                 if fresh {

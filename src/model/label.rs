@@ -43,22 +43,16 @@ impl Label {
             Label::Heap(s) => s,
         }
     }
-}
 
-impl Label {
-    /// `text` in ASCII lower case, without an intermediate `String` when it fits inline.
+    /// `text` in ASCII lower case, lowered in place (no intermediate `String`).
     pub fn lowercase(text: &str) -> Self {
-        if text.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            bytes.make_ascii_lowercase();
-            Label::Inline {
-                len: text.len() as u8,
-                bytes,
-            }
-        } else {
-            Label::Heap(text.to_ascii_lowercase().into_boxed_str())
+        let mut label = Label::from(text);
+        match &mut label {
+            // Zeros past `len` stay zeros.
+            Label::Inline { bytes, .. } => bytes.make_ascii_lowercase(),
+            Label::Heap(s) => s.make_ascii_lowercase(),
         }
+        label
     }
 }
 

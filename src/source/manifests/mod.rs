@@ -251,50 +251,26 @@ fn text_documents(
     out: &mut ParsedFile,
     labels: Option<&LabelFilter>,
 ) {
-    let run = |start: usize, docs: &[&RawValue], out: &mut ParsedFile| {
-        for (i, raw) in docs.iter().enumerate() {
+    let parts = crate::parallel::in_parts(docs, PARALLEL_DOCUMENTS, |start, part| {
+        let mut out = ParsedFile::default();
+        for (i, raw) in part.iter().enumerate() {
             let label = format!("{prefix} {}", first + start + i);
-            text_document(file, &label, raw, out, 0, labels);
+            text_document(file, &label, raw, &mut out, 0, labels);
         }
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || docs.len() < PARALLEL_DOCUMENTS {
-        run(0, docs, out);
-        return;
-    }
-    let per = docs.len().div_ceil(threads);
-    let parts: Vec<ParsedFile> = std::thread::scope(|scope| {
-        let workers: Vec<_> = docs
-            .chunks(per)
-            .enumerate()
-            .skip(1)
-            .map(|(n, chunk)| {
-                scope.spawn(move || {
-                    let mut part = ParsedFile::default();
-                    run(n * per, chunk, &mut part);
-                    part
-                })
-            })
-            .collect();
-        let mut head = ParsedFile::default();
-        run(0, &docs[..per.min(docs.len())], &mut head);
-        let mut parts = vec![head];
-        for worker in workers {
-            // A worker panics only on a bug; its documents are then reported as lost.
-            parts.push(worker.join().unwrap_or_else(|_| {
-                let error = ManifestError {
-                    file: file.to_owned(),
-                    object: format!("{prefix}s"),
-                    field: None,
-                    reason: "internal error while converting".into(),
-                    identity: None,
-                };
-                (Vec::new(), vec![error])
-            }));
-        }
-        parts
+        out
     });
-    for (objects, errors) in parts {
+    for part in parts {
+        // A part panics only on a bug; its documents are then reported as lost.
+        let (objects, errors) = part.unwrap_or_else(|_| {
+            let error = ManifestError {
+                file: file.to_owned(),
+                object: format!("{prefix}s"),
+                field: None,
+                reason: "internal error while converting".into(),
+                identity: None,
+            };
+            (Vec::new(), vec![error])
+        });
         out.0.extend(objects);
         out.1.extend(errors);
     }
