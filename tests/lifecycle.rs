@@ -97,6 +97,24 @@ async fn queries_in_flight_are_answered_before_exit() {
 }
 
 #[tokio::test]
+async fn the_port_is_free_once_shutdown_returns() {
+    // The UDP sockets are read by threads of their own; `shutdown` returns only after every
+    // one of them has closed its socket, so a restart on the same port binds at once.
+    for round in 0..10 {
+        let s = TestServer::example(&[]).await;
+        let addr = s.addr;
+        let TestServer { running, dir, .. } = s;
+        running.shutdown().await;
+        // Without SO_REUSEPORT, these fail while any of the server's sockets is open.
+        let udp = std::net::UdpSocket::bind(addr);
+        assert!(udp.is_ok(), "round {round}: UDP {addr}: {udp:?}");
+        let tcp = std::net::TcpListener::bind(addr);
+        assert!(tcp.is_ok(), "round {round}: TCP {addr}: {tcp:?}");
+        drop(dir);
+    }
+}
+
+#[tokio::test]
 async fn tcp_connections_beyond_the_cap_are_closed_and_the_others_keep_working() {
     let s = TestServer::example(&["--max-tcp-connections", "2"]).await;
     let mut held = Vec::new();

@@ -257,6 +257,10 @@ mod threaded {
             .name("clusterdns-udp".into())
             .spawn(move || {
                 run(&shared, &socket, &shutdown, &runtime);
+                // The socket closes before the caller hears the thread is done: once
+                // `serve` returns, the port is free.
+                drop(shared);
+                drop(socket);
                 drop(done);
             });
         match started {
