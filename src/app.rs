@@ -102,9 +102,20 @@ impl Running {
         if !drained {
             tracing::warn!(grace = ?self.grace, "queries still in flight at the end of the shutdown grace were dropped");
         }
-        for t in self.tasks {
-            t.abort();
-        }
+        stop(self.tasks).await;
+    }
+}
+
+/// Cancels the background tasks and waits until each has let go of what it held (the side
+/// port's listener among them).
+async fn stop(tasks: Vec<JoinHandle<()>>) {
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        // Cancelled, it ends in a `JoinError`, which says nothing new here (a panic was
+        // reported by the panic hook when it happened).
+        let _ = t.await;
     }
 }
 
@@ -405,9 +416,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         for g in groups {
             g.serving.shutdown(config.shutdown_grace).await;
         }
-        for t in tasks {
-            t.abort();
-        }
+        stop(tasks).await;
         anyhow::bail!(
             "forwarding loop: upstream {upstream} sent this server's probe query back to it \
              (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
