@@ -99,10 +99,12 @@ async fn queries_in_flight_are_answered_before_exit() {
 #[tokio::test]
 async fn the_port_is_free_once_shutdown_returns() {
     // The UDP sockets are read by threads of their own; `shutdown` returns only after every
-    // one of them has closed its socket, so a restart on the same port binds at once.
+    // one of them has closed its socket, and the side port's listener is closed too, so a
+    // restart on the same ports binds at once.
     for round in 0..10 {
         let s = TestServer::example(&[]).await;
         let addr = s.addr;
+        let side = s.running.metrics_addr;
         let TestServer { running, dir, .. } = s;
         running.shutdown().await;
         // Without SO_REUSEPORT, these fail while any of the server's sockets is open.
@@ -110,6 +112,11 @@ async fn the_port_is_free_once_shutdown_returns() {
         assert!(udp.is_ok(), "round {round}: UDP {addr}: {udp:?}");
         let tcp = std::net::TcpListener::bind(addr);
         assert!(tcp.is_ok(), "round {round}: TCP {addr}: {tcp:?}");
+        let metrics = std::net::TcpListener::bind(side);
+        assert!(
+            metrics.is_ok(),
+            "round {round}: side port {side}: {metrics:?}"
+        );
         drop(dir);
     }
 }
