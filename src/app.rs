@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::{ALL_KINDS, Cluster, ClusterOptions, Delta};
 use crate::config::{Config, resolv_conf_nameservers};
-use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings};
+use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings, Probe};
 use crate::health::{self, Health};
 use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
 use crate::server::{self, BindError, DnsHandler, Listeners, Serving};
@@ -41,6 +41,8 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     lameduck: Duration,
     grace: Duration,
+    /// Set once something makes serving on pointless (a forwarding loop found late).
+    fatal: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// The listeners of one configured address (`None`: the default addresses).
@@ -60,9 +62,22 @@ pub(crate) struct Live {
     forwarder: Option<Arc<Forwarder>>,
     ttl: mpsc::UnboundedSender<u32>,
     pub(crate) metrics: Arc<Metrics>,
+    fatal: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 impl Running {
+    /// Waits until clusterdns cannot go on serving, and says why: an upstream found to forward
+    /// back to it after start (its loop probes keep going for `LOOP_WATCH`). The caller shuts
+    /// down and exits non-zero, as CoreDNS's `loop` plugin does.
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.clone();
+        match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.clone().unwrap_or_default(),
+            // The sender lives as long as `self`: never reached while serving.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// The snapshot currently served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.zone.load_full()
@@ -410,18 +425,18 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let udp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.udp.clone()).collect();
     let tcp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.tcp.clone()).collect();
     tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");
-    if let Some(f) = &forwarder
-        && let Some(upstream) = f.find_loop().await
-    {
-        for g in groups {
-            g.serving.shutdown(config.shutdown_grace).await;
+    let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
+    let fatal_tx = Arc::new(fatal_tx);
+    if let Some(f) = &forwarder {
+        let check = f.check_loops(&f.probes()).await;
+        if let Some(upstream) = check.looped {
+            for g in groups {
+                g.serving.shutdown(config.shutdown_grace).await;
+            }
+            stop(tasks).await;
+            anyhow::bail!(loop_error(upstream));
         }
-        stop(tasks).await;
-        anyhow::bail!(
-            "forwarding loop: upstream {upstream} sent this server's probe query back to it \
-             (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
-             that does not use clusterdns"
-        );
+        tasks.extend(watch_loops(f, check.unanswered, &fatal_tx));
     }
     let live = Arc::new(tokio::sync::Mutex::new(Live {
         config: config.clone(),
@@ -431,6 +446,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         forwarder,
         ttl: ttl_tx,
         metrics: Arc::clone(&metrics),
+        fatal: Arc::clone(&fatal_tx),
     }));
     let reloader = config
         .config
@@ -448,7 +464,39 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tasks,
         lameduck: config.lameduck,
         grace: config.shutdown_grace,
+        fatal,
     })
+}
+
+/// Why clusterdns stops when `upstream` forwards its queries back to it.
+fn loop_error(upstream: SocketAddr) -> String {
+    format!(
+        "forwarding loop: upstream {upstream} sent this server's probe query back to it \
+         (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
+         that does not use clusterdns"
+    )
+}
+
+/// Keeps probing the upstreams that did not answer a loop probe (`forward::LOOP_WATCH`); a loop
+/// found then is reported through `fatal`.
+fn watch_loops(
+    forwarder: &Arc<Forwarder>,
+    pending: Vec<Probe>,
+    fatal: &Arc<tokio::sync::watch::Sender<Option<String>>>,
+) -> Option<JoinHandle<()>> {
+    if pending.is_empty() {
+        return None;
+    }
+    let addrs: Vec<SocketAddr> = pending.iter().map(Probe::addr).collect();
+    tracing::info!(upstreams = ?addrs, "upstreams did not answer the loop probe; probing them again for 30 s");
+    let (f, fatal) = (Arc::clone(forwarder), Arc::clone(fatal));
+    Some(tokio::spawn(async move {
+        if let Some(upstream) = f.watch_loops(pending).await {
+            let why = loop_error(upstream);
+            tracing::error!(%upstream, "{why}");
+            fatal.send_replace(Some(why));
+        }
+    }))
 }
 
 /// Binds the listeners of `addrs` (the defaults when empty), skipping those `keep` already
@@ -545,10 +593,29 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
     } else {
         None
     };
+    // Upstreams the reload adds must not forward back here.
+    let mut unanswered = Vec::new();
+    if let (Some(settings), Some(f)) = (&settings, &live.forwarder) {
+        let old: std::collections::HashSet<SocketAddr> =
+            f.probes().iter().map(Probe::addr).collect();
+        let added: Vec<Probe> = crate::forward::probes_for(settings)
+            .into_iter()
+            .filter(|p| !old.contains(&p.addr()))
+            .collect();
+        if !added.is_empty() {
+            let check = f.check_loops(&added).await;
+            if let Some(upstream) = check.looped {
+                anyhow::bail!(loop_error(upstream));
+            }
+            unanswered = check.unanswered;
+        }
+    }
     // Then apply.
     if let (Some(settings), Some(f)) = (settings, &live.forwarder) {
         tracing::info!(upstreams = ?settings.upstreams, stub_domains = settings.stub_domains.len(), "forwarding settings changed");
         f.reconfigure(settings);
+        // Detached: it ends by itself within `LOOP_WATCH`.
+        drop(watch_loops(f, unanswered, &live.fatal));
     }
     if new.ttl != live.config.ttl {
         let _ = live.ttl.send(new.ttl);

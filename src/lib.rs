@@ -17,5 +17,6 @@ pub mod querylog;
 pub mod reload;
 pub mod server;
 pub mod source;
+pub mod wire;
 pub mod zone;
 pub mod zonefile;

@@ -81,7 +81,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        terminated().await;
+        tokio::select! {
+            () = terminated() => {}
+            why = running.fatal() => {
+                eprintln!("clusterdns: {why}");
+                running.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
         tracing::info!("shutting down");
         running.shutdown().await;
         ExitCode::SUCCESS

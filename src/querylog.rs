@@ -39,7 +39,7 @@ pub fn sample(
         target: "clusterdns::query",
         name = %name.map(|n| n.to_string()).unwrap_or_default(),
         r#type = %qtype.map(|t| t.to_string()).unwrap_or_default(),
-        rcode = %crate::server::rcode_name(rcode),
+        rcode = %crate::wire::rcode_name(rcode),
         duration_us = duration.as_micros() as u64,
         %client,
         "query"

@@ -46,7 +46,10 @@ pub(crate) async fn watch(path: PathBuf, live: Arc<tokio::sync::Mutex<Live>>) {
     let mut watcher = start_watcher(&path, tx.clone());
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = std::fs::read(&path).ok();
+    // The file may have changed between start-up's read and this task's first look: the
+    // first look compares it with the running configuration, not with itself.
+    let mut last = None;
+    let mut first = true;
     loop {
         tokio::select! {
             Some(()) = events.recv() => {
@@ -59,13 +62,15 @@ pub(crate) async fn watch(path: PathBuf, live: Arc<tokio::sync::Mutex<Live>>) {
         if watcher.is_none() {
             watcher = start_watcher(&path, tx.clone());
         }
-        if now == last {
+        if now == last && !first {
             continue;
         }
+        let was_first = std::mem::replace(&mut first, false);
         last = now;
         let current = live.lock().await.config.clone();
         let metrics = Arc::clone(&live.lock().await.metrics);
         let result = match current.reload() {
+            Ok(new) if was_first && current.loaded.changed(&new.loaded).is_empty() => continue,
             Ok(new) => crate::app::apply(&live, new).await,
             Err(e) => Err(anyhow::Error::msg(e.to_string())),
         };

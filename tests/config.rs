@@ -251,6 +251,47 @@ async fn reload_moves_forwarding_to_the_new_upstream_and_keeps_the_cache() {
 }
 
 #[tokio::test]
+async fn a_reload_adding_an_upstream_that_loops_is_refused() {
+    let honest = FakeUpstream::start().await;
+    honest.add("www.example.com. 300 IN A 192.0.2.10");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let listen = "listen: ['127.0.0.1:0']\n";
+    write(&file, &format!("{listen}upstream: ['{}']\n", honest.addr()));
+    let running = serve(&file, &[]).await;
+    let addr = running.udp[0];
+    // An upstream that relays everything back to clusterdns.
+    let relay = FakeUpstream::start().await;
+    relay.behave("", common::upstream::Behaviour::Relay(addr));
+    write(
+        &file,
+        &format!(
+            "{listen}upstream: ['{}', '{}']\n",
+            honest.addr(),
+            relay.addr()
+        ),
+    );
+    wait_metric(&running, "clusterdns_reload_failed_total", 1.0).await;
+    let m = running.metrics.encode();
+    assert_eq!(value(&m, "clusterdns_reload_total"), 0.0, "{m}");
+    // The running configuration stays: every query goes to the honest upstream.
+    for _ in 0..4 {
+        let (rcode, ips, _) = a_record(addr, "www.example.com.").await;
+        assert_eq!(
+            (rcode, ips),
+            (ResponseCode::NoError, vec!["192.0.2.10".into()])
+        );
+    }
+    let relayed: Vec<RecordType> = relay
+        .received()
+        .iter()
+        .map(|r| r.message.queries[0].query_type())
+        .collect();
+    assert_eq!(relayed, vec![RecordType::HINFO], "only the loop probe");
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_bad_file_keeps_the_running_configuration_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");

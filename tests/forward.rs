@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::upstream::{Behaviour, FakeUpstream, Proto};
-use common::{TestServer, ask, query, tcp, udp};
+use common::{TestServer, ask, query, tcp, udp, zone_text};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -655,12 +655,17 @@ async fn externalname_answers_are_completed_through_the_forwarder() {
         text,
         "NoError aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com."
     );
+    // The target's NODATA keeps the CNAME, with the target zone's SOA (RFC 2308 §2.2).
     let text = ask(s.addr, "payments.shop.svc.cluster.local.", RecordType::AAAA).await;
     assert_eq!(
         text,
-        "NoError aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com."
+        format!(
+            "NoError aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com.\n;authority {}",
+            soa_line()
+        )
     );
-    // When the target cannot be resolved: NODATA without the CNAME, as CoreDNS.
+    // When the target cannot be resolved: SERVFAIL, with the CNAME (RFC 1034 §3.6.2), and
+    // RA like every response of a forwarding server.
     up.behave("", Behaviour::Silent);
     let s2 = server(&[
         "--upstream",
@@ -669,11 +674,90 @@ async fn externalname_answers_are_completed_through_the_forwarder() {
         "200ms",
     ])
     .await;
-    let text = ask(s2.addr, "payments.shop.svc.cluster.local.", RecordType::A).await;
-    assert!(
-        text.starts_with("NoError aa\n;authority cluster.local."),
-        "{text}"
-    );
+    for _ in 0..2 {
+        let (m, _) = udp(
+            s2.addr,
+            &query("payments.shop.svc.cluster.local.", RecordType::A, None),
+        )
+        .await;
+        assert!(m.metadata.recursion_available);
+        assert_eq!(
+            zone_text(&m),
+            "ServFail aa\n;answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com."
+        );
+    }
+}
+
+#[tokio::test]
+async fn externalname_answers_take_the_targets_rcode_and_keep_the_cname() {
+    const CNAME: &str =
+        ";answer payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com.";
+    // An upstream that knows no name: every target is NXDOMAIN, with its SOA.
+    let empty = FakeUpstream::start().await;
+    let s = server(&["--upstream", &empty.addr().to_string()]).await;
+    let nxdomain = format!("NXDomain aa\n{CNAME}\n;authority {}", soa_line());
+    for ask_no in ["first", "cached"] {
+        let text = ask(s.addr, "payments.shop.svc.cluster.local.", RecordType::A).await;
+        assert_eq!(text, nxdomain, "{ask_no} ask");
+    }
+    assert_eq!(empty.count("payments.example.com.", RecordType::A), 1);
+
+    // The target exists without AAAA: NODATA, NOERROR with the CNAME and the target's SOA.
+    let up = upstream().await;
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let nodata = format!("NoError aa\n{CNAME}\n;authority {}", soa_line());
+    for ask_no in ["first", "cached"] {
+        let text = ask(s.addr, "payments.shop.svc.cluster.local.", RecordType::AAAA).await;
+        assert_eq!(text, nodata, "{ask_no} ask");
+    }
+    assert_eq!(up.count("payments.example.com.", RecordType::AAAA), 1);
+}
+
+/// The fake upstream's SOA as `zone_text` prints it, its TTL cut to the negative TTL (the
+/// SOA minimum, 60) as cached answers carry it.
+fn soa_line() -> &'static str {
+    "example.com. 60 IN SOA ns.example.com. hostmaster.example.com. SERIAL 7200 1800 86400 60"
+}
+
+#[tokio::test]
+async fn every_response_of_a_forwarding_server_sets_ra() {
+    let up = upstream().await;
+    up.behave("", Behaviour::Silent);
+    let s = server(&[
+        "--upstream",
+        &up.addr().to_string(),
+        "--upstream-timeout",
+        "200ms",
+    ])
+    .await;
+    // SERVFAIL when every upstream fails, REFUSED for class CH, NOTIMP for an opcode.
+    let (m, _) = udp(s.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(m.metadata.recursion_available, "SERVFAIL");
+    let mut q = query(WWW, RecordType::A, None);
+    q.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    let (m, _) = udp(s.addr, &q).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.metadata.recursion_available, "REFUSED");
+    let mut q = query(WWW, RecordType::A, None);
+    q.metadata.op_code = hickory_proto::op::OpCode::Status;
+    let (m, _) = udp(s.addr, &q).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
+    assert!(m.metadata.recursion_available, "NOTIMP");
+    // A query whose body does not parse: FORMERR, RA too.
+    let mut raw = query(WWW, RecordType::A, None).to_vec().unwrap();
+    raw.truncate(raw.len() - 3);
+    let reply = common::udp_raw(s.addr, &raw, Duration::from_secs(2))
+        .await
+        .expect("FORMERR");
+    let m = hickory_proto::op::Message::from_vec(&reply).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    assert!(m.metadata.recursion_available, "FORMERR");
+    // Without forwarding there is no recursion to offer.
+    let plain = server(&[]).await;
+    let (m, _) = udp(plain.addr, &query(WWW, RecordType::A, None)).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(!m.metadata.recursion_available);
 }
 
 #[tokio::test]
@@ -766,6 +850,121 @@ async fn refuses_to_start_when_an_upstream_forwards_back_to_it() {
             .len(),
         2
     );
+}
+
+#[tokio::test]
+async fn a_loop_through_an_upstream_that_starts_late_is_found() {
+    use clap::Parser;
+    let port = free_port();
+    let me: SocketAddr = ([127, 0, 0, 1], port).into();
+    // The relay's port, not served yet: the first probe gets no reply.
+    let mut relay = FakeUpstream::start().await;
+    relay.behave("", Behaviour::Relay(me));
+    relay.stop().await;
+    let dir = common::example_dir();
+    let relay_addr = relay.addr().to_string();
+    let args = [
+        "clusterdns",
+        "--manifests",
+        dir.to_str().unwrap(),
+        "--listen",
+        &me.to_string(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &relay_addr,
+        "--upstream-timeout",
+        "300ms",
+        "--lameduck",
+        "0s",
+    ];
+    let config = clusterdns::config::Config::try_parse_from(args).unwrap();
+    let running = clusterdns::app::start(&config)
+        .await
+        .expect("starts while the upstream is silent");
+    // Serving meanwhile.
+    let (m, _) = udp(
+        me,
+        &query("web.shop.svc.cluster.local.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    // The upstream comes up, relaying to clusterdns: the next probe finds the loop.
+    relay.restart().await;
+    let why = tokio::time::timeout(Duration::from_secs(20), running.fatal())
+        .await
+        .expect("the loop is found while the probes go on");
+    assert!(
+        why.contains("forwarding loop") && why.contains(&relay_addr),
+        "{why}"
+    );
+    running.shutdown().await;
+}
+
+#[test]
+fn the_binary_exits_when_a_late_upstream_forwards_back_to_it() {
+    let port = free_port();
+    let me = format!("127.0.0.1:{port}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut relay = rt.block_on(FakeUpstream::start());
+    relay.behave("", Behaviour::Relay(me.parse().unwrap()));
+    rt.block_on(relay.stop());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args([
+            "--manifests",
+            common::example_dir().to_str().unwrap(),
+            "--listen",
+            &me,
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &relay.addr().to_string(),
+            "--upstream-timeout",
+            "300ms",
+            "--lameduck",
+            "0s",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it answers, the first probe round is over: then the upstream starts.
+    rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let q = query("web.shop.svc.cluster.local.", RecordType::A, None);
+        while common::udp_raw(
+            me.parse().unwrap(),
+            &q.to_vec().unwrap(),
+            Duration::from_millis(200),
+        )
+        .await
+        .is_none()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "clusterdns never answered"
+            );
+        }
+        relay.restart().await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("clusterdns kept running with a forwarding loop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("forwarding loop") && err.contains(&relay.addr().to_string()),
+        "{err}"
+    );
+    rt.block_on(relay.stop());
 }
 
 #[test]
@@ -863,6 +1062,40 @@ async fn externalname_completion_keeps_the_upstream_truncation() {
     )
     .await;
     assert_eq!(forwarded(&up).len(), 4, "UDP then TCP, twice");
+}
+
+#[tokio::test]
+async fn forwarded_answers_too_long_for_the_client_are_cut_at_a_record_boundary() {
+    let up = upstream().await;
+    // 40 addresses: 674 bytes, over the 512 of a query without EDNS.
+    for i in 1..=40 {
+        up.add(&format!("many.example.com. 300 IN A 192.0.2.{i}"));
+    }
+    let s = server(&["--upstream", &up.addr().to_string()]).await;
+    let q = query("many.example.com.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    for ask_no in ["miss", "cache hit"] {
+        let raw = common::udp_raw(s.addr, &q, Duration::from_secs(2))
+            .await
+            .expect("a reply");
+        let r = common::strict::read(&raw).unwrap_or_else(|e| panic!("{ask_no}: {e}"));
+        assert!(r.truncated, "{ask_no}: {r:?} {} bytes", raw.len());
+        assert!(raw.len() <= 512, "{ask_no}");
+        assert_eq!(
+            usize::from(r.counts[0]),
+            (512 - r.question_end) / 16,
+            "{ask_no}: as many as fit"
+        );
+    }
+    // With room for all of them, all of them.
+    let (m, _) = udp(
+        s.addr,
+        &query("many.example.com.", RecordType::A, Some(1232)),
+    )
+    .await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 40);
 }
 
 #[tokio::test]

@@ -62,6 +62,83 @@ async fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
     server.running.shutdown().await;
 }
 
+/// A headless Service `v6` with `n` ready IPv6 endpoints.
+fn big_v6(n: usize) -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: v6, namespace: default}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: v6-1\n  namespace: default\n  labels: {kubernetes.io/service-name: v6}\naddressType: IPv6\nports: [{name: http, port: 80, protocol: TCP}]\nendpoints:\n",
+    );
+    for i in 0..n {
+        writeln!(s, "- addresses: [\"fd00:10::{:x}\"]", i + 1).unwrap();
+    }
+    s
+}
+
+/// Sends `q` over UDP and reads the raw reply strictly (as kdig, dnspython, musl do).
+async fn strict_udp(server: &TestServer, q: &Message) -> (Vec<u8>, common::strict::Strict) {
+    let raw = udp_raw(server.addr, &q.to_vec().unwrap(), Duration::from_secs(2))
+        .await
+        .expect("a reply");
+    let read = common::strict::read(&raw).unwrap_or_else(|e| panic!("{e}: {raw:02x?}"));
+    (raw, read)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_udp_replies_end_at_a_record_boundary() {
+    let server = TestServer::with_files(
+        &[("big.yaml", &big_headless(100)), ("v6.yaml", &big_v6(20))],
+        &[],
+    )
+    .await;
+    let a = "big.default.svc.cluster.local.";
+    // Without EDNS (how glibc and musl ask): 512 bytes at most, whole records only, the first
+    // owner a pointer to the question, as many 16-byte A records as fit.
+    let (raw, r) = strict_udp(&server, &query(a, RecordType::A, None)).await;
+    assert!(r.truncated);
+    assert_eq!(r.first_owner_len, Some(2), "owner points at the question");
+    assert_eq!(usize::from(r.counts[0]), (512 - r.question_end) / 16);
+    assert_eq!(r.counts[1..], [0, 0]);
+    assert_eq!(raw.len(), r.question_end + 16 * usize::from(r.counts[0]));
+    let plain_count = usize::from(r.counts[0]);
+    // With EDNS the OPT record survives the cut.
+    for payload in [512, 800, 1232] {
+        let (raw, r) = strict_udp(&server, &query(a, RecordType::A, Some(payload))).await;
+        assert!(r.truncated, "EDNS {payload}");
+        assert!(raw.len() <= usize::from(payload), "EDNS {payload}");
+        assert_eq!(r.counts[2], 1, "the OPT record, EDNS {payload}");
+        let whole = (usize::from(payload) - r.question_end - 11) / 16;
+        assert_eq!(usize::from(r.counts[0]), whole, "EDNS {payload}");
+    }
+    // AAAA of 20 endpoints: 28-byte records.
+    let (_, r) = strict_udp(
+        &server,
+        &query("v6.default.svc.cluster.local.", RecordType::AAAA, None),
+    )
+    .await;
+    assert!(r.truncated);
+    assert_eq!(usize::from(r.counts[0]), (512 - r.question_end) / 28);
+    // SRV of 100 endpoints with their glue: whole SRV records, TC set.
+    let (_, r) = strict_udp(
+        &server,
+        &query(
+            "_http._tcp.big.default.svc.cluster.local.",
+            RecordType::SRV,
+            None,
+        ),
+    )
+    .await;
+    assert!(r.truncated);
+    assert!(r.counts[0] > 0 && r.counts[0] < 100, "{:?}", r.counts);
+    // The same answer over TCP is whole and untruncated.
+    let m = tcp(server.addr, &query(a, RecordType::A, None)).await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 100);
+    // hickory's decoder agrees with the strict reader on what the truncated reply holds.
+    let (m, _) = udp(server.addr, &query(a, RecordType::A, None)).await;
+    assert_eq!(m.answers.len(), plain_count);
+    assert!(m.metadata.truncation);
+    server.running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edns_payload_version_and_do_bit() {
     let server = TestServer::example(&[]).await;

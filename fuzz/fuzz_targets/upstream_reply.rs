@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clusterdns::forward::cache::{Entry, Kind, SERVFAIL_TTL, STALE_TTL};
 use clusterdns::forward::upstream::accept_reply;
 use clusterdns::forward::{CacheSettings, Outgoing, Reply};
-use clusterdns::server::MAX_UDP_PAYLOAD;
+use clusterdns::wire::MAX_UDP_PAYLOAD;
 use clusterdns_fuzz::{UPSTREAM_ID, upstream_queries};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};

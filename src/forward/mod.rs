@@ -7,23 +7,25 @@
 //! down the query fails at once; with serve-stale an expired entry answers instead.
 
 pub mod cache;
+mod loop_probe;
 pub mod upstream;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::Name;
 
 use crate::metrics::{CacheTypeLabels, Metrics};
 use cache::{Cache, Entry, Kind};
 pub use cache::{CacheSettings, Key, Reply};
+pub use loop_probe::{LOOP_WATCH, LoopCheck, Probe, probes_for};
 use prometheus_client::metrics::counter::Counter;
 pub use upstream::{Outgoing, PoolSettings};
 use upstream::{Pool, PoolError};
@@ -92,7 +94,8 @@ pub struct Forwarder {
     outstanding: AtomicUsize,
     metrics: Arc<Metrics>,
     probes: Mutex<HashMap<Name, (SocketAddr, u32)>>,
-    probing: AtomicBool,
+    /// Probe rounds in progress: while any is, incoming names are checked against `probes`.
+    probing: AtomicUsize,
     /// `cache_hits_total{type="success"}` and `{type="denial"}`, for the packet path.
     hit_counters: [Counter; 2],
 }
@@ -188,7 +191,7 @@ impl Forwarder {
             outstanding: AtomicUsize::new(0),
             metrics,
             probes: Mutex::new(HashMap::new()),
-            probing: AtomicBool::new(false),
+            probing: AtomicUsize::new(0),
         }
     }
 
@@ -350,65 +353,5 @@ impl Forwarder {
             .shared();
         inflight.insert(key, fetch.clone());
         Ok(fetch)
-    }
-
-    /// Whether an incoming query is one of the loop probes this forwarder sent: counts it.
-    pub fn is_loop_probe(&self, name: &Name) -> bool {
-        if !self.probing.load(Ordering::Relaxed) {
-            return false;
-        }
-        let mut probes = lock(&self.probes);
-        match probes.get_mut(&name.to_lowercase()) {
-            Some((_, seen)) => {
-                *seen += 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Sends a random probe name through each upstream; an upstream that hands it back to
-    /// this server forwards to it, a loop. Returns the first such upstream.
-    pub async fn find_loop(&self) -> Option<SocketAddr> {
-        let mut checks = Vec::new();
-        self.probing.store(true, Ordering::Relaxed);
-        let routes = self.routes.load_full();
-        let pools = routes
-            .default
-            .iter()
-            .map(|p| (Name::root(), p))
-            .chain(routes.stubs.iter().map(|(d, p)| (d.clone(), p)));
-        for (domain, pool) in pools {
-            for u in pool.upstreams() {
-                let (a, b) = (rand::random::<u64>(), rand::random::<u64>());
-                let Ok(name) = Name::from_ascii(format!("{a:016x}.{b:016x}"))
-                    .and_then(|n| n.append_domain(&domain))
-                else {
-                    continue;
-                };
-                lock(&self.probes).insert(name.clone(), (u.addr, 0));
-                let q = Outgoing {
-                    name,
-                    qtype: RecordType::HINFO,
-                    qclass: DNSClass::IN,
-                    rd: true,
-                    cd: false,
-                    edns: None,
-                };
-                let (addr, timeout, metrics) = (u.addr, pool.timeout(), &self.metrics.forward);
-                checks.push(async move {
-                    let r = upstream::exchange(&addr, &q, timeout, metrics).await;
-                    if let Err(e) = r {
-                        tracing::debug!(upstream = %addr, error = %e, "loop probe got no reply");
-                    }
-                });
-            }
-        }
-        futures::future::join_all(checks).await;
-        let mut probes = lock(&self.probes);
-        let looped = probes.values().find(|(_, seen)| *seen > 0).map(|(a, _)| *a);
-        probes.clear();
-        self.probing.store(false, Ordering::Relaxed);
-        looped
     }
 }

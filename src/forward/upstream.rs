@@ -346,7 +346,7 @@ impl Pool {
                     m.responses
                         .get_or_create(&UpstreamRcodeLabels {
                             to: label.to,
-                            rcode: crate::server::rcode_name(reply.metadata.response_code),
+                            rcode: crate::wire::rcode_name(reply.metadata.response_code),
                         })
                         .inc();
                     u.fails.store(0, Ordering::Relaxed);

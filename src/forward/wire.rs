@@ -16,7 +16,7 @@
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 
 use super::cache::{Entry, KEY_CD, KEY_DO};
-use crate::server::MAX_UDP_PAYLOAD;
+use crate::wire::{clamp_payload, skip_name};
 
 /// Longest key: a 255-byte wire name, type, class and the flags byte.
 const KEY_MAX: usize = 255 + 5;
@@ -78,22 +78,6 @@ impl WireAnswer {
             ttls: ttls.into(),
             counts,
         })
-    }
-}
-
-/// The end of the (possibly compressed) name at `pos`.
-fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *b.get(pos)?;
-        match len & 0xC0 {
-            0 if len == 0 => return Some(pos + 1),
-            0 => pos += 1 + usize::from(len),
-            0xC0 => {
-                b.get(pos + 1)?;
-                return Some(pos + 2);
-            }
-            _ => return None,
-        }
     }
 }
 
@@ -203,7 +187,7 @@ impl<'a> WireQuery<'a> {
         match (tcp, self.edns) {
             (true, _) => usize::from(u16::MAX),
             (false, None) => 512,
-            (false, Some((payload, _))) => usize::from(payload.clamp(512, MAX_UDP_PAYLOAD)),
+            (false, Some((payload, _))) => usize::from(clamp_payload(payload)),
         }
     }
 
@@ -250,7 +234,7 @@ impl<'a> WireQuery<'a> {
                 .copy_from_slice(&served.to_be_bytes());
         }
         if let Some((payload, dnssec_ok)) = self.edns {
-            let payload = payload.clamp(512, MAX_UDP_PAYLOAD).to_be_bytes();
+            let payload = clamp_payload(payload).to_be_bytes();
             let flags = if dnssec_ok { 0x80 } else { 0 };
             out[len - OPT_LEN..]
                 .copy_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);

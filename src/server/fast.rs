@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::RecordType;
 
-use super::MAX_UDP_PAYLOAD;
+use crate::wire::clamp_payload;
 use crate::zone::{
     AnswerData, AnswerZone, MAX_LABELS, Rcode, ServiceRecords, Snapshot, Srv, lookup_labels,
     ptr_names,
@@ -334,7 +334,7 @@ impl Query {
                 }
                 pos += rdlen;
                 Some(ClientEdns {
-                    payload: payload.clamp(512, MAX_UDP_PAYLOAD),
+                    payload: clamp_payload(payload),
                     dnssec_ok,
                 })
             }

@@ -6,6 +6,7 @@
 //! The only module that imports hickory-server.
 
 mod autopath;
+mod cname;
 pub mod fast;
 mod listen;
 #[cfg(target_os = "linux")]
@@ -22,23 +23,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Header, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::proto::op::{Edns, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, RecordType};
+use hickory_server::server::Request;
 
-use crate::forward::{ForwardError, Forwarder, Outgoing, Reply};
+use crate::forward::{ForwardError, Forwarder, Outgoing};
 use crate::metrics::{AddrFamily, Metrics, Proto, QueryObservation, rcode_index, type_index};
-use crate::zone::{Answer, AnswerData, MAX_LABELS, Rcode, Rendered, Snapshot, lookup, render};
+use crate::wire::{Response, clamp_payload};
+use crate::zone::{AnswerData, MAX_LABELS, Rcode, Rendered, Snapshot, lookup, render};
 use crate::zonefile::ZoneSet;
-
-/// Largest UDP answer offered, whatever the client says (DNS Flag Day 2020: 1232 avoids
-/// IP fragmentation on every common path).
-pub const MAX_UDP_PAYLOAD: u16 = 1232;
-
-/// Longest CNAME chain followed when completing an ExternalName answer (CoreDNS: 10).
-const MAX_CNAME_CHAIN: usize = 10;
 
 /// Optional answer features, all off by default.
 #[derive(Clone, Debug, Default)]
@@ -89,7 +82,7 @@ impl DnsHandler {
     }
 
     /// The static zones' answer for `name`, if it is in one of them.
-    fn static_lookup(
+    pub(super) fn static_lookup(
         &self,
         name: &hickory_server::proto::rr::Name,
         qtype: RecordType,
@@ -122,6 +115,11 @@ impl DnsHandler {
         Some((len, q.qtype()))
     }
 
+    /// Whether names outside the served zones are forwarded (the RA bit of every response).
+    pub fn forwards(&self) -> bool {
+        self.forwarder.is_some()
+    }
+
     /// Counts a query so malformed it never reached the handler (answered FORMERR).
     fn count_formerr(
         &self,
@@ -144,7 +142,7 @@ impl DnsHandler {
     fn record(
         &self,
         request: &Request,
-        info: &ResponseInfo,
+        rcode: ResponseCode,
         sizes: (usize, usize),
         started: std::time::Instant,
     ) {
@@ -154,7 +152,7 @@ impl DnsHandler {
             request.src(),
             query.map(|q| q.name()),
             query.map(|q| q.query_type()),
-            info.response_code,
+            rcode,
             sizes,
             Some(started),
         );
@@ -268,20 +266,6 @@ impl std::fmt::Display for WireName<'_> {
     }
 }
 
-/// The RFC mnemonic of a response code, as metrics label it.
-pub fn rcode_name(code: ResponseCode) -> &'static str {
-    match u16::from(code) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        16 => "BADVERS",
-        _ => "OTHER",
-    }
-}
-
 /// What a query resolved to, before it is sent.
 enum Outcome {
     /// A response with these header bits and sections.
@@ -295,7 +279,7 @@ enum Outcome {
     Error(ResponseCode),
 }
 
-fn response_code(rcode: Rcode) -> ResponseCode {
+pub(super) fn response_code(rcode: Rcode) -> ResponseCode {
     match rcode {
         Rcode::NoError => ResponseCode::NoError,
         Rcode::NxDomain => ResponseCode::NXDomain,
@@ -309,78 +293,48 @@ fn response_code(rcode: Rcode) -> ResponseCode {
 fn response_edns(request: &Request) -> Option<Edns> {
     let client = request.edns.as_ref()?;
     let mut edns = Edns::new();
-    edns.set_max_payload(client.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+    edns.set_max_payload(clamp_payload(client.max_payload()));
     edns.set_version(0);
     edns.set_dnssec_ok(client.flags().dnssec_ok);
     Some(edns)
 }
 
-async fn send_error<R: ResponseHandler>(
-    request: &Request,
-    edns: Option<&Edns>,
-    code: ResponseCode,
-    mut handle: R,
-) -> ResponseInfo {
-    let mut builder = MessageResponseBuilder::new(&request.queries, None);
-    if let Some(e) = edns {
-        builder.edns(e);
-    }
-    let response = builder.error_msg(&request.metadata, code);
-    match handle.send_response(response).await {
-        Ok(info) => info,
-        Err(e) => failed(request, e),
-    }
-}
-
-fn failed(request: &Request, error: impl std::fmt::Display) -> ResponseInfo {
-    tracing::debug!(%error, "failed to send response");
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.response_code = ResponseCode::ServFail;
-    ResponseInfo::from(Header {
-        metadata,
-        counts: Default::default(),
-    })
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for DnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        handle: R,
-    ) -> ResponseInfo {
-        self.answer(request, handle).await
-    }
-}
-
 impl DnsHandler {
-    async fn answer<R: ResponseHandler>(&self, request: &Request, handle: R) -> ResponseInfo {
+    /// The response with only the code `code`: RA set when this server forwards (every
+    /// response says whether recursion is available, errors included).
+    fn error(&self, request: &Request, edns: Option<&Edns>, code: ResponseCode) -> Response {
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.response_code = code;
+        metadata.recursion_available = self.forwarder.is_some();
+        Response::empty(metadata, edns.cloned())
+    }
+
+    /// Every message answering `request` (several for a zone transfer over TCP).
+    pub(crate) async fn answer(&self, request: &Request) -> Vec<Response> {
         let edns = response_edns(request);
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return send_error(request, edns.as_ref(), ResponseCode::BADVERS, handle).await;
+            return vec![self.error(request, edns.as_ref(), ResponseCode::BADVERS)];
         }
         if request.metadata.op_code != OpCode::Query {
-            return send_error(request, edns.as_ref(), ResponseCode::NotImp, handle).await;
+            return vec![self.error(request, edns.as_ref(), ResponseCode::NotImp)];
         }
         let Ok(info) = request.request_info() else {
-            return send_error(request, edns.as_ref(), ResponseCode::FormErr, handle).await;
+            return vec![self.error(request, edns.as_ref(), ResponseCode::FormErr)];
         };
         let query = info.query.original();
         let qtype = query.query_type();
         if query.query_class() != DNSClass::IN {
-            return send_error(request, edns.as_ref(), ResponseCode::Refused, handle).await;
+            return vec![self.error(request, edns.as_ref(), ResponseCode::Refused)];
         }
         let name = query.name();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            return self
-                .transfer(request, edns.as_ref(), name, qtype, handle)
-                .await;
+            return self.transfer(request, edns.as_ref(), name, qtype);
         }
         let outcome = match self.autopath(request, name, qtype).await {
             Some(outcome) => outcome,
             None => self.resolve(request, name, qtype).await,
         };
-        self.respond(request, edns.as_ref(), outcome, handle).await
+        vec![self.respond(request, edns.as_ref(), outcome)]
     }
 
     /// With `--autopath`, when the question is the first step of a known pod's search path:
@@ -408,14 +362,8 @@ impl DnsHandler {
         first
     }
 
-    /// Sends `outcome` as the response to `request`.
-    async fn respond<R: ResponseHandler>(
-        &self,
-        request: &Request,
-        edns: Option<&Edns>,
-        outcome: Outcome,
-        handle: R,
-    ) -> ResponseInfo {
+    /// The response to `request` that `outcome` makes.
+    fn respond(&self, request: &Request, edns: Option<&Edns>, outcome: Outcome) -> Response {
         match outcome {
             Outcome::Records {
                 metadata,
@@ -424,9 +372,15 @@ impl DnsHandler {
                 if self.options.shuffle {
                     shuffle::shuffle_addresses(&mut rendered.answers);
                 }
-                self.send(request, edns, metadata, &rendered, handle).await
+                Response {
+                    metadata,
+                    answers: rendered.answers,
+                    authorities: rendered.authorities,
+                    additionals: rendered.additionals,
+                    edns: edns.cloned(),
+                }
             }
-            Outcome::Error(code) => send_error(request, edns, code, handle).await,
+            Outcome::Error(code) => self.error(request, edns, code),
         }
     }
 
@@ -447,7 +401,7 @@ impl DnsHandler {
                     AnswerData::Cname(target)
                         if matches!(qtype, RecordType::A | RecordType::AAAA) =>
                     {
-                        Some((target.clone(), negative(&snapshot, &answer, name)))
+                        Some(target.clone())
                     }
                     _ => None,
                 };
@@ -474,73 +428,24 @@ impl DnsHandler {
             return self.forward(request, name, qtype).await;
         };
         tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
-        let mut truncated = false;
-        let mut rcode = rcode;
-        if let Some((target, nodata)) = chase {
-            match self.complete_cname(request, target, qtype).await {
-                Ok((records, tc)) => {
-                    rendered.answers.extend(records);
-                    truncated = tc;
-                }
-                // As CoreDNS: when the target cannot be resolved, NODATA without the CNAME.
-                Err(_) => {
-                    rendered = nodata;
-                    rcode = Rcode::NoError;
-                }
-            }
-        }
-
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         metadata.recursion_available = self.forwarder.is_some();
-        metadata.truncation = truncated;
         metadata.response_code = response_code(rcode);
+        if let Some(target) = chase {
+            // The chain's end decides the response code (RFC 6604 §3); the CNAME always stays.
+            let end = self.complete_cname(request, target, qtype).await;
+            metadata.truncation = end.truncated;
+            metadata.response_code = end.rcode;
+            rendered.answers.extend(end.answers);
+            rendered.authorities = end.authorities;
+        }
         Outcome::Records { metadata, rendered }
     }
-
-    async fn send<R: ResponseHandler>(
-        &self,
-        request: &Request,
-        edns: Option<&Edns>,
-        metadata: Metadata,
-        rendered: &Rendered,
-        mut handle: R,
-    ) -> ResponseInfo {
-        let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(e) = edns {
-            builder.edns(e);
-        }
-        let none: &[Record] = &[];
-        let response = builder.build(
-            metadata,
-            rendered.answers.iter(),
-            rendered.authorities.iter(),
-            none.iter(),
-            rendered.additionals.iter(),
-        );
-        match handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => failed(request, e),
-        }
-    }
-}
-
-/// The NODATA answer (SOA in authority) of the zone that gave `answer`.
-fn negative(
-    snapshot: &Snapshot,
-    answer: &Answer<'_>,
-    name: &hickory_server::proto::rr::Name,
-) -> Rendered {
-    let empty = Answer {
-        rcode: Rcode::NoError,
-        data: AnswerData::Empty,
-        zone: answer.zone,
-    };
-    render(snapshot, &empty, name)
 }
 
 /// The upstream query for a client's question.
-fn outgoing(
+pub(super) fn outgoing(
     request: &Request,
     name: hickory_server::proto::rr::Name,
     qtype: RecordType,
@@ -551,18 +456,16 @@ fn outgoing(
         qclass: DNSClass::IN,
         rd: request.metadata.recursion_desired,
         cd: request.metadata.checking_disabled,
-        edns: request.edns.as_ref().map(|e| {
-            (
-                e.max_payload().clamp(512, MAX_UDP_PAYLOAD),
-                e.flags().dnssec_ok,
-            )
-        }),
+        edns: request
+            .edns
+            .as_ref()
+            .map(|e| (clamp_payload(e.max_payload()), e.flags().dnssec_ok)),
     }
 }
 
 impl DnsHandler {
     /// Whether `--no-aaaa-outside-zone` keeps this query type from the upstreams.
-    fn filters_aaaa(&self, qtype: RecordType) -> bool {
+    pub(super) fn filters_aaaa(&self, qtype: RecordType) -> bool {
         self.options.no_aaaa_outside_zone && qtype == RecordType::AAAA
     }
 
@@ -617,56 +520,5 @@ impl DnsHandler {
                 })
             }
         }
-    }
-
-    /// Follows an ExternalName CNAME to the target's records: through the cluster zone while
-    /// the chain stays in it, then a zone file's answer, else the forwarder (cache and
-    /// upstreams); without a forwarder the chain ends at the last name it could resolve. Returns the
-    /// records after the first CNAME, and whether the upstream reply was truncated.
-    async fn complete_cname(
-        &self,
-        request: &Request,
-        first: hickory_server::proto::rr::Name,
-        qtype: RecordType,
-    ) -> Result<(Vec<Record>, bool), ForwardError> {
-        let mut records = Vec::new();
-        let mut target = first;
-        for _ in 0..MAX_CNAME_CHAIN {
-            let next = {
-                let snapshot = self.zone.load();
-                let answer = lookup(&snapshot, &target, qtype);
-                if answer.rcode == Rcode::Refused {
-                    None
-                } else {
-                    records.extend(render(&snapshot, &answer, &target).answers);
-                    match answer.data {
-                        AnswerData::Cname(next) => Some(Some(next.clone())),
-                        _ => Some(None),
-                    }
-                }
-            };
-            match next {
-                Some(Some(n)) => target = n,
-                Some(None) => return Ok((records, false)),
-                None => {
-                    if let Some(z) = self.static_lookup(&target, qtype) {
-                        records.extend(z.answers);
-                        return Ok((records, false));
-                    }
-                    let Some(fwd) = &self.forwarder else {
-                        return Ok((records, false));
-                    };
-                    if self.filters_aaaa(qtype) {
-                        return Ok((records, false));
-                    }
-                    let mut q = outgoing(request, target, qtype);
-                    q.rd = true;
-                    let reply: Reply = fwd.resolve(&q).await?;
-                    records.extend(reply.answers);
-                    return Ok((records, reply.truncated));
-                }
-            }
-        }
-        Ok((records, false))
     }
 }

@@ -13,17 +13,13 @@
 //! in flight are answered, and the loops return.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::rr::Record;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -38,77 +34,18 @@ pub const MAX_PIPELINED: usize = 32;
 /// How long one answer may wait to be written to a TCP client before the connection closes.
 pub const TCP_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The encoded answer a handler produced, captured instead of sent: one message, or several
-/// for a zone transfer.
-#[derive(Clone, Default)]
-struct Capture {
-    out: Arc<Mutex<Vec<Vec<u8>>>>,
-    protocol: Option<Protocol>,
-}
-
-impl Capture {
-    fn new(protocol: Protocol) -> Self {
-        Self {
-            out: Arc::default(),
-            protocol: Some(protocol),
-        }
-    }
-
-    fn take_all(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.out.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let id = response.metadata().id;
-        // UDP: what the response's OPT offers (the handler sets min(client, 1232)), else the
-        // RFC 1035 512; TCP: a whole message.
-        let max = match self.protocol {
-            Some(Protocol::Udp) => response.edns().map_or(512, |e| e.max_payload().max(512)),
-            _ => u16::MAX,
-        };
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max);
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
-            Err(error) => {
-                tracing::warn!(%error, id, "cannot encode a response; answering SERVFAIL");
-                bytes = servfail(id)?;
-                let header = Header::read(&mut BinDecoder::new(&bytes))?;
-                ResponseInfo::from(header)
-            }
-        };
-        self.out
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(bytes);
-        Ok(info)
-    }
-}
-
-fn servfail(id: u16) -> Result<Vec<u8>, NetError> {
+fn servfail(id: u16) -> Option<Vec<u8>> {
     let mut m = Message::response(id, hickory_proto::op::OpCode::Query);
     m.metadata.response_code = ResponseCode::ServFail;
-    Ok(m.to_vec()?)
+    m.to_vec().ok()
 }
 
-/// FORMERR for a query whose header reads but whose body does not (no question echoed).
-fn formerr(header: &Header) -> Option<Vec<u8>> {
+/// FORMERR for a query whose header reads but whose body does not (no question echoed); RA
+/// when the server forwards.
+fn formerr(header: &Header, recursion_available: bool) -> Option<Vec<u8>> {
     let mut m = Message::response(header.metadata.id, header.metadata.op_code);
     m.metadata.recursion_desired = header.metadata.recursion_desired;
+    m.metadata.recursion_available = recursion_available;
     m.metadata.response_code = ResponseCode::FormErr;
     m.to_vec().ok()
 }
@@ -187,20 +124,44 @@ async fn answer_all(
         Ok(r) => r,
         Err(error) => {
             tracing::debug!(%src, %error, "unreadable query: FORMERR");
-            let out = formerr(&header);
+            let out = formerr(&header, handler.forwards());
             let sizes = (request_size, out.as_ref().map_or(0, Vec::len));
             handler.count_formerr(protocol, src, sizes);
             return out.into_iter().collect();
         }
     };
-    let capture = Capture::new(protocol);
-    let info = handler
-        .handle_request::<_, TokioTime>(&request, capture.clone())
-        .await;
-    let out = capture.take_all();
+    let responses = handler.answer(&request).await;
+    let rcode = responses
+        .first()
+        .map_or(ResponseCode::ServFail, |r| r.metadata.response_code);
+    let out: Vec<Vec<u8>> = responses
+        .iter()
+        .filter_map(|r| encode(&request, r))
+        .collect();
     let sizes = (request_size, out.iter().map(Vec::len).sum());
-    handler.record(&request, &info, sizes, started);
+    handler.record(&request, rcode, sizes, started);
     out
+}
+
+/// `response` in wire form: over UDP cut to what its OPT offers (the handler sets
+/// min(client's, 1232)), else 512, by the truncation rule; over TCP whole. SERVFAIL when it
+/// cannot be encoded.
+fn encode(request: &Request, response: &crate::wire::Response) -> Option<Vec<u8>> {
+    let limit = match request.protocol() {
+        Protocol::Udp => {
+            crate::wire::reply_limit(false, response.edns.as_ref().map(|e| e.max_payload()))
+        }
+        _ => usize::from(u16::MAX),
+    };
+    let queries = u16::try_from(request.queries.len()).unwrap_or(u16::MAX);
+    match crate::wire::encode(request.queries.as_bytes(), queries, response, limit) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            let id = response.metadata.id;
+            tracing::warn!(%error, id, "cannot encode a response; answering SERVFAIL");
+            servfail(id)
+        }
+    }
 }
 
 /// How TCP connections are treated.

@@ -191,7 +191,7 @@ async fn serve_async(
 ) {
     let runtime = tokio::runtime::Handle::current();
     let mut buf = vec![0u8; usize::from(u16::MAX)];
-    let mut out = vec![0u8; usize::from(super::MAX_UDP_PAYLOAD)];
+    let mut out = vec![0u8; usize::from(crate::wire::MAX_UDP_PAYLOAD)];
     loop {
         let first = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -311,7 +311,7 @@ mod threaded {
     }
 
     impl<'fd> Answers<'fd> {
-        const SIZE: usize = super::super::MAX_UDP_PAYLOAD as usize;
+        const SIZE: usize = crate::wire::MAX_UDP_PAYLOAD as usize;
 
         fn new(fd: std::os::fd::BorrowedFd<'fd>) -> Self {
             Self {

@@ -13,10 +13,10 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Metadata, ResponseCode};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncodable;
-use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::server::Request;
 
-use super::{DnsHandler, failed, send_error};
+use super::DnsHandler;
+use crate::wire::Response;
 use crate::zone::transfer_records;
 
 /// Most bytes of records in one transfer message: a TCP message is at most 65535 bytes,
@@ -65,24 +65,23 @@ impl DnsHandler {
     }
 
     /// Answers an AXFR or IXFR question for `name`.
-    pub(super) async fn transfer<R: ResponseHandler>(
+    pub(super) fn transfer(
         &self,
         request: &Request,
         edns: Option<&Edns>,
         name: &Name,
         qtype: RecordType,
-        mut handle: R,
-    ) -> ResponseInfo {
+    ) -> Vec<Response> {
         let snapshot = self.zone.load_full();
         let allowed = self.may_transfer(request.src().ip())
             && *name == snapshot.config.origin
             && (qtype == RecordType::IXFR || request.protocol() != Protocol::Udp);
         if !allowed {
             tracing::debug!(src = %request.src(), %name, %qtype, "zone transfer refused");
-            return send_error(request, edns, ResponseCode::Refused, handle).await;
+            return vec![self.error(request, edns, ResponseCode::Refused)];
         }
         if !snapshot.synced {
-            return send_error(request, edns, ResponseCode::ServFail, handle).await;
+            return vec![self.error(request, edns, ResponseCode::ServFail)];
         }
         let single_soa = qtype == RecordType::IXFR
             && (request.protocol() == Protocol::Udp
@@ -92,32 +91,22 @@ impl DnsHandler {
             records.truncate(1);
         }
         tracing::debug!(src = %request.src(), %qtype, serial = snapshot.serial, records = records.len(), "zone transfer");
-        let mut info = None;
-        for chunk in chunks(&records) {
-            let mut builder = MessageResponseBuilder::new(&request.queries, None);
-            if let Some(e) = edns {
-                builder.edns(e);
-            }
-            let mut metadata = Metadata::response_from_request(&request.metadata);
-            metadata.authoritative = true;
-            metadata.response_code = ResponseCode::NoError;
-            let none: &[Record] = &[];
-            let response = builder.build(
-                metadata,
-                chunk.iter(),
-                none.iter(),
-                none.iter(),
-                none.iter(),
-            );
-            match handle.send_response(response).await {
-                Ok(i) => info = Some(i),
-                Err(e) => return failed(request, e),
-            }
+        let messages: Vec<Response> = chunks(&records)
+            .into_iter()
+            .map(|chunk| {
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.authoritative = true;
+                metadata.recursion_available = self.forwarder.is_some();
+                metadata.response_code = ResponseCode::NoError;
+                let mut r = Response::empty(metadata, edns.cloned());
+                r.answers = chunk.to_vec();
+                r
+            })
+            .collect();
+        if messages.is_empty() {
+            return vec![self.error(request, edns, ResponseCode::ServFail)];
         }
-        match info {
-            Some(i) => i,
-            None => send_error(request, edns, ResponseCode::ServFail, handle).await,
-        }
+        messages
     }
 }
 

@@ -10,8 +10,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::ZoneAnswer;
 use super::zone::{Node, Zone, label_count};
 
-/// The most CNAMEs followed in one answer.
-pub const MAX_CNAME_CHAIN: usize = 8;
+/// The most CNAMEs followed in one answer (the server's one limit).
+pub use crate::wire::MAX_CNAME_CHAIN;
 
 /// Where the walk down from the apex ends.
 enum Found<'z> {

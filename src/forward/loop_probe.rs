@@ -1,0 +1,155 @@
+//! Forwarding-loop detection, as CoreDNS's `loop` plugin: a random name is sent through each
+//! upstream; if it comes back to this server, the upstream forwards to it, and every outside
+//! query would go round until it timed out.
+//!
+//! An upstream that does not answer a probe (not started yet: a node's resolver restarting, a
+//! sidecar) is probed again every second for up to `LOOP_WATCH` after start, or after the
+//! reload that added it; a loop found then is as fatal as one found at once.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+use super::upstream::{self, Outgoing};
+use super::{ForwardSettings, Forwarder, lock};
+
+/// How long an upstream that has not answered keeps being probed.
+pub const LOOP_WATCH: Duration = Duration::from_secs(30);
+
+/// How often an unanswered upstream is probed again.
+pub const LOOP_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// One upstream to probe: the domain its pool serves (probe names go under it) and its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    domain: Name,
+    addr: SocketAddr,
+}
+
+/// What one round of probes found.
+#[derive(Debug, Default)]
+pub struct LoopCheck {
+    /// The first upstream that sent a probe back here.
+    pub looped: Option<SocketAddr>,
+    /// Upstreams that gave no reply at all: to be probed again.
+    pub unanswered: Vec<Probe>,
+}
+
+/// Every upstream of `settings`: the default pool's under the root, each stub domain's under
+/// its domain.
+pub fn probes_for(settings: &ForwardSettings) -> Vec<Probe> {
+    let default = settings.upstreams.iter().map(|a| (Name::root(), *a));
+    let stubs = settings
+        .stub_domains
+        .iter()
+        .flat_map(|(d, addrs)| addrs.iter().map(move |a| (d.clone(), *a)));
+    default
+        .chain(stubs)
+        .map(|(domain, addr)| Probe { domain, addr })
+        .collect()
+}
+
+impl Probe {
+    /// The upstream's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Forwarder {
+    /// Whether an incoming query is one of the loop probes this forwarder sent: counts it.
+    pub fn is_loop_probe(&self, name: &Name) -> bool {
+        if self.probing.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut probes = lock(&self.probes);
+        match probes.get_mut(&name.to_lowercase()) {
+            Some((_, seen)) => {
+                *seen += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every upstream of the settings in effect.
+    pub fn probes(&self) -> Vec<Probe> {
+        probes_for(&self.routes.load().settings)
+    }
+
+    /// Sends one random probe name through each of `probes` and waits for every reply (each
+    /// within the upstream timeout).
+    pub async fn check_loops(&self, probes: &[Probe]) -> LoopCheck {
+        let timeout = self.routes.load().settings.pool.timeout;
+        self.probing.fetch_add(1, Ordering::Relaxed);
+        let mut sent = Vec::new();
+        let mut checks = Vec::new();
+        for p in probes {
+            let (a, b) = (rand::random::<u64>(), rand::random::<u64>());
+            let Ok(name) = Name::from_ascii(format!("{a:016x}.{b:016x}"))
+                .and_then(|n| n.append_domain(&p.domain))
+            else {
+                continue;
+            };
+            lock(&self.probes).insert(name.clone(), (p.addr, 0));
+            sent.push(name.clone());
+            let q = Outgoing {
+                name,
+                qtype: RecordType::HINFO,
+                qclass: DNSClass::IN,
+                rd: true,
+                cd: false,
+                edns: None,
+            };
+            let metrics = &self.metrics.forward;
+            checks.push(async move {
+                let answered = upstream::exchange(&p.addr, &q, timeout, metrics).await;
+                if let Err(e) = &answered {
+                    tracing::debug!(upstream = %p.addr, error = %e, "loop probe got no reply");
+                }
+                answered.is_ok().then_some(()).ok_or_else(|| p.clone())
+            });
+        }
+        let results = futures::future::join_all(checks).await;
+        let mut probes = lock(&self.probes);
+        let looped = sent
+            .iter()
+            .filter_map(|n| probes.get(n))
+            .find(|(_, seen)| *seen > 0)
+            .map(|(a, _)| *a);
+        for n in &sent {
+            probes.remove(n);
+        }
+        drop(probes);
+        self.probing.fetch_sub(1, Ordering::Relaxed);
+        LoopCheck {
+            looped,
+            unanswered: results.into_iter().filter_map(Result::err).collect(),
+        }
+    }
+
+    /// Probes `pending` again every `LOOP_PROBE_EVERY` until each has answered or `LOOP_WATCH`
+    /// has passed: the first upstream found to loop, if any.
+    pub async fn watch_loops(&self, mut pending: Vec<Probe>) -> Option<SocketAddr> {
+        let until = tokio::time::Instant::now() + LOOP_WATCH;
+        while !pending.is_empty() {
+            tokio::time::sleep(LOOP_PROBE_EVERY).await;
+            if tokio::time::Instant::now() >= until {
+                tracing::debug!(upstreams = ?pending.iter().map(|p| p.addr).collect::<Vec<_>>(), "loop probes never answered; no longer probing");
+                return None;
+            }
+            // Upstreams a reload removed meanwhile are not probed.
+            let current: HashSet<SocketAddr> = self.probes().iter().map(|p| p.addr).collect();
+            pending.retain(|p| current.contains(&p.addr));
+            let round = self.check_loops(&pending).await;
+            if round.looped.is_some() {
+                return round.looped;
+            }
+            pending = round.unanswered;
+        }
+        None
+    }
+}

@@ -1,0 +1,126 @@
+//! Completing an ExternalName answer: the CNAME is followed to the target's records, through
+//! the cluster zone while the chain stays in it, then a zone file, else the forwarder (cache
+//! and upstreams).
+//!
+//! The CNAME always stays in the answer, and the response code is the one for the last name
+//! of the chain (RFC 1034 §3.6.2, RFC 6604 §3): NXDOMAIN when the target does not exist and
+//! NOERROR for NODATA, each with the target zone's SOA in authority when there is one; when
+//! the target cannot be resolved (every upstream down or silent), SERVFAIL with the CNAME.
+//! The same on the first ask and from the cache, since both read the cached upstream answer.
+
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::{Name, Record, RecordType};
+use hickory_server::server::Request;
+
+use super::{DnsHandler, outgoing, response_code};
+use crate::wire::MAX_CNAME_CHAIN;
+use crate::zone::{AnswerData, Rcode, lookup, render};
+
+/// Where a CNAME chain ended.
+pub(super) struct ChainEnd {
+    /// The records after the first CNAME.
+    pub answers: Vec<Record>,
+    /// The authority section of the last name's answer (its zone's SOA when negative).
+    pub authorities: Vec<Record>,
+    /// The response code for the last name.
+    pub rcode: ResponseCode,
+    /// Whether the upstream's reply stayed truncated.
+    pub truncated: bool,
+}
+
+impl ChainEnd {
+    /// The chain ends here with `answers` and no more to say (NOERROR).
+    fn found(answers: Vec<Record>) -> Self {
+        Self {
+            answers,
+            authorities: Vec::new(),
+            rcode: ResponseCode::NoError,
+            truncated: false,
+        }
+    }
+}
+
+impl DnsHandler {
+    /// Follows the CNAME to `first` for `qtype`. Without a forwarder (or with AAAA kept
+    /// from the upstreams) the chain ends at the last name it could resolve, NOERROR.
+    pub(super) async fn complete_cname(
+        &self,
+        request: &Request,
+        first: Name,
+        qtype: RecordType,
+    ) -> ChainEnd {
+        let mut records = Vec::new();
+        let mut target = first;
+        for _ in 0..MAX_CNAME_CHAIN {
+            // The cluster zone: its answer, and the next name when it is a CNAME again.
+            let local = {
+                let snapshot = self.zone.load();
+                let answer = lookup(&snapshot, &target, qtype);
+                (answer.rcode != Rcode::Refused).then(|| {
+                    let rendered = render(&snapshot, &answer, &target);
+                    let next = match answer.data {
+                        AnswerData::Cname(next) => Some(next.clone()),
+                        _ => None,
+                    };
+                    (response_code(answer.rcode), rendered, next)
+                })
+            };
+            match local {
+                Some((_, rendered, Some(next))) => {
+                    records.extend(rendered.answers);
+                    target = next;
+                    continue;
+                }
+                Some((rcode, rendered, None)) => {
+                    records.extend(rendered.answers);
+                    return ChainEnd {
+                        answers: records,
+                        authorities: rendered.authorities,
+                        rcode,
+                        truncated: false,
+                    };
+                }
+                None => {}
+            }
+            if let Some(z) = self.static_lookup(&target, qtype) {
+                records.extend(z.answers);
+                return ChainEnd {
+                    answers: records,
+                    authorities: z.authorities,
+                    rcode: z.rcode,
+                    truncated: false,
+                };
+            }
+            let Some(fwd) = &self.forwarder else {
+                return ChainEnd::found(records);
+            };
+            if self.filters_aaaa(qtype) {
+                return ChainEnd::found(records);
+            }
+            let mut q = outgoing(request, target, qtype);
+            q.rd = true;
+            return match fwd.resolve(&q).await {
+                Ok(reply) => {
+                    records.extend(reply.answers);
+                    ChainEnd {
+                        answers: records,
+                        authorities: reply.authorities,
+                        rcode: reply.rcode,
+                        truncated: reply.truncated,
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(name = %q.name, %error, "ExternalName target not resolved");
+                    ChainEnd {
+                        answers: records,
+                        authorities: Vec::new(),
+                        rcode: ResponseCode::ServFail,
+                        truncated: false,
+                    }
+                }
+            };
+        }
+        // A chain longer than this is not followed further: what was found stands.
+        ChainEnd::found(records)
+    }
+}

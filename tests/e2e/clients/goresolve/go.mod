@@ -1,0 +1,3 @@
+module clusterdns.test/goresolve
+
+go 1.19
