@@ -20,7 +20,7 @@ sanitizer=${FUZZ_SANITIZER:-address}
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
-    targets=(request message_roundtrip name manifests upstream_reply)
+    targets=(request message_roundtrip name manifests upstream_reply fast_general)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -29,7 +29,7 @@ fi
 
 dict_for() {
     case "$1" in
-        request | message_roundtrip | upstream_reply) echo "-dict=dns.dict" ;;
+        request | message_roundtrip | upstream_reply | fast_general) echo "-dict=dns.dict" ;;
         manifests) echo "-dict=manifests.dict" ;;
     esac
 }

@@ -390,8 +390,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
 
     let bound = bind_groups(&config.listen, &[])?;
-    let mut handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics))
-        .with_options(answer_options(config));
+    // The answer chain of cluster mode: the cluster zone, zone files, the AAAA filter, the
+    // upstreams; each but the first when configured.
+    let options = answer_options(config);
+    let mut chain = vec![server::Stage::Cluster];
     if let Some(dir) = &config.zones {
         if !dir.is_dir() {
             anyhow::bail!("--zones {}: not a directory", dir.display());
@@ -411,12 +413,18 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             Arc::clone(&zones),
             ZONES_POLL,
         )));
-        handler = handler.with_static_zones(zones);
+        chain.push(server::Stage::StaticZones(zones));
+    }
+    if options.no_aaaa_outside_zone {
+        chain.push(server::Stage::AaaaFilter);
     }
     let forwarder = forwarder(config, &metrics)?;
     if let Some(f) = &forwarder {
-        handler = handler.with_forwarder(Arc::clone(f));
+        chain.push(server::Stage::Forward(Arc::clone(f)));
     }
+    let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics))
+        .with_options(options)
+        .with_chain(chain);
     let limits = server::TcpLimits {
         idle_timeout: config.tcp_idle_timeout,
         max_connections: config.max_tcp_connections as usize,

@@ -594,6 +594,10 @@ fn main() {
     if wanted("request") {
         write("request", &requests);
     }
+    // The differential target reads the same queries.
+    if wanted("fast_general") {
+        write("fast_general", &requests);
+    }
     if wanted("message_roundtrip") {
         write("message_roundtrip", &messages(&requests));
     }

@@ -9,7 +9,6 @@ use arc_swap::ArcSwap;
 use clusterdns::cluster::{ALL_KINDS, Cluster, Delta};
 use clusterdns::metrics::Metrics;
 use clusterdns::server::DnsHandler;
-use clusterdns::wire::MAX_UDP_PAYLOAD;
 use clusterdns::source::manifests::ManifestSource;
 use clusterdns::zone::{PodsMode, Snapshot, ZoneConfig};
 use hickory_proto::op::{Header, HeaderCounts, MessageType, ResponseCode};
@@ -158,11 +157,11 @@ pub fn serve(handler: &DnsHandler, packet: &[u8], protocol: Protocol) -> Served 
 }
 
 /// The largest answer the request allows over UDP: 512 without EDNS (RFC 1035 §4.2.1),
-/// else the client's payload size capped at `MAX_UDP_PAYLOAD`, never below 512 (RFC 6891 §6.2.5).
+/// else the client's payload size capped at `wire::MAX_UDP_PAYLOAD`, never below 512 (RFC 6891 §6.2.5).
 pub fn udp_limit(request: Option<&Request>) -> usize {
     let payload = request
         .and_then(|r| r.edns.as_ref())
-        .map_or(512, |e| e.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+        .map_or(512, |e| clusterdns::wire::clamp_payload(e.max_payload()));
     usize::from(payload)
 }
 
@@ -174,6 +173,50 @@ pub fn is_encode_fallback(bytes: &[u8]) -> bool {
             h.metadata.response_code == ResponseCode::ServFail
                 && h.counts == HeaderCounts::default()
         })
+}
+
+/// A response as comparable text: header, question, every record as zone-file text (the
+/// spelling of names included), and the OPT. Two encodings of one message describe alike.
+pub fn describe(bytes: &[u8]) -> String {
+    let Ok(m) = hickory_proto::op::Message::from_vec(bytes) else {
+        return format!("undecodable: {bytes:02x?}");
+    };
+    let h = &m.metadata;
+    let mut s = format!(
+        "id={} qr={:?} op={:?} aa={} tc={} rd={} ra={} ad={} cd={} rcode={:?} counts={}/{}/{}/{}\n",
+        h.id,
+        h.message_type,
+        h.op_code,
+        h.authoritative,
+        h.truncation,
+        h.recursion_desired,
+        h.recursion_available,
+        h.authentic_data,
+        h.checking_disabled,
+        h.response_code,
+        m.queries.len(),
+        m.answers.len(),
+        m.authorities.len(),
+        m.additionals.len() + usize::from(m.edns.is_some()),
+    );
+    for q in &m.queries {
+        s.push_str(&format!("? {} {} {}\n", q.name(), q.query_class(), q.query_type()));
+    }
+    for (section, records) in [("an", &m.answers), ("ns", &m.authorities), ("ad", &m.additionals)] {
+        for r in records {
+            s.push_str(&format!("{section} {r}\n"));
+        }
+    }
+    if let Some(e) = &m.edns {
+        s.push_str(&format!(
+            "opt payload={} version={} do={} options={:?}\n",
+            e.max_payload(),
+            e.version(),
+            e.flags().dnssec_ok,
+            e.options()
+        ));
+    }
+    s
 }
 
 /// The ID every `upstream_reply` query goes out with (the seeds' replies carry it).

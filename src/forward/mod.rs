@@ -243,7 +243,7 @@ impl Forwarder {
     /// entry due for prefetch, a response over `limit`). Counts the hit as `resolve` does.
     pub fn answer_wire(
         &self,
-        q: &wire::WireQuery<'_>,
+        q: &wire::CacheQuery<'_>,
         limit: usize,
         out: &mut [u8],
     ) -> Option<usize> {

@@ -16,16 +16,10 @@
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 
 use super::cache::{Entry, KEY_CD, KEY_DO};
-use crate::wire::{clamp_payload, skip_name};
+use crate::wire::{OPT_LEN, Question, TYPE_AXFR, TYPE_IXFR, opt_record, reply_limit, skip_name};
 
 /// Longest key: a 255-byte wire name, type, class and the flags byte.
 const KEY_MAX: usize = 255 + 5;
-/// Bytes of the OPT record the server appends: root name, type, class, TTL, RDLENGTH.
-const OPT_LEN: usize = 11;
-const TYPE_OPT: u16 = 41;
-const TYPE_IXFR: u16 = 251;
-const TYPE_AXFR: u16 = 252;
-const CLASS_IN: u16 = 1;
 
 /// The sections of a cached answer, encoded.
 #[derive(Debug)]
@@ -81,8 +75,9 @@ impl WireAnswer {
     }
 }
 
-/// A query as the cache path reads it from its packet.
-pub struct WireQuery<'a> {
+/// A query as the cache path reads it: the question (`wire::Question`, read once per packet)
+/// and the cache key made from it.
+pub struct CacheQuery<'a> {
     packet: &'a [u8],
     /// End of the question (after QCLASS).
     question_end: usize,
@@ -93,77 +88,41 @@ pub struct WireQuery<'a> {
     edns: Option<(u16, bool)>,
 }
 
-impl<'a> WireQuery<'a> {
-    /// Reads `packet` when it is a query this path takes.
-    pub fn parse(packet: &'a [u8]) -> Option<Self> {
-        let header = packet.get(..12)?;
-        // QR 0, opcode QUERY; one question; no answer or authority; at most the OPT record.
-        if header[2] & 0xF8 != 0 || header[4..10] != [0, 1, 0, 0, 0, 0] || header[10] != 0 {
-            return None;
-        }
-        let additional = header[11];
-        if additional > 1 {
+impl<'a> CacheQuery<'a> {
+    /// The cache path's reading of `q`, when it takes it: not a zone transfer, EDNS version 0.
+    pub fn new(q: &Question<'a>) -> Option<Self> {
+        let qtype = q.qtype();
+        if qtype == TYPE_AXFR || qtype == TYPE_IXFR || q.edns().is_some_and(|e| e.version != 0) {
             return None;
         }
         let mut key = [0u8; KEY_MAX];
-        let mut key_len = 0;
-        let mut pos = 12;
-        loop {
-            let len = usize::from(*packet.get(pos)?);
-            if len == 0 {
-                *key.get_mut(key_len)? = 0;
-                key_len += 1;
-                pos += 1;
-                break;
-            }
-            if len > 63 || key_len + 1 + len > 254 {
-                return None;
-            }
-            let label = packet.get(pos + 1..pos + 1 + len)?;
-            key[key_len] = len as u8;
-            for (k, b) in key[key_len + 1..key_len + 1 + len].iter_mut().zip(label) {
-                *k = b.to_ascii_lowercase();
-            }
-            key_len += 1 + len;
-            pos += 1 + len;
+        let name = q.name();
+        let key_len = name.len();
+        for (k, b) in key.get_mut(..key_len)?.iter_mut().zip(name) {
+            *k = b.to_ascii_lowercase();
         }
-        let fixed = packet.get(pos..pos + 4)?;
-        let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-        let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
-        if qclass != CLASS_IN || qtype == TYPE_AXFR || qtype == TYPE_IXFR {
-            return None;
-        }
-        key[key_len..key_len + 4].copy_from_slice(fixed);
-        key_len += 4;
-        pos += 4;
-        let question_end = pos;
-        let mut edns = None;
-        if additional == 1 {
-            // Root owner, type OPT, class = payload, TTL = extended rcode, version, flags.
-            let opt = packet.get(pos..pos + OPT_LEN)?;
-            if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != TYPE_OPT || opt[6] != 0 {
-                return None;
-            }
-            let payload = u16::from_be_bytes([opt[3], opt[4]]);
-            let dnssec_ok = opt[7] & 0x80 != 0;
-            let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
-            pos += OPT_LEN + rdlen;
-            edns = Some((payload, dnssec_ok));
-        }
-        if pos != packet.len() {
-            return None;
-        }
+        // The label lengths, lowered above with the rest, are below 64: unchanged.
+        let packet = q.packet();
+        let fixed = packet.get(q.name_end()..q.question_end())?;
+        key.get_mut(key_len..key_len + 4)?.copy_from_slice(fixed);
+        let edns = q.edns().map(|e| (e.payload, e.dnssec_ok));
         let dnssec_ok = edns.is_some_and(|(_, d)| d);
-        let cd = header[3] & 0x10 != 0;
-        key[key_len] = if dnssec_ok { KEY_DO } else { 0 } | if cd { KEY_CD } else { 0 };
-        key_len += 1;
+        let cd = q.flags()[1] & 0x10 != 0;
+        *key.get_mut(key_len + 4)? =
+            if dnssec_ok { KEY_DO } else { 0 } | if cd { KEY_CD } else { 0 };
         Some(Self {
             packet,
-            question_end,
+            question_end: q.question_end(),
             key,
-            key_len,
+            key_len: key_len + 5,
             edns,
         })
+    }
+
+    /// Reads `packet` when it is a query this path takes (`wire::Question`, then [`Self::new`]).
+    #[cfg(test)]
+    fn parse(packet: &'a [u8]) -> Option<Self> {
+        Self::new(&Question::parse(packet)?)
     }
 
     /// The cache key's bytes.
@@ -184,11 +143,7 @@ impl<'a> WireQuery<'a> {
     /// The most bytes the response may take: 512 over UDP without EDNS, the client's payload
     /// size capped at 1232 (at least 512) with it, 65535 over TCP.
     pub fn limit(&self, tcp: bool) -> usize {
-        match (tcp, self.edns) {
-            (true, _) => usize::from(u16::MAX),
-            (false, None) => 512,
-            (false, Some((payload, _))) => usize::from(clamp_payload(payload)),
-        }
+        reply_limit(tcp, self.edns.map(|(payload, _)| payload))
     }
 
     /// Writes the response from `entry` into `out` as of `age` seconds after it was stored:
@@ -234,10 +189,8 @@ impl<'a> WireQuery<'a> {
                 .copy_from_slice(&served.to_be_bytes());
         }
         if let Some((payload, dnssec_ok)) = self.edns {
-            let payload = clamp_payload(payload).to_be_bytes();
-            let flags = if dnssec_ok { 0x80 } else { 0 };
             out[len - OPT_LEN..]
-                .copy_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, flags, 0, 0, 0]);
+                .copy_from_slice(&opt_record(crate::wire::clamp_payload(payload), dnssec_ok));
         }
         Some(len)
     }
@@ -273,7 +226,7 @@ mod tests {
             ),
         ] {
             let packet = query(name, qtype, edns);
-            let q = WireQuery::parse(&packet).unwrap();
+            let q = CacheQuery::parse(&packet).unwrap();
             let key = super::super::Key::new(
                 &Name::from_ascii(name).unwrap(),
                 qtype,
@@ -316,7 +269,7 @@ mod tests {
         assert_eq!(entry.ttl, 100);
 
         let packet = query("WWW.example.com.", RecordType::A, Some((4096, true)));
-        let q = WireQuery::parse(&packet).unwrap();
+        let q = CacheQuery::parse(&packet).unwrap();
         let mut out = [0u8; 1232];
         // 30 s after it was stored.
         let len = q.respond(&entry, 30, q.limit(false), &mut out).unwrap();
@@ -345,24 +298,24 @@ mod tests {
     #[test]
     fn odd_packets_are_left_to_the_general_path() {
         let good = query("example.com.", RecordType::A, Some((1232, false)));
-        assert!(WireQuery::parse(&good).is_some());
+        assert!(CacheQuery::parse(&good).is_some());
         // Cut short, trailing bytes, QR set, an answer count, a compressed question, class CH.
-        assert!(WireQuery::parse(&good[..good.len() - 1]).is_none());
-        assert!(WireQuery::parse(&[good.as_slice(), &[0]].concat()).is_none());
+        assert!(CacheQuery::parse(&good[..good.len() - 1]).is_none());
+        assert!(CacheQuery::parse(&[good.as_slice(), &[0]].concat()).is_none());
         let mut qr = good.clone();
         qr[2] |= 0x80;
-        assert!(WireQuery::parse(&qr).is_none());
+        assert!(CacheQuery::parse(&qr).is_none());
         let mut an = good.clone();
         an[7] = 1;
-        assert!(WireQuery::parse(&an).is_none());
+        assert!(CacheQuery::parse(&an).is_none());
         let mut pointer = query("example.com.", RecordType::A, None);
         pointer.splice(12..25, [0xC0, 0x0C]);
-        assert!(WireQuery::parse(&pointer).is_none());
+        assert!(CacheQuery::parse(&pointer).is_none());
         let mut ch = query("example.com.", RecordType::A, None);
         let at = ch.len() - 1;
         ch[at] = 3;
-        assert!(WireQuery::parse(&ch).is_none());
+        assert!(CacheQuery::parse(&ch).is_none());
         let axfr = query("example.com.", RecordType::AXFR, None);
-        assert!(WireQuery::parse(&axfr).is_none());
+        assert!(CacheQuery::parse(&axfr).is_none());
     }
 }

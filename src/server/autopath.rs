@@ -17,7 +17,7 @@ use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::rdata::CNAME;
 use hickory_server::proto::rr::{Name, RData, Record};
 
-use super::Outcome;
+use super::general::Outcome;
 use crate::zone::Snapshot;
 
 /// The names `client`'s stub resolver would try, in order, when `qname` is the first step of

@@ -1,6 +1,6 @@
-//! Completing an ExternalName answer: the CNAME is followed to the target's records, through
-//! the cluster zone while the chain stays in it, then a zone file, else the forwarder (cache
-//! and upstreams).
+//! Completing an ExternalName answer: the CNAME is followed to the target's records through
+//! the answer chain: the cluster zone while the chain of names stays in it, then the other
+//! stages in order (zone files, the AAAA filter, the forwarder's cache and upstreams).
 //!
 //! The CNAME always stays in the answer, and the response code is the one for the last name
 //! of the chain (RFC 1034 §3.6.2, RFC 6604 §3): NXDOMAIN when the target does not exist and
@@ -12,7 +12,9 @@ use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::{Name, Record, RecordType};
 use hickory_server::server::Request;
 
-use super::{DnsHandler, outgoing, response_code};
+use super::DnsHandler;
+use super::chain::Stage;
+use super::general::{outgoing, response_code};
 use crate::wire::MAX_CNAME_CHAIN;
 use crate::zone::{AnswerData, Rcode, lookup, render};
 
@@ -82,45 +84,65 @@ impl DnsHandler {
                 }
                 None => {}
             }
-            if let Some(z) = self.static_lookup(&target, qtype) {
-                records.extend(z.answers);
-                return ChainEnd {
-                    answers: records,
-                    authorities: z.authorities,
-                    rcode: z.rcode,
-                    truncated: false,
-                };
-            }
-            let Some(fwd) = &self.forwarder else {
-                return ChainEnd::found(records);
-            };
-            if self.filters_aaaa(qtype) {
-                return ChainEnd::found(records);
-            }
-            let mut q = outgoing(request, target, qtype);
-            q.rd = true;
-            return match fwd.resolve(&q).await {
-                Ok(reply) => {
-                    records.extend(reply.answers);
-                    ChainEnd {
-                        answers: records,
-                        authorities: reply.authorities,
-                        rcode: reply.rcode,
-                        truncated: reply.truncated,
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(name = %q.name, %error, "ExternalName target not resolved");
-                    ChainEnd {
-                        answers: records,
-                        authorities: Vec::new(),
-                        rcode: ResponseCode::ServFail,
-                        truncated: false,
-                    }
-                }
-            };
+            return self.chase_outside(request, target, qtype, records).await;
         }
         // A chain longer than this is not followed further: what was found stands.
+        ChainEnd::found(records)
+    }
+}
+
+impl DnsHandler {
+    /// The chain's end for `target`, a name outside the cluster zone: the first of the other
+    /// stages that knows it; the names found so far when none does.
+    async fn chase_outside(
+        &self,
+        request: &Request,
+        target: Name,
+        qtype: RecordType,
+        mut records: Vec<Record>,
+    ) -> ChainEnd {
+        for stage in self.chain.iter() {
+            match stage {
+                Stage::Cluster => {}
+                Stage::StaticZones(zones) => {
+                    if let Some(z) = zones.load().lookup(&target, qtype) {
+                        records.extend(z.answers);
+                        return ChainEnd {
+                            answers: records,
+                            authorities: z.authorities,
+                            rcode: z.rcode,
+                            truncated: false,
+                        };
+                    }
+                }
+                Stage::AaaaFilter if qtype == RecordType::AAAA => break,
+                Stage::AaaaFilter => {}
+                Stage::Forward(fwd) => {
+                    let mut q = outgoing(request, target, qtype);
+                    q.rd = true;
+                    return match fwd.resolve(&q).await {
+                        Ok(reply) => {
+                            records.extend(reply.answers);
+                            ChainEnd {
+                                answers: records,
+                                authorities: reply.authorities,
+                                rcode: reply.rcode,
+                                truncated: reply.truncated,
+                            }
+                        }
+                        Err(error) => {
+                            tracing::debug!(name = %q.name, %error, "ExternalName target not resolved");
+                            ChainEnd {
+                                answers: records,
+                                authorities: Vec::new(),
+                                rcode: ResponseCode::ServFail,
+                                truncated: false,
+                            }
+                        }
+                    };
+                }
+            }
+        }
         ChainEnd::found(records)
     }
 }

@@ -19,10 +19,11 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::RecordType;
 
-use crate::wire::clamp_payload;
+use crate::wire::{
+    CLASS_IN, Question, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SOA, TYPE_SRV, opt_record,
+};
 use crate::zone::{
-    AnswerData, AnswerZone, MAX_LABELS, Rcode, ServiceRecords, Snapshot, Srv, lookup_labels,
-    ptr_names,
+    AnswerData, AnswerZone, Rcode, ServiceRecords, Snapshot, Srv, lookup_labels, ptr_names,
 };
 
 /// Most SRV records the fast path writes; larger sets (a big headless Service over TCP) take
@@ -32,14 +33,6 @@ const MAX_SRV: usize = 64;
 /// SOA timers, as the hickory path renders them (CoreDNS's: refresh 7200, retry 1800,
 /// expire 86400).
 const SOA_TIMERS: [u32; 3] = [7200, 1800, 86400];
-
-const TYPE_A: u16 = 1;
-const TYPE_SOA: u16 = 6;
-const TYPE_PTR: u16 = 12;
-const TYPE_AAAA: u16 = 28;
-const TYPE_SRV: u16 = 33;
-const TYPE_OPT: u16 = 41;
-const CLASS_IN: u16 = 1;
 
 /// How the response travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +68,24 @@ pub fn answer(
     options: Options,
     out: &mut [u8],
 ) -> Option<Answered> {
-    let q = Query::parse(query)?;
-    let mut labels: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
-    let mut offsets = [0u16; MAX_LABELS];
-    let n = question_labels(query, &mut labels, &mut offsets);
-    let labels = labels.get(..n)?;
-    let qtype = RecordType::from(q.qtype);
+    answer_question(snapshot, &Question::parse(query)?, options, out)
+}
+
+/// [`answer`] for a question already read from its packet.
+pub fn answer_question(
+    snapshot: &Snapshot,
+    q: &Question<'_>,
+    options: Options,
+    out: &mut [u8],
+) -> Option<Answered> {
+    if !takes(q) {
+        return None;
+    }
+    let query = q.packet();
+    let labels = q.labels();
+    let offsets = q.offsets();
+    let n = labels.len();
+    let qtype = RecordType::from(q.qtype());
     let found = lookup_labels(snapshot, labels, qtype);
     let zone_labels = match found.zone {
         // The external zone (its own SOA and NS) takes the general path.
@@ -96,11 +101,7 @@ pub fn answer(
     };
     // The zone as the question spells it: the offset of its first label.
     let zone = *offsets.get(n.checked_sub(zone_labels)?)?;
-    let limit = match (options.udp, q.edns) {
-        (false, _) => usize::from(u16::MAX),
-        (true, None) => 512,
-        (true, Some(e)) => usize::from(e.payload),
-    };
+    let limit = q.limit(!options.udp);
     let mut w = Writer {
         buf: out.get_mut(..limit.min(out.len()))?,
         pos: 0,
@@ -108,13 +109,14 @@ pub fn answer(
     let ttl = snapshot.config.ttl;
 
     // Header: ID, QR, opcode 0, AA, RD copied; RA, CD copied, rcode.
+    let flags = q.flags();
     w.put(query.get(..2)?)?;
     w.put(&[
-        0x80 | 0x04 | (q.flags[0] & 0x01),
-        (if options.recursion_available { 0x80 } else { 0 }) | (q.flags[1] & 0x10) | rcode,
+        0x80 | 0x04 | (flags[0] & 0x01),
+        (if options.recursion_available { 0x80 } else { 0 }) | (flags[1] & 0x10) | rcode,
     ])?;
     w.put(&[0, 1, 0, 0, 0, 0, 0, 0])?;
-    w.put(query.get(12..q.question_end)?)?;
+    w.put(q.question())?;
 
     let mut answers: u16 = 0;
     let mut additionals: u16 = 0;
@@ -158,7 +160,7 @@ pub fn answer(
                 w.service_target(
                     service,
                     s.target(),
-                    query.get(usize::from(zone)..q.name_end)?,
+                    query.get(usize::from(zone)..q.name_end())?,
                 )?;
                 w.finish_rdata(rdlen)?;
                 answers += 1;
@@ -200,11 +202,8 @@ pub fn answer(
         w.soa(snapshot, zone)?;
         authorities = 1;
     }
-    if let Some(e) = q.edns {
-        let do_bit = if e.dnssec_ok { 0x80 } else { 0 };
-        w.put(&[0, 0, 41])?;
-        w.put(&e.payload.to_be_bytes())?;
-        w.put(&[0, 0, do_bit, 0, 0, 0])?;
+    if let Some(e) = q.edns() {
+        w.put(&opt_record(e.response_payload(), e.dnssec_ok))?;
         additionals += 1;
     }
     let len = w.pos;
@@ -216,142 +215,18 @@ pub fn answer(
         .copy_from_slice(&additionals.to_be_bytes());
     Some(Answered {
         len,
-        qtype: q.qtype,
+        qtype: q.qtype(),
         rcode,
     })
 }
 
-/// The client's OPT record, as far as the response needs it.
-#[derive(Clone, Copy)]
-struct ClientEdns {
-    /// The payload size the response offers: min(client's, 1232), at least 512.
-    payload: u16,
-    dnssec_ok: bool,
-}
-
-/// A query the fast path takes, read from its header, question and OPT.
-struct Query {
-    /// Flag bytes of the header.
-    flags: [u8; 2],
-    /// End of the question name (after its root label).
-    name_end: usize,
-    /// End of the question (after type and class).
-    question_end: usize,
-    qtype: u16,
-    edns: Option<ClientEdns>,
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
-}
-
-/// Reads the question name of `query` (plain labels from offset 12, no compression) into
-/// `labels`, with the offset where each starts in `offsets`, as far as it reads; the number of
-/// labels.
-pub(super) fn question_labels<'q>(
-    query: &'q [u8],
-    labels: &mut [&'q [u8]; MAX_LABELS],
-    offsets: &mut [u16; MAX_LABELS],
-) -> usize {
-    let (mut n, mut pos) = (0, 12);
-    while let Some(&len) = query.get(pos) {
-        let len = usize::from(len);
-        if len == 0 || len > 63 || n == MAX_LABELS {
-            break;
-        }
-        let Some(label) = query.get(pos + 1..pos + 1 + len) else {
-            break;
-        };
-        labels[n] = label;
-        offsets[n] = u16::try_from(pos).unwrap_or(u16::MAX);
-        n += 1;
-        pos += 1 + len;
-    }
-    n
-}
-
-impl Query {
-    fn parse(query: &[u8]) -> Option<Self> {
-        let flags = [*query.get(2)?, *query.get(3)?];
-        // QR clear, opcode QUERY; exactly one question, no answers or authorities.
-        if flags[0] & 0xf8 != 0 || u16_at(query, 4)? != 1 || u16_at(query, 6)? != 0 {
-            return None;
-        }
-        if u16_at(query, 8)? != 0 {
-            return None;
-        }
-        let additionals = u16_at(query, 10)?;
-        // The name: plain labels of letters, digits, `-` and `_` (no compression pointer).
-        let mut pos = 12;
-        loop {
-            let len = usize::from(*query.get(pos)?);
-            if len == 0 {
-                pos += 1;
-                break;
-            }
-            if len > 63 {
-                return None;
-            }
-            let label = query.get(pos + 1..pos + 1 + len)?;
-            if !label
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-            {
-                return None;
-            }
-            pos += 1 + len;
-        }
-        if pos - 12 > 255 {
-            return None;
-        }
-        let name_end = pos;
-        let qtype = u16_at(query, pos)?;
-        if u16_at(query, pos + 2)? != CLASS_IN || !fast_type(qtype) {
-            return None;
-        }
-        pos += 4;
-        let question_end = pos;
-        let edns = match additionals {
-            0 => None,
-            1 => {
-                // OPT: root owner, type 41, class = payload size, TTL = extended rcode,
-                // version and flags, then options.
-                if *query.get(pos)? != 0 || u16_at(query, pos + 1)? != TYPE_OPT {
-                    return None;
-                }
-                let payload = u16_at(query, pos + 3)?;
-                let (ext_rcode, version) = (*query.get(pos + 5)?, *query.get(pos + 6)?);
-                if ext_rcode != 0 || version != 0 {
-                    return None;
-                }
-                let dnssec_ok = *query.get(pos + 7)? & 0x80 != 0;
-                let rdlen = usize::from(u16_at(query, pos + 9)?);
-                pos += 11;
-                let options = query.get(pos..pos + rdlen)?;
-                if !plain_options(options) {
-                    return None;
-                }
-                pos += rdlen;
-                Some(ClientEdns {
-                    payload: clamp_payload(payload),
-                    dnssec_ok,
-                })
-            }
-            _ => return None,
-        };
-        // Nothing after the last record.
-        if pos != query.len() {
-            return None;
-        }
-        Some(Self {
-            flags,
-            name_end,
-            question_end,
-            qtype,
-            edns,
-        })
-    }
+/// Whether the fast path takes `q`: labels of letters, digits, `-` and `_` only, a type it
+/// answers, and an OPT record (if any) of version 0 with options kept as opaque bytes.
+fn takes(q: &Question<'_>) -> bool {
+    q.plain_labels()
+        && fast_type(q.qtype())
+        && q.edns()
+            .is_none_or(|e| e.version == 0 && e.ext_rcode == 0 && e.plain_options)
 }
 
 /// Query types the fast path takes (others, and zone transfers, go the general way).
@@ -371,25 +246,6 @@ fn fast_type(t: u16) -> bool {
             | RecordType::HTTPS
             | RecordType::SVCB
     )
-}
-
-/// Whether the OPT options are well formed and of kinds kept as opaque bytes (cookies,
-/// padding, unassigned codes); anything the general decoder reads field by field (client
-/// subnet, NSID, algorithm lists…) takes the general path.
-fn plain_options(mut rdata: &[u8]) -> bool {
-    while !rdata.is_empty() {
-        let (Some(code), Some(len)) = (u16_at(rdata, 0), u16_at(rdata, 2)) else {
-            return false;
-        };
-        if !(code == 10 || code == 12 || code >= 14) {
-            return false;
-        }
-        match rdata.get(4 + usize::from(len)..) {
-            Some(rest) => rdata = rest,
-            None => return false,
-        }
-    }
-    true
 }
 
 fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {

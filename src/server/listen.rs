@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
-use super::transport::{self, TcpLimits};
+use super::tcp::{self, TcpLimits};
 use super::udp;
 use crate::metrics::Metrics;
 
@@ -182,7 +182,7 @@ impl Listeners {
             ));
         }
         for l in self.tcp {
-            tasks.spawn(transport::serve_tcp(
+            tasks.spawn(tcp::serve_tcp(
                 l,
                 handler.clone(),
                 tcp,

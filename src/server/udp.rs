@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::DnsHandler;
-use super::transport::answer_general;
+use super::pipeline::answer_general;
 use crate::metrics::{Metrics, Proto};
 
 /// Queries waiting on the general path (an upstream, mostly) per UDP socket; beyond it

@@ -96,7 +96,7 @@ impl DnsHandler {
             .map(|chunk| {
                 let mut metadata = Metadata::response_from_request(&request.metadata);
                 metadata.authoritative = true;
-                metadata.recursion_available = self.forwarder.is_some();
+                metadata.recursion_available = self.forwards();
                 metadata.response_code = ResponseCode::NoError;
                 let mut r = Response::empty(metadata, edns.cloned());
                 r.answers = chunk.to_vec();

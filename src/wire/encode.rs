@@ -37,13 +37,20 @@ impl Response {
 }
 
 /// Encodes `response` after `question` (the question section as the client sent it, holding
-/// `queries` questions) and cuts it to `limit` bytes by the truncation rule.
+/// `queries` questions) and cuts it to `limit` bytes by the truncation rule. An error when it
+/// cannot be encoded, or when the question alone is over `limit`.
 pub fn encode(
     question: &[u8],
     queries: u16,
     response: &Response,
     limit: usize,
 ) -> Result<Vec<u8>, ProtoError> {
+    // A question section that alone is over the limit cannot be answered within it.
+    if 12 + question.len() > limit {
+        return Err(ProtoError::from(
+            "the question alone is over the size limit",
+        ));
+    }
     let mut buf = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buf);
     encoder.emit_vec(&[0; 12])?;

@@ -1,4 +1,5 @@
-//! The DNS wire layer shared by every path that reads or writes packets: the size rules
+//! The DNS wire layer shared by every path that reads or writes packets: the question of a
+//! query read once ([`Question`]), the size rules
 //! (`MAX_UDP_PAYLOAD`, [`clamp_payload`]), response-code names, record-type numbers, the
 //! encoder of general-path responses ([`encode`]) and the truncation rule ([`fit`]): a UDP
 //! reply that does not fit ends at a record boundary, compressed as the whole reply is, with
@@ -7,9 +8,11 @@
 //! It depends on hickory-proto only: no sockets, no zone, no server.
 
 mod encode;
+mod question;
 mod truncate;
 
 pub use encode::{Response, encode};
+pub use question::{ClientEdns, MAX_LABELS, OPT_LEN, Question, opt_record};
 pub use truncate::fit;
 
 use hickory_proto::op::ResponseCode;

@@ -70,8 +70,7 @@ pub fn classify<'a>(name: &'a Name, origin: &Name) -> Option<(ClusterName<'a>, u
     classify_labels(labels, origin)
 }
 
-/// Most labels a DNS name can have (255 octets: 127 one-character labels and the root).
-pub const MAX_LABELS: usize = 128;
+pub use crate::wire::MAX_LABELS;
 
 /// The labels of `name`, left to right, in `buf`; `None` if there are more than it holds.
 pub fn name_labels<'a, 'b>(name: &'a Name, buf: &'b mut [&'a [u8]]) -> Option<&'b [&'a [u8]]> {
