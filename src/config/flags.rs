@@ -11,6 +11,8 @@ use super::file::Loaded;
 use super::parse::{
     StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
 };
+use crate::forward::Policy;
+use crate::logging::LogFormat;
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
 
@@ -243,27 +245,6 @@ pub struct Config {
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,
-}
-
-/// Log line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The order in which upstreams are tried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Policy {
-    /// A random order per query.
-    Random,
-    /// Each query starts at the next upstream.
-    #[value(name = "round_robin", alias = "round-robin")]
-    RoundRobin,
-    /// Always the first healthy one, in the order given.
-    Sequential,
 }
 
 /// Flags a configuration file cannot set.

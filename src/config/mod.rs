@@ -7,9 +7,13 @@ mod parse;
 mod reference;
 
 pub use file::{LoadError, Loaded, load};
-pub use flags::{Config, LogFormat, Policy};
+pub use flags::Config;
 pub use parse::{
     StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
     resolv_conf_nameservers,
 };
 pub use reference::reference;
+
+// Owned by the modules that use them; here too, where the flags name them.
+pub use crate::forward::Policy;
+pub use crate::logging::LogFormat;
