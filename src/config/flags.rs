@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{ArgAction, Parser};
 
 use super::file::Loaded;
@@ -84,7 +85,8 @@ pub struct Config {
     /// Pod records `<a-b-c-d>.<namespace>.pod.<zone>`: `insecure` answers the address any
     /// such name spells, in an existing namespace (as the default Kubernetes Corefile);
     /// `verified` only an address a pod in that namespace has (watches Pods).
-    #[arg(long, value_enum, default_value_t = PodsMode::Insecure)]
+    #[arg(long, default_value = "insecure",
+          value_parser = EnumValueParser::<PodsFlag>::new().map(PodsMode::from))]
     pub pods: PodsMode,
 
     /// Close a TCP connection that sends no complete query for this long (e.g. `10s`, `500ms`).
@@ -247,6 +249,28 @@ pub struct Config {
     pub loaded: Loaded,
 }
 
+/// The values of `--pods`: `zone::PodsMode` as the command line spells and explains it
+/// (the zone knows nothing of clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PodsFlag {
+    /// No pod records.
+    Disabled,
+    /// Answer the address the name spells, in an existing namespace (kube-dns behaviour).
+    Insecure,
+    /// Answer only an address that a pod in that namespace has.
+    Verified,
+}
+
+impl From<PodsFlag> for PodsMode {
+    fn from(flag: PodsFlag) -> Self {
+        match flag {
+            PodsFlag::Disabled => PodsMode::Disabled,
+            PodsFlag::Insecure => PodsMode::Insecure,
+            PodsFlag::Verified => PodsMode::Verified,
+        }
+    }
+}
+
 /// Flags a configuration file cannot set.
 pub(super) const CLI_ONLY: [&str; 5] = [
     "config",
@@ -288,6 +312,21 @@ mod tests {
             (10000, 3600, 1800)
         );
         assert_eq!(c.policy, Policy::Random);
+    }
+
+    #[test]
+    fn every_pods_mode_has_its_flag_value() {
+        for mode in [PodsMode::Disabled, PodsMode::Insecure, PodsMode::Verified] {
+            // Exhaustive: a new mode fails to compile here until `PodsFlag` has it.
+            let value = match mode {
+                PodsMode::Disabled => "disabled",
+                PodsMode::Insecure => "insecure",
+                PodsMode::Verified => "verified",
+            };
+            let c = Config::try_parse_from(["clusterdns", "--pods", value]).unwrap();
+            assert_eq!(c.pods, mode);
+        }
+        assert!(Config::try_parse_from(["clusterdns", "--pods", "Verified"]).is_err());
     }
 
     #[test]
