@@ -16,9 +16,10 @@ use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings, Pr
 use crate::health::{self, Health};
 use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
 use crate::server::{self, BindError, DnsHandler, Listeners, Serving};
+use crate::source::kube::{self as kube_source, KubeSettings};
 use crate::source::manifests::ManifestSource;
-use crate::source::{kube as kube_source, watch};
-use crate::zone::{Snapshot, ZoneConfig};
+use crate::source::watch;
+use crate::zone::{PodsMode, Snapshot, ZoneConfig};
 use crate::zonefile::{self, ZoneDir};
 
 /// How often the zone files directory is re-checked, besides file-system events.
@@ -219,6 +220,18 @@ fn options(config: &Config) -> ClusterOptions {
     }
 }
 
+/// The API source's settings: what it connects with and what it watches.
+impl From<&Config> for KubeSettings {
+    fn from(config: &Config) -> Self {
+        KubeSettings {
+            kubeconfig: config.kubeconfig.clone(),
+            watch_pods: config.pods == PodsMode::Verified,
+            watch_ingresses: !config.external_zones.is_empty(),
+            labels: config.labels.clone(),
+        }
+    }
+}
+
 /// The forwarder the configuration asks for: `None` with `--no-forward`, or when no upstream
 /// is configured and resolv.conf names none (then only stub domains, if any, are forwarded).
 fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<Arc<Forwarder>>> {
@@ -295,7 +308,7 @@ fn answer_options(config: &Config) -> server::AnswerOptions {
 
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    if config.autopath && config.pods != crate::zone::PodsMode::Verified {
+    if config.autopath && config.pods != PodsMode::Verified {
         anyhow::bail!(
             "--autopath needs --pods verified: the pod watch is what maps a client's address \
              to its namespace"
@@ -338,14 +351,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             cluster
         }
         None => {
-            let client = kube_source::connect(config).await?;
-            let kinds = kube_source::watched_kinds(config);
+            let settings = KubeSettings::from(config);
+            let client = kube_source::connect(&settings).await?;
+            let kinds = kube_source::watched_kinds(&settings);
             let cluster = Cluster::new(zone_config, &kinds).with_options(options(config));
             for kind in kinds {
                 tasks.push(tokio::spawn(kube_source::watch_kind_filtered(
                     client.clone(),
                     kind,
-                    kube_source::label_selector(config, kind),
+                    kube_source::label_selector(&settings, kind),
                     tx.clone(),
                     Arc::clone(&metrics),
                 )));

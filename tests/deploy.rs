@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use clusterdns::config::Config;
-use clusterdns::source::kube::watched_resources;
+use clusterdns::source::kube::{KubeSettings, watched_resources};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PodSpec, SecurityContext, Service, ServiceAccount,
@@ -407,10 +407,10 @@ fn cluster_role_grants_list_and_watch_on_exactly_the_watched_resources() {
     let m = load();
     let role = one(&m.cluster_roles, "ClusterRole");
     let deployment = one(&m.deployments, "Deployment");
-    let config = config_of(deployment);
+    let settings = KubeSettings::from(&config_of(deployment));
     let args = &argv(container(deployment))[1..];
 
-    let expected: BTreeSet<(String, String, String)> = watched_resources(&config)
+    let expected: BTreeSet<(String, String, String)> = watched_resources(&settings)
         .into_iter()
         .flat_map(|(group, resource)| {
             ["list", "watch"].map(|verb| (group.to_owned(), resource.to_owned(), verb.to_owned()))
@@ -462,7 +462,7 @@ fn cluster_role_grants_list_and_watch_on_exactly_the_watched_resources() {
          not grant (group, resource, verb) {}: its watchers would get 403 Forbidden and the \
          pods would never become ready",
         role.origin,
-        list(watched_resources(&config)),
+        list(watched_resources(&settings)),
         list(missing)
     );
     let extra: Vec<_> = granted.difference(&expected).collect();

@@ -27,7 +27,7 @@ use cache::{Cache, Entry, Kind};
 pub use cache::{CacheSettings, Key, Reply};
 pub use loop_probe::{LOOP_WATCH, LoopCheck, Probe, probes_for};
 use prometheus_client::metrics::counter::Counter;
-pub use upstream::{Outgoing, PoolSettings};
+pub use upstream::{Outgoing, Policy, PoolSettings};
 use upstream::{Pool, PoolError};
 
 /// How long one client query may wait on upstreams in all (resolvers' default timeout is 5 s).

@@ -17,7 +17,6 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::config::Policy;
 use crate::metrics::{ForwardMetrics, Metrics, UpstreamLabels, UpstreamRcodeLabels};
 
 /// The question and flags of an upstream query.
@@ -221,6 +220,18 @@ impl Upstream {
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
     }
+}
+
+/// The order in which upstreams are tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// A random order per query.
+    Random,
+    /// Each query starts at the next upstream.
+    #[value(name = "round_robin", alias = "round-robin")]
+    RoundRobin,
+    /// Always the first healthy one, in the order given.
+    Sequential,
 }
 
 /// How a pool talks to its upstreams.

@@ -1,18 +1,32 @@
 //! The Kubernetes API as a source: watchers on Services, EndpointSlices, Namespaces (and Pods
-//! where a mode needs them), each object stripped to the model as it arrives.
+//! and Ingresses where a mode needs them), each object stripped to the model as it arrives.
 
-use crate::config::Config;
+use std::path::PathBuf;
+
 use crate::model::Kind;
-use crate::zone::PodsMode;
+use crate::source::selector::LabelFilter;
 
-/// The kinds watched for `config`: Namespaces, Services and EndpointSlices always; Pods only
-/// for `--pods verified`; Ingresses only with `--external-zone`.
-pub fn watched_kinds(config: &Config) -> Vec<Kind> {
+/// What the API source is configured with (built from the flags by `app`).
+#[derive(Clone, Debug, Default)]
+pub struct KubeSettings {
+    /// `--kubeconfig`; `None`: kube's inference (in-cluster, `KUBECONFIG`, `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch Pods (`--pods verified`: pod records and autopath need them).
+    pub watch_pods: bool,
+    /// Watch Ingresses (there is an `--external-zone`).
+    pub watch_ingresses: bool,
+    /// `--labels`: only the Services matching it are listed and watched.
+    pub labels: Option<LabelFilter>,
+}
+
+/// The kinds watched: Namespaces, Services and EndpointSlices always; Pods and Ingresses
+/// when the settings ask for them.
+pub fn watched_kinds(settings: &KubeSettings) -> Vec<Kind> {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
-    if config.pods == PodsMode::Verified {
+    if settings.watch_pods {
         kinds.push(Kind::Pod);
     }
-    if !config.external_zones.is_empty() {
+    if settings.watch_ingresses {
         kinds.push(Kind::Ingress);
     }
     kinds
@@ -29,10 +43,13 @@ pub fn resource_of(kind: Kind) -> (&'static str, &'static str) {
     }
 }
 
-/// The (API group, resource) pairs the watcher lists and watches for `config`: exactly what
-/// the ClusterRole in `deploy/` must grant `list` and `watch` on.
-pub fn watched_resources(config: &Config) -> Vec<(&'static str, &'static str)> {
-    watched_kinds(config).into_iter().map(resource_of).collect()
+/// The (API group, resource) pairs the watcher lists and watches: exactly what the
+/// ClusterRole in `deploy/` must grant `list` and `watch` on.
+pub fn watched_resources(settings: &KubeSettings) -> Vec<(&'static str, &'static str)> {
+    watched_kinds(settings)
+        .into_iter()
+        .map(resource_of)
+        .collect()
 }
 
 use std::time::Duration;
@@ -55,8 +72,8 @@ const STREAMING_LIST_GRACE: Duration = Duration::from_secs(10);
 
 /// Builds an API client: `--kubeconfig FILE`, else kube's inference (in-cluster service
 /// account, `KUBECONFIG`, `~/.kube/config`).
-pub async fn connect(config: &Config) -> anyhow::Result<kube::Client> {
-    let kube_config = match &config.kubeconfig {
+pub async fn connect(settings: &KubeSettings) -> anyhow::Result<kube::Client> {
+    let kube_config = match &settings.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?;
@@ -123,11 +140,11 @@ pub async fn watch_kind(
     watch_kind_filtered(client, kind, None, sink, metrics).await;
 }
 
-/// The `labelSelector` the watcher of `kind` sends for `config`: `--labels` for Services
-/// (as CoreDNS's `labels` option; EndpointSlices of Services filtered out are kept but
-/// publish nothing, since they only ever resolve through their Service).
-pub fn label_selector(config: &Config, kind: Kind) -> Option<String> {
-    let filter = config.labels.as_ref()?;
+/// The `labelSelector` the watcher of `kind` sends: `--labels` for Services (as CoreDNS's
+/// `labels` option; EndpointSlices of Services filtered out are kept but publish nothing,
+/// since they only ever resolve through their Service).
+pub fn label_selector(settings: &KubeSettings, kind: Kind) -> Option<String> {
+    let filter = settings.labels.as_ref()?;
     (kind == Kind::Service).then(|| filter.to_query())
 }
 
@@ -281,20 +298,25 @@ fn is_client_error(e: &watcher::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::source::selector::parse_label_selector;
 
     #[test]
     fn ingresses_are_watched_only_for_external_zones() {
-        let plain = Config::try_parse_from(["clusterdns"]).unwrap();
+        let plain = KubeSettings::default();
         assert!(!watched_kinds(&plain).contains(&Kind::Ingress));
-        let edge =
-            Config::try_parse_from(["clusterdns", "--external-zone", "example.com"]).unwrap();
+        let edge = KubeSettings {
+            watch_ingresses: true,
+            ..KubeSettings::default()
+        };
         assert!(
             watched_resources(&edge).contains(&("networking.k8s.io", "ingresses")),
             "{:?}",
             watched_resources(&edge)
         );
-        let filtered = Config::try_parse_from(["clusterdns", "--labels", "app=web"]).unwrap();
+        let filtered = KubeSettings {
+            labels: Some(parse_label_selector("app=web").unwrap()),
+            ..KubeSettings::default()
+        };
         assert_eq!(
             label_selector(&filtered, Kind::Service).as_deref(),
             Some("app=web")

@@ -39,7 +39,7 @@ pub const DNS_SCHEMA_VERSION: &str = "1.1.0";
 pub const DNS_VERSION_TTL: u32 = 28800;
 
 /// Whether `<a-b-c-d>.<ns>.pod.<zone>` names are answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodsMode {
     /// No pod records.
     Disabled,

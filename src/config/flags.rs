@@ -1,0 +1,341 @@
+//! The flags: `Config`, the clap definition of every command-line flag (each also a key of
+//! the `--config` file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{ArgAction, Parser};
+
+use super::file::Loaded;
+use super::parse::{
+    StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
+};
+use crate::forward::Policy;
+use crate::logging::LogFormat;
+use crate::source::selector::{LabelFilter, parse_label_selector};
+use crate::zone::PodsMode;
+
+/// clusterdns: the Kubernetes cluster DNS server.
+///
+/// Serves the cluster zone (<service>.<namespace>.svc.<zone>, as the Kubernetes DNS-Based
+/// Service Discovery specification defines it) authoritatively over UDP and TCP.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "clusterdns", version, about, long_about)]
+pub struct Config {
+    /// Read settings from this YAML file: each key is a flag's long name (`ttl: 30`,
+    /// `upstream: [10.0.0.2]`); flags given on the command line win. Watched: a valid change
+    /// is applied live, an invalid one is logged and the running configuration kept.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration as YAML (loadable by `--config`) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Print the configuration reference (flag, key, default, meaning) as a Markdown table
+    /// and exit.
+    #[arg(long)]
+    pub print_config_reference: bool,
+
+    /// Serve the objects in this directory of Kubernetes manifests (every .yaml, .yml and
+    /// .json file, multi-document, subfolders too), watched for changes, instead of
+    /// watching the Kubernetes API.
+    #[arg(long, value_name = "DIR", conflicts_with = "kubeconfig")]
+    pub manifests: Option<PathBuf>,
+
+    /// Kubeconfig for the Kubernetes API (default: in-cluster service account, then
+    /// `KUBECONFIG`, then `~/.kube/config`).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Serve only these namespaces (comma-separated); others answer NXDOMAIN and their
+    /// objects are not kept.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+
+    /// Name endpoints without a hostname after their pod (when shorter than 64 characters).
+    #[arg(long)]
+    pub endpoint_pod_names: bool,
+
+    /// How long listeners wait for the first full list from the API before serving anyway
+    /// (names that would be NXDOMAIN answer SERVFAIL until then).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+
+    /// Address of the HTTP side port: /healthz, /readyz, /metrics.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9153")]
+    pub metrics_listen: SocketAddr,
+
+    /// Address to answer on, over UDP and TCP; repeatable. Default: `0.0.0.0:53` and
+    /// `[::]:53`, the IPv6 one skipped with a warning on a node without IPv6.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// The cluster domain.
+    #[arg(long, value_name = "NAME", default_value = "cluster.local")]
+    pub zone: String,
+
+    /// TTL of cluster records, in seconds (the SOA minimum too).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub ttl: u32,
+
+    /// Pod records `<a-b-c-d>.<namespace>.pod.<zone>`: `insecure` answers the address any
+    /// such name spells, in an existing namespace (as the default Kubernetes Corefile);
+    /// `verified` only an address a pod in that namespace has (watches Pods).
+    #[arg(long, default_value = "insecure",
+          value_parser = EnumValueParser::<PodsFlag>::new().map(PodsMode::from))]
+    pub pods: PodsMode,
+
+    /// Close a TCP connection that sends no complete query for this long (e.g. `10s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub tcp_idle_timeout: Duration,
+
+    /// Most TCP connections open at once; beyond it new ones are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tcp_connections: u32,
+
+    /// After SIGTERM, keep answering this long while /readyz reports not ready, so the
+    /// Service stops sending queries here before the listeners close (capped by
+    /// `--shutdown-grace`).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub lameduck: Duration,
+
+    /// After SIGTERM, exit within this long: the lameduck period, then the queries in flight
+    /// are answered and the process exits 0.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// How often the manifests directory is re-checked, besides file-system events.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub manifests_poll: Duration,
+
+    /// Serve the RFC 1035 zone files in this directory (`<origin>.zone`) authoritatively beside
+    /// the cluster zone, reloaded when they change.
+    #[arg(long, value_name = "DIR")]
+    pub zones: Option<PathBuf>,
+
+    /// Be authoritative for the reverse names of this CIDR (e.g. the service and pod CIDRs):
+    /// an address there that no Service or Pod has answers NXDOMAIN instead of being
+    /// forwarded. Repeatable.
+    #[arg(long = "reverse-cidr", value_name = "CIDR")]
+    pub reverse_cidrs: Vec<ipnet::IpNet>,
+
+    /// Upstream resolver for every name outside the served zones (`ADDR` or `ADDR:PORT`,
+    /// port 53 by default); repeatable. Default: the nameservers of `--resolv-conf`.
+    #[arg(long = "upstream", value_name = "ADDR[:PORT]", value_parser = parse_upstream)]
+    pub upstreams: Vec<SocketAddr>,
+
+    /// Where the default upstreams come from when no `--upstream` is given (a pod with
+    /// `dnsPolicy: Default` gets the node's).
+    #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+
+    /// Answer only the served zones; every other name is REFUSED (no upstreams at all).
+    #[arg(long, conflicts_with_all = ["upstreams", "stub_domains"])]
+    pub no_forward: bool,
+
+    /// Send a domain to its own upstreams: `DOMAIN=ADDR[:PORT][,ADDR[:PORT]...]`; repeatable.
+    #[arg(long = "stub-domain", value_name = "DOMAIN=ADDR,...", value_parser = parse_stub_domain)]
+    pub stub_domains: Vec<StubDomain>,
+
+    /// Order in which upstreams are tried.
+    #[arg(long, value_enum, default_value_t = Policy::Random)]
+    pub policy: Policy,
+
+    /// How long to wait for one upstream's reply before trying the next.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Consecutive failures after which an upstream is marked down (and probed in the
+    /// background until it answers again).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_fails: u32,
+
+    /// How often a down upstream is probed (`. IN NS`).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub health_check_interval: Duration,
+
+    /// Most upstream queries outstanding at once; beyond it queries are REFUSED.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: u32,
+
+    /// Most entries in the cache of forwarded answers (least recently used evicted first);
+    /// 0 turns the cache off.
+    #[arg(long, value_name = "N", default_value_t = 10000)]
+    pub cache_size: u64,
+
+    /// Longest time a positive answer is cached, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub cache_max_ttl: u32,
+
+    /// Longest time a negative answer (NXDOMAIN, NODATA) is cached, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub cache_max_negative_ttl: u32,
+
+    /// Shortest time any answer is cached, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub cache_min_ttl: u32,
+
+    /// Answer from an expired cache entry (with TTL 30) when every upstream fails, up to
+    /// this long past its expiry (RFC 8767); 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub serve_stale: Duration,
+
+    /// Refresh a cache entry that is asked for often shortly before it expires.
+    #[arg(long)]
+    pub prefetch: bool,
+
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info` or `info,clusterdns::forward=debug`;
+    /// `RUST_LOG` overrides it).
+    #[arg(long, value_name = "FILTER", default_value = "info", value_parser = crate::logging::parse_level)]
+    pub log_level: String,
+
+    /// Serve only Services whose labels match this Kubernetes label selector
+    /// (`app=web,tier!=cache,env in (prod,staging),!legacy`); others answer NXDOMAIN. The API
+    /// server filters the Services list/watch; the manifests source skips the others.
+    #[arg(long = "labels", value_name = "SELECTOR", value_parser = parse_label_selector)]
+    pub labels: Option<LabelFilter>,
+
+    /// Answer for this external zone (repeatable): the load balancer and external IPs of
+    /// Services as `<svc>.<ns>.<zone>` (A/AAAA, SRV for named ports, CNAME for load balancer
+    /// hostnames), and the hosts of Ingresses under it with their load balancer addresses
+    /// (watches Ingresses). Authoritative, with SOA and NS `ns1.dns.<zone>` at the apex.
+    #[arg(long = "external-zone", value_name = "ZONE")]
+    pub external_zones: Vec<String>,
+
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log a sample of answered queries at info (name, type, response code, duration, client).
+    #[arg(long)]
+    pub query_log: bool,
+
+    /// Fraction of queries the query log writes (`0.01`: one in a hundred).
+    #[arg(long, value_name = "FRACTION", default_value = "0.01", value_parser = parse_rate)]
+    pub query_log_rate: f64,
+
+    /// Answer address records (A/AAAA) in a random order, CNAMEs first, so clients that take
+    /// the first address spread over all of them (CoreDNS `loadbalance round_robin`).
+    #[arg(long)]
+    pub shuffle: bool,
+
+    /// Answer AAAA queries for names outside the served zones with NODATA instead of
+    /// forwarding them (IPv4-only clusters: halves the upstream load). The cluster zone and
+    /// zone files still answer AAAA.
+    #[arg(long)]
+    pub no_aaaa_outside_zone: bool,
+
+    /// Server-side search path: a query `<name>.<ns>.svc.<zone>` from a pod of `<ns>` is
+    /// answered with a CNAME to the first of `<name>.<ns>.svc.<zone>`, `<name>.svc.<zone>`,
+    /// `<name>.<zone>`, `<name>.` that exists (CoreDNS `autopath @kubernetes`). Needs
+    /// `--pods verified` (the pod watch that maps a client address to its namespace).
+    #[arg(long)]
+    pub autopath: bool,
+
+    /// Allow zone transfers of the cluster zone (AXFR over TCP, IXFR) to clients in this
+    /// network (`CIDR`, or one address); repeatable. Everyone else is REFUSED.
+    #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
+    pub transfer_to: Vec<ipnet::IpNet>,
+
+    /// The configuration as loaded: the command line given and the values in effect.
+    #[arg(skip)]
+    pub loaded: Loaded,
+}
+
+/// The values of `--pods`: `zone::PodsMode` as the command line spells and explains it
+/// (the zone knows nothing of clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PodsFlag {
+    /// No pod records.
+    Disabled,
+    /// Answer the address the name spells, in an existing namespace (kube-dns behaviour).
+    Insecure,
+    /// Answer only an address that a pod in that namespace has.
+    Verified,
+}
+
+impl From<PodsFlag> for PodsMode {
+    fn from(flag: PodsFlag) -> Self {
+        match flag {
+            PodsFlag::Disabled => PodsMode::Disabled,
+            PodsFlag::Insecure => PodsMode::Insecure,
+            PodsFlag::Verified => PodsMode::Verified,
+        }
+    }
+}
+
+/// Flags a configuration file cannot set.
+pub(super) const CLI_ONLY: [&str; 5] = [
+    "config",
+    "print-config",
+    "print-config-reference",
+    "help",
+    "version",
+];
+
+/// The values `arg` accepts, when it names them (`--pods`, `--policy`): what an error and the
+/// reference list.
+pub(super) fn possible_values(arg: &clap::Arg) -> Vec<String> {
+    if matches!(arg.get_action(), ArgAction::SetTrue) {
+        return Vec::new();
+    }
+    arg.get_possible_values()
+        .iter()
+        .filter(|p| !p.is_hide_set())
+        .map(|p| p.get_name().to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_kubernetes_corefile() {
+        let c = Config::try_parse_from(["clusterdns"]).unwrap();
+        assert_eq!(c.ttl, 30);
+        assert_eq!(c.zone, "cluster.local");
+        assert_eq!(c.pods, PodsMode::Insecure);
+        assert!(c.listen.is_empty(), "defaults are applied at bind time");
+        assert!(Config::try_parse_from(["clusterdns", "--ttl", "3601"]).is_err());
+        assert_eq!(c.upstream_timeout, Duration::from_secs(2));
+        assert_eq!((c.max_fails, c.max_concurrent), (2, 1000));
+        assert_eq!(
+            (c.cache_size, c.cache_max_ttl, c.cache_max_negative_ttl),
+            (10000, 3600, 1800)
+        );
+        assert_eq!(c.policy, Policy::Random);
+    }
+
+    #[test]
+    fn every_pods_mode_has_its_flag_value() {
+        for mode in [PodsMode::Disabled, PodsMode::Insecure, PodsMode::Verified] {
+            // Exhaustive: a new mode fails to compile here until `PodsFlag` has it.
+            let value = match mode {
+                PodsMode::Disabled => "disabled",
+                PodsMode::Insecure => "insecure",
+                PodsMode::Verified => "verified",
+            };
+            let c = Config::try_parse_from(["clusterdns", "--pods", value]).unwrap();
+            assert_eq!(c.pods, mode);
+        }
+        assert!(Config::try_parse_from(["clusterdns", "--pods", "Verified"]).is_err());
+    }
+
+    #[test]
+    fn policy_and_no_forward() {
+        let c = Config::try_parse_from(["clusterdns", "--policy", "round_robin"]).unwrap();
+        assert_eq!(c.policy, Policy::RoundRobin);
+        assert!(
+            Config::try_parse_from(["clusterdns", "--no-forward", "--upstream", "10.0.0.1"])
+                .is_err()
+        );
+    }
+}

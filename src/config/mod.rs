@@ -1,0 +1,19 @@
+//! Configuration: the flags (`Config`), the YAML file that sets them, their value parsers and
+//! the reference table.
+
+mod file;
+mod flags;
+mod parse;
+mod reference;
+
+pub use file::{LoadError, Loaded, load};
+pub use flags::Config;
+pub use parse::{
+    StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
+    resolv_conf_nameservers,
+};
+pub use reference::reference;
+
+// Owned by the modules that use them; here too, where the flags name them.
+pub use crate::forward::Policy;
+pub use crate::logging::LogFormat;

@@ -1,0 +1,142 @@
+//! Value parsers: the text of a flag or file key (durations, addresses, stub domains,
+//! networks, fractions) and the nameservers of a resolv.conf, each with an error naming the
+//! value and an example.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Parses a fraction in (0, 1].
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("{text:?} is not a fraction in (0, 1] (e.g. 0.01)")),
+    }
+}
+
+/// A domain sent to its own upstreams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StubDomain {
+    /// The domain, as given.
+    pub domain: String,
+    /// Its upstreams.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// Parses `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address; port 53 by default.
+pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    if let Ok(sa) = t.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    t.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("{text:?} is not an address (e.g. 10.0.0.2, 10.0.0.2:53, [fd00::2]:53)")
+        })
+}
+
+/// Parses `DOMAIN=ADDR[:PORT][,ADDR[:PORT]...]`.
+pub fn parse_stub_domain(text: &str) -> Result<StubDomain, String> {
+    let (domain, addrs) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected DOMAIN=ADDR[:PORT][,ADDR...]"))?;
+    let domain = domain.trim().trim_end_matches('.');
+    if domain.is_empty() {
+        return Err(format!("{text:?}: the domain is empty"));
+    }
+    hickory_proto::rr::Name::from_ascii(domain).map_err(|e| format!("{text:?}: domain: {e}"))?;
+    let upstreams = addrs
+        .split(',')
+        .map(parse_upstream)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    Ok(StubDomain {
+        domain: domain.to_owned(),
+        upstreams,
+    })
+}
+
+/// The nameservers of a resolv.conf text (`nameserver ADDR` lines), port 53.
+pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
+        })
+        // A scoped IPv6 address (`fe80::1%eth0`) keeps only the address.
+        .filter_map(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{text:?} is not a network (e.g. 10.0.0.0/8, 10.0.0.5, fd00::/8)"))
+}
+
+/// Parses `10s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((t, "s"), |i| t.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn upstreams_and_stub_domains() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(parse_upstream("10.0.0.2"), Ok(sa("10.0.0.2:53")));
+        assert_eq!(parse_upstream("10.0.0.2:5353"), Ok(sa("10.0.0.2:5353")));
+        assert_eq!(parse_upstream("fd00::2"), Ok(sa("[fd00::2]:53")));
+        assert_eq!(parse_upstream("[fd00::2]:54"), Ok(sa("[fd00::2]:54")));
+        assert!(parse_upstream("dns.example").is_err());
+        assert_eq!(
+            parse_stub_domain("corp.example=10.0.0.9,10.0.0.10:5353"),
+            Ok(StubDomain {
+                domain: "corp.example".into(),
+                upstreams: vec![sa("10.0.0.9:53"), sa("10.0.0.10:5353")],
+            })
+        );
+        assert!(parse_stub_domain("corp.example").is_err());
+        assert!(parse_stub_domain("=10.0.0.1").is_err());
+        assert!(parse_stub_domain("corp.example=nope").is_err());
+        let text = "# comment\nsearch svc.cluster.local\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\noptions ndots:5\nnameserver bogus\n";
+        assert_eq!(
+            resolv_conf_nameservers(text),
+            vec![sa("10.0.0.2:53"), sa("[fe80::1]:53")]
+        );
+    }
+}
