@@ -10,16 +10,18 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{ALL_KINDS, Cluster, ClusterOptions, Delta};
-use crate::config::{Config, resolv_conf_nameservers};
-use crate::forward::{CacheSettings, ForwardSettings, Forwarder, PoolSettings, Probe};
+use crate::cluster::{ALL_KINDS, Cluster, Delta};
+use crate::config::Config;
+use crate::forward::{Forwarder, loop_error, spawn_watch};
 use crate::health::{self, Health};
 use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
-use crate::server::{self, BindError, DnsHandler, Listeners, Serving};
+use crate::reload::Live;
+use crate::server::groups::{bind_groups, serve_groups};
+use crate::server::{self, DnsHandler};
 use crate::source::kube::{self as kube_source, KubeSettings};
 use crate::source::manifests::ManifestSource;
 use crate::source::watch;
-use crate::zone::{PodsMode, Snapshot, ZoneConfig};
+use crate::zone::{PodsMode, Snapshot};
 use crate::zonefile::{self, ZoneDir};
 
 /// How often the zone files directory is re-checked, besides file-system events.
@@ -44,26 +46,6 @@ pub struct Running {
     grace: Duration,
     /// Set once something makes serving on pointless (a forwarding loop found late).
     fatal: tokio::sync::watch::Receiver<Option<String>>,
-}
-
-/// The listeners of one configured address (`None`: the default addresses).
-pub(crate) struct Group {
-    addr: Option<SocketAddr>,
-    serving: Serving,
-    udp: Vec<SocketAddr>,
-    tcp: Vec<SocketAddr>,
-}
-
-/// What a configuration reload changes.
-pub(crate) struct Live {
-    pub(crate) config: Config,
-    groups: Vec<Group>,
-    handler: DnsHandler,
-    limits: server::TcpLimits,
-    forwarder: Option<Arc<Forwarder>>,
-    ttl: mpsc::UnboundedSender<u32>,
-    pub(crate) metrics: Arc<Metrics>,
-    fatal: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 impl Running {
@@ -209,103 +191,6 @@ async fn follow(
     }
 }
 
-fn options(config: &Config) -> ClusterOptions {
-    ClusterOptions {
-        namespaces: config
-            .namespaces
-            .iter()
-            .map(|n| n.as_str().into())
-            .collect(),
-        endpoint_pod_names: config.endpoint_pod_names,
-    }
-}
-
-/// The API source's settings: what it connects with and what it watches.
-impl From<&Config> for KubeSettings {
-    fn from(config: &Config) -> Self {
-        KubeSettings {
-            kubeconfig: config.kubeconfig.clone(),
-            watch_pods: config.pods == PodsMode::Verified,
-            watch_ingresses: !config.external_zones.is_empty(),
-            labels: config.labels.clone(),
-        }
-    }
-}
-
-/// The forwarder the configuration asks for: `None` with `--no-forward`, or when no upstream
-/// is configured and resolv.conf names none (then only stub domains, if any, are forwarded).
-fn forwarder(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Option<Arc<Forwarder>>> {
-    Ok(forward_settings(config)?
-        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(metrics)))))
-}
-
-/// The forwarding settings of `config`; `None` when nothing is forwarded.
-fn forward_settings(config: &Config) -> anyhow::Result<Option<ForwardSettings>> {
-    if config.no_forward {
-        return Ok(None);
-    }
-    let upstreams = if config.upstreams.is_empty() {
-        let path = &config.resolv_conf;
-        let found = match std::fs::read_to_string(path) {
-            Ok(text) => resolv_conf_nameservers(&text),
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot read resolv.conf: no default upstreams");
-                Vec::new()
-            }
-        };
-        if found.is_empty() {
-            tracing::warn!(file = %path.display(), "no nameserver in resolv.conf: names outside the served zones are refused");
-        }
-        found
-    } else {
-        config.upstreams.clone()
-    };
-    let mut stub_domains = Vec::new();
-    for s in &config.stub_domains {
-        let name = hickory_proto::rr::Name::from_ascii(format!("{}.", s.domain))
-            .with_context(|| format!("--stub-domain {}", s.domain))?;
-        stub_domains.push((name, s.upstreams.clone()));
-    }
-    if upstreams.is_empty() && stub_domains.is_empty() {
-        return Ok(None);
-    }
-    tracing::info!(
-        ?upstreams,
-        stub_domains = config.stub_domains.len(),
-        "forwarding"
-    );
-    let settings = ForwardSettings {
-        upstreams,
-        stub_domains,
-        pool: PoolSettings {
-            timeout: config.upstream_timeout,
-            max_fails: config.max_fails,
-            health_interval: config.health_check_interval,
-            policy: config.policy,
-        },
-        max_concurrent: config.max_concurrent as usize,
-        cache: CacheSettings {
-            size: config.cache_size,
-            max_ttl: config.cache_max_ttl,
-            max_negative_ttl: config.cache_max_negative_ttl,
-            min_ttl: config.cache_min_ttl,
-            serve_stale: config.serve_stale,
-        },
-        prefetch: config.prefetch,
-    };
-    Ok(Some(settings))
-}
-
-/// The answer features the configuration turns on.
-fn answer_options(config: &Config) -> server::AnswerOptions {
-    server::AnswerOptions {
-        shuffle: config.shuffle,
-        no_aaaa_outside_zone: config.no_aaaa_outside_zone,
-        autopath: config.autopath,
-        transfer_to: config.transfer_to.clone(),
-    }
-}
-
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if config.autopath && config.pods != PodsMode::Verified {
@@ -314,13 +199,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
              to its namespace"
         );
     }
-    let zone_config = ZoneConfig::new(&config.zone, config.ttl, config.pods)
-        .map_err(anyhow::Error::msg)
-        .context("--zone")?
-        .with_reverse_cidrs(config.reverse_cidrs.clone())
-        .with_external_zones(&config.external_zones)
-        .map_err(anyhow::Error::msg)?;
-    let zone_config = Arc::new(zone_config);
+    let zone_config = Arc::new(config.zone_config()?);
     let server_label = match config.listen.first() {
         Some(a) => format!("dns://{a}"),
         None => "dns://:53".to_owned(),
@@ -335,7 +214,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let cluster = match &config.manifests {
         Some(dir) => {
-            let mut cluster = Cluster::new(zone_config, &ALL_KINDS).with_options(options(config));
+            let mut cluster =
+                Cluster::new(zone_config, &ALL_KINDS).with_options(config.cluster_options());
             let mut source = ManifestSource::new(dir).with_label_filter(config.labels.clone());
             let scan = source
                 .scan(true)
@@ -354,7 +234,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             let settings = KubeSettings::from(config);
             let client = kube_source::connect(&settings).await?;
             let kinds = kube_source::watched_kinds(&settings);
-            let cluster = Cluster::new(zone_config, &kinds).with_options(options(config));
+            let cluster = Cluster::new(zone_config, &kinds).with_options(config.cluster_options());
             for kind in kinds {
                 tasks.push(tokio::spawn(kube_source::watch_kind_filtered(
                     client.clone(),
@@ -406,7 +286,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let bound = bind_groups(&config.listen, &[])?;
     // The answer chain of cluster mode: the cluster zone, zone files, the AAAA filter, the
     // upstreams; each but the first when configured.
-    let options = answer_options(config);
+    let options = config.answer_options();
     let mut chain = vec![server::Stage::Cluster];
     if let Some(dir) = &config.zones {
         if !dir.is_dir() {
@@ -432,7 +312,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if options.no_aaaa_outside_zone {
         chain.push(server::Stage::AaaaFilter);
     }
-    let forwarder = forwarder(config, &metrics)?;
+    let forwarder = config
+        .forward_settings()?
+        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(&metrics))));
     if let Some(f) = &forwarder {
         chain.push(server::Stage::Forward(Arc::clone(f)));
     }
@@ -458,7 +340,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             stop(tasks).await;
             anyhow::bail!(loop_error(upstream));
         }
-        tasks.extend(watch_loops(f, check.unanswered, &fatal_tx));
+        tasks.extend(spawn_watch(f, check.unanswered, &fatal_tx));
     }
     let live = Arc::new(tokio::sync::Mutex::new(Live {
         config: config.clone(),
@@ -488,205 +370,4 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         grace: config.shutdown_grace,
         fatal,
     })
-}
-
-/// Why clusterdns stops when `upstream` forwards its queries back to it.
-fn loop_error(upstream: SocketAddr) -> String {
-    format!(
-        "forwarding loop: upstream {upstream} sent this server's probe query back to it \
-         (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
-         that does not use clusterdns"
-    )
-}
-
-/// Keeps probing the upstreams that did not answer a loop probe (`forward::LOOP_WATCH`); a loop
-/// found then is reported through `fatal`.
-fn watch_loops(
-    forwarder: &Arc<Forwarder>,
-    pending: Vec<Probe>,
-    fatal: &Arc<tokio::sync::watch::Sender<Option<String>>>,
-) -> Option<JoinHandle<()>> {
-    if pending.is_empty() {
-        return None;
-    }
-    let addrs: Vec<SocketAddr> = pending.iter().map(Probe::addr).collect();
-    tracing::info!(upstreams = ?addrs, "upstreams did not answer the loop probe; probing them again for 30 s");
-    let (f, fatal) = (Arc::clone(forwarder), Arc::clone(fatal));
-    Some(tokio::spawn(async move {
-        if let Some(upstream) = f.watch_loops(pending).await {
-            let why = loop_error(upstream);
-            tracing::error!(%upstream, "{why}");
-            fatal.send_replace(Some(why));
-        }
-    }))
-}
-
-/// Binds the listeners of `addrs` (the defaults when empty), skipping those `keep` already
-/// has: one group per configured address.
-fn bind_groups(
-    addrs: &[SocketAddr],
-    keep: &[Option<SocketAddr>],
-) -> Result<Vec<(Option<SocketAddr>, Listeners)>, BindError> {
-    let wanted: Vec<Option<SocketAddr>> = if addrs.is_empty() {
-        vec![None]
-    } else {
-        addrs.iter().copied().map(Some).collect()
-    };
-    let mut out = Vec::new();
-    for a in wanted {
-        if keep.contains(&a) || out.iter().any(|(b, _)| *b == a) {
-            continue;
-        }
-        let listeners = match a {
-            Some(addr) => server::bind(&[addr])?,
-            None => server::bind(&[])?,
-        };
-        out.push((a, listeners));
-    }
-    Ok(out)
-}
-
-fn serve_groups(
-    bound: Vec<(Option<SocketAddr>, Listeners)>,
-    handler: &DnsHandler,
-    limits: server::TcpLimits,
-    metrics: &Arc<Metrics>,
-) -> Vec<Group> {
-    bound
-        .into_iter()
-        .map(|(addr, l)| {
-            let (udp, tcp) = (l.udp_addrs(), l.tcp_addrs());
-            let serving = l.serve(handler.clone(), limits, Arc::clone(metrics));
-            Group {
-                addr,
-                serving,
-                udp,
-                tcp,
-            }
-        })
-        .collect()
-}
-
-/// Keys whose change reaches the forwarder.
-const FORWARD_KEYS: [&str; 12] = [
-    "upstream",
-    "stub-domain",
-    "resolv-conf",
-    "policy",
-    "upstream-timeout",
-    "max-fails",
-    "health-check-interval",
-    "max-concurrent",
-    "cache-max-ttl",
-    "cache-max-negative-ttl",
-    "cache-min-ttl",
-    "prefetch",
-];
-
-/// Keys besides `FORWARD_KEYS` that a reload applies while serving.
-const OTHER_LIVE_KEYS: [&str; 5] = ["ttl", "listen", "log-level", "query-log", "query-log-rate"];
-
-/// Whether a reload applies `key` while serving; any other changed key needs a restart.
-pub fn is_live_key(key: &str) -> bool {
-    FORWARD_KEYS.contains(&key) || OTHER_LIVE_KEYS.contains(&key)
-}
-
-/// Applies a new configuration to a running server; the error says why nothing was applied.
-pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> anyhow::Result<()> {
-    let mut live = live.lock().await;
-    let changed = live.config.loaded.changed(&new.loaded);
-    let restart: Vec<&String> = changed.iter().filter(|k| !is_live_key(k)).collect();
-    let forward_changed = changed.iter().any(|k| FORWARD_KEYS.contains(&k.as_str()));
-    // Everything that can fail first, so a failure leaves the old configuration whole.
-    let settings = if forward_changed {
-        forward_settings(&new)?
-    } else {
-        None
-    };
-    if forward_changed && settings.is_some() != live.forwarder.is_some() {
-        anyhow::bail!(
-            "forwarding would be turned {}: restart clusterdns to apply it",
-            if settings.is_some() { "on" } else { "off" }
-        );
-    }
-    let bound = if changed.iter().any(|k| k == "listen") {
-        let keep: Vec<Option<SocketAddr>> = live.groups.iter().map(|g| g.addr).collect();
-        Some(bind_groups(&new.listen, &keep)?)
-    } else {
-        None
-    };
-    // Upstreams the reload adds must not forward back here.
-    let mut unanswered = Vec::new();
-    if let (Some(settings), Some(f)) = (&settings, &live.forwarder) {
-        let old: std::collections::HashSet<SocketAddr> =
-            f.probes().iter().map(Probe::addr).collect();
-        let added: Vec<Probe> = crate::forward::probes_for(settings)
-            .into_iter()
-            .filter(|p| !old.contains(&p.addr()))
-            .collect();
-        if !added.is_empty() {
-            let check = f.check_loops(&added).await;
-            if let Some(upstream) = check.looped {
-                anyhow::bail!(loop_error(upstream));
-            }
-            unanswered = check.unanswered;
-        }
-    }
-    // Then apply.
-    if let (Some(settings), Some(f)) = (settings, &live.forwarder) {
-        tracing::info!(upstreams = ?settings.upstreams, stub_domains = settings.stub_domains.len(), "forwarding settings changed");
-        f.reconfigure(settings);
-        // Detached: it ends by itself within `LOOP_WATCH`.
-        drop(watch_loops(f, unanswered, &live.fatal));
-    }
-    if new.ttl != live.config.ttl {
-        let _ = live.ttl.send(new.ttl);
-    }
-    if new.log_level != live.config.log_level
-        && let Err(e) = crate::logging::set_level(&new.log_level)
-    {
-        tracing::warn!(error = %e, "cannot change the log level");
-    }
-    crate::querylog::configure(new.query_log, new.query_log_rate);
-    if let Some(bound) = bound {
-        let fresh = serve_groups(bound, &live.handler, live.limits, &live.metrics);
-        let wanted: Vec<Option<SocketAddr>> = if new.listen.is_empty() {
-            vec![None]
-        } else {
-            new.listen.iter().copied().map(Some).collect()
-        };
-        let (kept, gone): (Vec<Group>, Vec<Group>) = std::mem::take(&mut live.groups)
-            .into_iter()
-            .partition(|g| wanted.contains(&g.addr));
-        let added: Vec<SocketAddr> = fresh.iter().flat_map(|g| g.udp.clone()).collect();
-        let removed: Vec<SocketAddr> = gone.iter().flat_map(|g| g.udp.clone()).collect();
-        tracing::info!(?added, ?removed, "listen addresses changed");
-        live.groups = kept;
-        live.groups.extend(fresh);
-        // The old listeners stop taking queries and answer those in flight.
-        let grace = new.shutdown_grace;
-        tokio::spawn(async move {
-            for g in gone {
-                g.serving.shutdown(grace).await;
-            }
-        });
-    }
-    for key in &restart {
-        tracing::warn!(%key, "configuration key changed; it takes effect after a restart");
-    }
-    live.metrics
-        .reload_restart_required
-        .inc_by(restart.len() as u64);
-    // Keys needing a restart keep reporting their running value.
-    let mut applied = new;
-    for key in &restart {
-        if let Some(v) = live.config.loaded.get(key).cloned()
-            && let Some(slot) = applied.loaded.effective.iter_mut().find(|(k, _)| k == *key)
-        {
-            slot.1 = v;
-        }
-    }
-    tracing::info!(changed = %changed.join(","), "configuration reloaded");
-    live.config = applied;
-    Ok(())
 }

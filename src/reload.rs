@@ -2,7 +2,8 @@
 //! update swaps the `..data` symbolic link, which a watch on the file itself would miss) and a
 //! periodic re-read; a changed content is loaded and validated as at start, then applied.
 //! An invalid file keeps the running configuration: it is logged once per change at warn and
-//! counted in `clusterdns_reload_failed_total`.
+//! counted in `clusterdns_reload_failed_total`. `apply` says what each changed key does to
+//! the running server.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +13,13 @@ use notify::event::AccessKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::app::Live;
+use std::net::SocketAddr;
+
+use crate::config::Config;
+use crate::forward::{Forwarder, Probe, loop_error, probes_for, spawn_watch};
+use crate::metrics::Metrics;
+use crate::server::groups::{Group, bind_groups, regroup, serve_groups};
+use crate::server::{DnsHandler, TcpLimits};
 
 /// How often the file is re-read, besides file-system events.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -71,7 +78,7 @@ pub(crate) async fn watch(path: PathBuf, live: Arc<tokio::sync::Mutex<Live>>) {
         let metrics = Arc::clone(&live.lock().await.metrics);
         let result = match current.reload() {
             Ok(new) if was_first && current.loaded.changed(&new.loaded).is_empty() => continue,
-            Ok(new) => crate::app::apply(&live, new).await,
+            Ok(new) => apply(&live, new).await,
             Err(e) => Err(anyhow::Error::msg(e.to_string())),
         };
         match result {
@@ -84,4 +91,123 @@ pub(crate) async fn watch(path: PathBuf, live: Arc<tokio::sync::Mutex<Live>>) {
             }
         };
     }
+}
+
+/// What a configuration reload changes.
+pub(crate) struct Live {
+    pub(crate) config: Config,
+    pub(crate) groups: Vec<Group>,
+    pub(crate) handler: DnsHandler,
+    pub(crate) limits: TcpLimits,
+    pub(crate) forwarder: Option<Arc<Forwarder>>,
+    /// The publish loop's TTL input.
+    pub(crate) ttl: mpsc::UnboundedSender<u32>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Where a loop found late is reported.
+    pub(crate) fatal: Arc<tokio::sync::watch::Sender<Option<String>>>,
+}
+
+/// Keys whose change reaches the forwarder.
+const FORWARD_KEYS: [&str; 12] = [
+    "upstream",
+    "stub-domain",
+    "resolv-conf",
+    "policy",
+    "upstream-timeout",
+    "max-fails",
+    "health-check-interval",
+    "max-concurrent",
+    "cache-max-ttl",
+    "cache-max-negative-ttl",
+    "cache-min-ttl",
+    "prefetch",
+];
+
+/// Keys besides `FORWARD_KEYS` that a reload applies while serving.
+const OTHER_LIVE_KEYS: [&str; 5] = ["ttl", "listen", "log-level", "query-log", "query-log-rate"];
+
+/// Whether a reload applies `key` while serving; any other changed key needs a restart.
+pub fn is_live_key(key: &str) -> bool {
+    FORWARD_KEYS.contains(&key) || OTHER_LIVE_KEYS.contains(&key)
+}
+
+/// Applies a new configuration to a running server; the error says why nothing was applied.
+pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> anyhow::Result<()> {
+    let mut live = live.lock().await;
+    let changed = live.config.loaded.changed(&new.loaded);
+    let restart: Vec<&String> = changed.iter().filter(|k| !is_live_key(k)).collect();
+    let forward_changed = changed.iter().any(|k| FORWARD_KEYS.contains(&k.as_str()));
+    // Everything that can fail first, so a failure leaves the old configuration whole.
+    let settings = if forward_changed {
+        new.forward_settings()?
+    } else {
+        None
+    };
+    if forward_changed && settings.is_some() != live.forwarder.is_some() {
+        anyhow::bail!(
+            "forwarding would be turned {}: restart clusterdns to apply it",
+            if settings.is_some() { "on" } else { "off" }
+        );
+    }
+    let bound = if changed.iter().any(|k| k == "listen") {
+        let keep: Vec<Option<SocketAddr>> = live.groups.iter().map(|g| g.addr).collect();
+        Some(bind_groups(&new.listen, &keep)?)
+    } else {
+        None
+    };
+    // Upstreams the reload adds must not forward back here.
+    let mut unanswered = Vec::new();
+    if let (Some(settings), Some(f)) = (&settings, &live.forwarder) {
+        let old: std::collections::HashSet<SocketAddr> =
+            f.probes().iter().map(Probe::addr).collect();
+        let added: Vec<Probe> = probes_for(settings)
+            .into_iter()
+            .filter(|p| !old.contains(&p.addr()))
+            .collect();
+        if !added.is_empty() {
+            let check = f.check_loops(&added).await;
+            if let Some(upstream) = check.looped {
+                anyhow::bail!(loop_error(upstream));
+            }
+            unanswered = check.unanswered;
+        }
+    }
+    // Then apply.
+    if let (Some(settings), Some(f)) = (settings, &live.forwarder) {
+        tracing::info!(upstreams = ?settings.upstreams, stub_domains = settings.stub_domains.len(), "forwarding settings changed");
+        f.reconfigure(settings);
+        // Detached: it ends by itself within `LOOP_WATCH`.
+        drop(spawn_watch(f, unanswered, &live.fatal));
+    }
+    if new.ttl != live.config.ttl {
+        let _ = live.ttl.send(new.ttl);
+    }
+    if new.log_level != live.config.log_level
+        && let Err(e) = crate::logging::set_level(&new.log_level)
+    {
+        tracing::warn!(error = %e, "cannot change the log level");
+    }
+    crate::querylog::configure(new.query_log, new.query_log_rate);
+    if let Some(bound) = bound {
+        let fresh = serve_groups(bound, &live.handler, live.limits, &live.metrics);
+        regroup(&mut live.groups, fresh, &new.listen, new.shutdown_grace);
+    }
+    for key in &restart {
+        tracing::warn!(%key, "configuration key changed; it takes effect after a restart");
+    }
+    live.metrics
+        .reload_restart_required
+        .inc_by(restart.len() as u64);
+    // Keys needing a restart keep reporting their running value.
+    let mut applied = new;
+    for key in &restart {
+        if let Some(v) = live.config.loaded.get(key).cloned()
+            && let Some(slot) = applied.loaded.effective.iter_mut().find(|(k, _)| k == *key)
+        {
+            slot.1 = v;
+        }
+    }
+    tracing::info!(changed = %changed.join(","), "configuration reloaded");
+    live.config = applied;
+    Ok(())
 }

@@ -1,16 +1,16 @@
-//! Configuration: the flags (`Config`), the YAML file that sets them, their value parsers and
-//! the reference table.
+//! Configuration: the flags (`Config`), the YAML file that sets them, their value parsers, the
+//! reference table, and what each subsystem is given of it (`settings`).
 
 mod file;
 mod flags;
 mod parse;
 mod reference;
+mod settings;
 
 pub use file::{LoadError, Loaded, load};
 pub use flags::Config;
 pub use parse::{
     StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
-    resolv_conf_nameservers,
 };
 pub use reference::reference;
 

@@ -58,21 +58,6 @@ pub fn parse_stub_domain(text: &str) -> Result<StubDomain, String> {
     })
 }
 
-/// The nameservers of a resolv.conf text (`nameserver ADDR` lines), port 53.
-pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
-    text.lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some("nameserver"))
-                .then(|| words.next())
-                .flatten()
-        })
-        // A scoped IPv6 address (`fe80::1%eth0`) keeps only the address.
-        .filter_map(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53))
-        .collect()
-}
-
 /// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
 pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     let t = text.trim();
@@ -133,10 +118,5 @@ mod tests {
         assert!(parse_stub_domain("corp.example").is_err());
         assert!(parse_stub_domain("=10.0.0.1").is_err());
         assert!(parse_stub_domain("corp.example=nope").is_err());
-        let text = "# comment\nsearch svc.cluster.local\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\noptions ndots:5\nnameserver bogus\n";
-        assert_eq!(
-            resolv_conf_nameservers(text),
-            vec![sa("10.0.0.2:53"), sa("[fe80::1]:53")]
-        );
     }
 }

@@ -8,8 +8,11 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use tokio::task::JoinHandle;
 
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
@@ -152,4 +155,35 @@ impl Forwarder {
         }
         None
     }
+}
+
+/// Why clusterdns stops when `upstream` forwards its queries back to it.
+pub fn loop_error(upstream: SocketAddr) -> String {
+    format!(
+        "forwarding loop: upstream {upstream} sent this server's probe query back to it \
+         (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
+         that does not use clusterdns"
+    )
+}
+
+/// Keeps probing, in a task of its own, the upstreams that did not answer a loop probe
+/// (`LOOP_WATCH`); a loop found then is reported through `fatal`.
+pub fn spawn_watch(
+    forwarder: &Arc<Forwarder>,
+    pending: Vec<Probe>,
+    fatal: &Arc<tokio::sync::watch::Sender<Option<String>>>,
+) -> Option<JoinHandle<()>> {
+    if pending.is_empty() {
+        return None;
+    }
+    let addrs: Vec<SocketAddr> = pending.iter().map(Probe::addr).collect();
+    tracing::info!(upstreams = ?addrs, "upstreams did not answer the loop probe; probing them again for 30 s");
+    let (f, fatal) = (Arc::clone(forwarder), Arc::clone(fatal));
+    Some(tokio::spawn(async move {
+        if let Some(upstream) = f.watch_loops(pending).await {
+            let why = loop_error(upstream);
+            tracing::error!(%upstream, "{why}");
+            fatal.send_replace(Some(why));
+        }
+    }))
 }

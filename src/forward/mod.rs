@@ -8,6 +8,7 @@
 
 pub mod cache;
 mod loop_probe;
+pub mod resolv_conf;
 pub mod upstream;
 pub mod wire;
 
@@ -25,7 +26,7 @@ use hickory_proto::rr::Name;
 use crate::metrics::{CacheTypeLabels, Metrics};
 use cache::{Cache, Entry, Kind};
 pub use cache::{CacheSettings, Key, Reply};
-pub use loop_probe::{LOOP_WATCH, LoopCheck, Probe, probes_for};
+pub use loop_probe::{LOOP_WATCH, LoopCheck, Probe, loop_error, probes_for, spawn_watch};
 use prometheus_client::metrics::counter::Counter;
 pub use upstream::{Outgoing, Policy, PoolSettings};
 use upstream::{Pool, PoolError};

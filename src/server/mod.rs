@@ -16,6 +16,7 @@ mod chain;
 mod cname;
 pub mod fast;
 mod general;
+pub mod groups;
 mod listen;
 #[cfg(target_os = "linux")]
 mod mmsg;
