@@ -108,32 +108,14 @@ pub fn answer_question(
     };
     let ttl = snapshot.config.ttl;
 
-    // Header: ID, QR, opcode 0, AA, RD copied; RA, CD copied, rcode.
-    let flags = q.flags();
-    w.put(query.get(..2)?)?;
-    w.put(&[
-        0x80 | 0x04 | (flags[0] & 0x01),
-        (if options.recursion_available { 0x80 } else { 0 }) | (flags[1] & 0x10) | rcode,
-    ])?;
-    w.put(&[0, 1, 0, 0, 0, 0, 0, 0])?;
-    w.put(q.question())?;
+    w.header(q, options.recursion_available, rcode)?;
 
     let mut answers: u16 = 0;
     let mut additionals: u16 = 0;
     match found.data {
         AnswerData::Empty => {}
         AnswerData::Addresses { addrs, v6 } => {
-            let family = || addrs.iter().filter(|a| a.is_ipv6() == v6);
-            let start = if options.shuffle {
-                let n = family().count();
-                if n > 1 { rand::random_range(0..n) } else { 0 }
-            } else {
-                0
-            };
-            for ip in family().skip(start).chain(family().take(start)) {
-                w.address(12, ttl, *ip)?;
-                answers += 1;
-            }
+            answers = w.addresses(addrs, v6, ttl, options.shuffle)?;
         }
         AnswerData::PodAddress(ip) => {
             w.address(12, ttl, ip)?;
@@ -144,36 +126,8 @@ pub fn answer_question(
             answers += 1;
         }
         AnswerData::Srv { service, srv } => {
-            if srv.len() > MAX_SRV {
-                return None;
-            }
-            // Where each SRV record's target name starts, for the glue's owner names.
-            let mut targets = [0u16; MAX_SRV];
-            for (s, at) in srv.iter().zip(targets.iter_mut()) {
-                w.put(&[0xc0, 12])?;
-                w.put(&TYPE_SRV.to_be_bytes())?;
-                let rdlen = w.record_head(ttl)?;
-                w.put(&[0, 0])?;
-                w.put(&s.weight.to_be_bytes())?;
-                w.put(&s.port.to_be_bytes())?;
-                *at = w.pos as u16;
-                w.service_target(
-                    service,
-                    s.target(),
-                    query.get(usize::from(zone)..q.name_end())?,
-                )?;
-                w.finish_rdata(rdlen)?;
-                answers += 1;
-            }
-            for (i, s) in srv.iter().enumerate() {
-                if srv.get(..i)?.iter().any(|p| p.target() == s.target()) {
-                    continue;
-                }
-                for ip in target_addresses(service, s) {
-                    w.address(*targets.get(i)?, ttl, *ip)?;
-                    additionals += 1;
-                }
-            }
+            let zone_name = query.get(usize::from(zone)..q.name_end())?;
+            (answers, additionals) = w.srv_set(service, srv, ttl, zone_name)?;
         }
         AnswerData::Ptr { ip, targets } => {
             // Targets are spelled under the zone's own name (the question is a reverse name):
@@ -181,11 +135,7 @@ pub fn answer_question(
             let mut origin = [0u8; 255];
             let origin = wire_name(&snapshot.config.origin, &mut origin)?;
             for (service, endpoint) in ptr_names(snapshot, ip, targets) {
-                w.put(&[0xc0, 12])?;
-                w.put(&TYPE_PTR.to_be_bytes())?;
-                let rdlen = w.record_head(ttl)?;
-                w.service_target(service, endpoint, origin)?;
-                w.finish_rdata(rdlen)?;
+                w.ptr(service, endpoint, ttl, origin)?;
                 answers += 1;
             }
         }
@@ -207,12 +157,7 @@ pub fn answer_question(
         additionals += 1;
     }
     let len = w.pos;
-    let buf = w.buf;
-    buf.get_mut(6..8)?.copy_from_slice(&answers.to_be_bytes());
-    buf.get_mut(8..10)?
-        .copy_from_slice(&authorities.to_be_bytes());
-    buf.get_mut(10..12)?
-        .copy_from_slice(&additionals.to_be_bytes());
+    w.counts([answers, authorities, additionals])?;
     Some(Answered {
         len,
         qtype: q.qtype(),
@@ -348,6 +293,102 @@ impl Writer<'_> {
                 self.put(&v6.octets())
             }
         }
+    }
+
+    /// The header (ID, QR, opcode 0, AA, RD copied; RA, CD copied, `rcode`; one question,
+    /// counts to follow) and the question as the client spelled it.
+    fn header(&mut self, q: &Question<'_>, recursion_available: bool, rcode: u8) -> Option<()> {
+        let flags = q.flags();
+        self.put(q.packet().get(..2)?)?;
+        self.put(&[
+            0x80 | 0x04 | (flags[0] & 0x01),
+            (if recursion_available { 0x80 } else { 0 }) | (flags[1] & 0x10) | rcode,
+        ])?;
+        self.put(&[0, 1, 0, 0, 0, 0, 0, 0])?;
+        self.put(q.question())
+    }
+
+    /// Sets the header's answer, authority and additional counts.
+    fn counts(&mut self, counts: [u16; 3]) -> Option<()> {
+        for (i, c) in counts.iter().enumerate() {
+            self.buf
+                .get_mut(6 + 2 * i..8 + 2 * i)?
+                .copy_from_slice(&c.to_be_bytes());
+        }
+        Some(())
+    }
+
+    /// The addresses of one family (`v6`) of `addrs`, owned by the question name: the number
+    /// written. With `shuffle` they start at a random one (a rotation).
+    fn addresses(&mut self, addrs: &[IpAddr], v6: bool, ttl: u32, shuffle: bool) -> Option<u16> {
+        let family = || addrs.iter().filter(|a| a.is_ipv6() == v6);
+        let start = if shuffle {
+            let n = family().count();
+            if n > 1 { rand::random_range(0..n) } else { 0 }
+        } else {
+            0
+        };
+        let mut written = 0;
+        for ip in family().skip(start).chain(family().take(start)) {
+            self.address(12, ttl, *ip)?;
+            written += 1;
+        }
+        Some(written)
+    }
+
+    /// The SRV records of `service` owned by the question name, their targets under `zone`
+    /// (wire form), then each distinct target's addresses as glue: the numbers of answer and
+    /// additional records written. `None` beyond `MAX_SRV` records.
+    fn srv_set(
+        &mut self,
+        service: &ServiceRecords,
+        srv: &[Srv],
+        ttl: u32,
+        zone: &[u8],
+    ) -> Option<(u16, u16)> {
+        if srv.len() > MAX_SRV {
+            return None;
+        }
+        // Where each SRV record's target name starts, for the glue's owner names.
+        let mut targets = [0u16; MAX_SRV];
+        for (s, at) in srv.iter().zip(targets.iter_mut()) {
+            self.put(&[0xc0, 12])?;
+            self.put(&TYPE_SRV.to_be_bytes())?;
+            let rdlen = self.record_head(ttl)?;
+            self.put(&[0, 0])?;
+            self.put(&s.weight.to_be_bytes())?;
+            self.put(&s.port.to_be_bytes())?;
+            *at = u16::try_from(self.pos).ok()?;
+            self.service_target(service, s.target(), zone)?;
+            self.finish_rdata(rdlen)?;
+        }
+        let mut additionals = 0;
+        for (i, s) in srv.iter().enumerate() {
+            if srv.get(..i)?.iter().any(|p| p.target() == s.target()) {
+                continue;
+            }
+            for ip in target_addresses(service, s) {
+                self.address(*targets.get(i)?, ttl, *ip)?;
+                additionals += 1;
+            }
+        }
+        Some((u16::try_from(srv.len()).ok()?, additionals))
+    }
+
+    /// A PTR record owned by the question name, its target `[<endpoint>.]<service>` under
+    /// `origin` (wire form).
+    fn ptr(
+        &mut self,
+        service: &ServiceRecords,
+        endpoint: Option<u32>,
+        ttl: u32,
+        origin: &[u8],
+    ) -> Option<()> {
+        self.put(&[0xc0, 12])?;
+        self.put(&TYPE_PTR.to_be_bytes())?;
+        let rdlen = self.record_head(ttl)?;
+        self.service_target(service, endpoint, origin)?;
+        self.finish_rdata(rdlen)
     }
 
     /// The zone's SOA, owned by the zone name at `zone`.
