@@ -21,8 +21,8 @@ use crate::server::{self, DnsHandler};
 use crate::source::kube::{self as kube_source, KubeSettings};
 use crate::source::manifests::ManifestSource;
 use crate::source::watch;
+use crate::static_zones::{self, ZoneDir};
 use crate::zone::{PodsMode, Snapshot};
-use crate::zonefile::{self, ZoneDir};
 
 /// How often the zone files directory is re-checked, besides file-system events.
 const ZONES_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -302,7 +302,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             .collect();
         tracing::info!(dir = %dir.display(), ?origins, errors = first.errors.len(), "zone files loaded");
         let zones = Arc::new(ArcSwap::new(first.zones));
-        tasks.push(tokio::spawn(zonefile::follow(
+        tasks.push(tokio::spawn(static_zones::watch(
             zone_dir,
             Arc::clone(&zones),
             ZONES_POLL,

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod files;
 pub mod forward;
 pub mod health;
 pub mod logging;
@@ -17,6 +18,6 @@ pub mod querylog;
 pub mod reload;
 pub mod server;
 pub mod source;
+pub mod static_zones;
 pub mod wire;
 pub mod zone;
-pub mod zonefile;

@@ -5,17 +5,15 @@
 //! counted in `clusterdns_reload_failed_total`. `apply` says what each changed key does to
 //! the running server.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::event::AccessKind;
-use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use std::net::SocketAddr;
-
 use crate::config::Config;
+use crate::files::FileWatch;
 use crate::forward::{Forwarder, Probe, loop_error, probes_for, spawn_watch};
 use crate::metrics::Metrics;
 use crate::server::groups::{Group, bind_groups, regroup, serve_groups};
@@ -23,52 +21,23 @@ use crate::server::{DnsHandler, TcpLimits};
 
 /// How often the file is re-read, besides file-system events.
 pub const POLL: Duration = Duration::from_secs(1);
-/// How long events must settle before the file is read (editors write in several steps).
-const SETTLE: Duration = Duration::from_millis(50);
 
-fn start_watcher(file: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
-    let dir = match file.parent() {
+/// Follows the configuration file until the task is aborted. Its directory is watched, not
+/// the file: a ConfigMap update swaps the directory's `..data` link.
+pub(crate) async fn watch(path: PathBuf, live: Arc<tokio::sync::Mutex<Live>>) {
+    let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let content = res.is_ok_and(|e| {
-            !matches!(
-                e.kind,
-                EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
-            )
-        });
-        if content {
-            let _ = tx.send(());
-        }
-    })
-    .ok()?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive).ok()?;
-    Some(watcher)
-}
-
-/// Follows the configuration file until the task is aborted.
-pub(crate) async fn watch(path: PathBuf, live: Arc<tokio::sync::Mutex<Live>>) {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let mut watcher = start_watcher(&path, tx.clone());
-    let mut ticker = tokio::time::interval(POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut files = FileWatch::new(&dir, false, POLL);
     // The file may have changed between start-up's read and this task's first look: the
     // first look compares it with the running configuration, not with itself.
     let mut last = None;
     let mut first = true;
     loop {
-        tokio::select! {
-            Some(()) = events.recv() => {
-                tokio::time::sleep(SETTLE).await;
-                while events.try_recv().is_ok() {}
-            }
-            _ = ticker.tick() => {}
-        }
+        files.changed().await;
         let now = std::fs::read(&path).ok();
-        if watcher.is_none() {
-            watcher = start_watcher(&path, tx.clone());
-        }
+        files.readable(Path::new(&dir).is_dir());
         if now == last && !first {
             continue;
         }

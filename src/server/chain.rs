@@ -18,9 +18,9 @@ use hickory_server::server::Request;
 use super::general::{Outcome, outgoing, response_code};
 use super::{DnsHandler, fast};
 use crate::forward::{ForwardError, Forwarder};
+use crate::static_zones::ZoneSet;
 use crate::wire::{Question, TYPE_AAAA};
 use crate::zone::{AnswerData, Rcode, Rendered, lookup, render};
-use crate::zonefile::ZoneSet;
 
 /// One stage of the chain.
 #[derive(Clone)]

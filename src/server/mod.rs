@@ -40,9 +40,9 @@ use arc_swap::ArcSwap;
 
 use crate::forward::Forwarder;
 use crate::metrics::{Metrics, Proto};
+use crate::static_zones::ZoneSet;
 use crate::wire::Question;
 use crate::zone::Snapshot;
-use crate::zonefile::ZoneSet;
 use chain::Step;
 
 /// Optional answer features, all off by default.

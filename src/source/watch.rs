@@ -4,38 +4,11 @@
 
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::manifests::ManifestSource;
 use crate::cluster::Delta;
-
-/// How long events must settle before a scan (editors write files in several steps).
-const SETTLE: Duration = Duration::from_millis(50);
-
-/// Whether an event may mean changed content. Opening a file, or closing it unwritten, does
-/// not; reacting to it would make every scan (which opens the files) trigger the next one.
-fn triggers_scan(kind: &EventKind) -> bool {
-    !matches!(
-        kind,
-        EventKind::Access(AccessKind::Open(_) | AccessKind::Close(AccessMode::Read))
-    )
-}
-
-fn start_watcher(
-    dir: &std::path::Path,
-    tx: mpsc::UnboundedSender<()>,
-) -> Option<notify::RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|ev| triggers_scan(&ev.kind)) {
-            let _ = tx.send(());
-        }
-    })
-    .ok()?;
-    watcher.watch(dir, RecursiveMode::Recursive).ok()?;
-    Some(watcher)
-}
+use crate::files::{FileWatch, Wake};
 
 /// Watches `source`'s directory until `sink` closes, sending the deltas of every change.
 pub async fn run(
@@ -43,20 +16,12 @@ pub async fn run(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     poll: Duration,
 ) {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let mut watcher = start_watcher(source.dir(), ev_tx.clone());
-    let mut ticker = tokio::time::interval(poll);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut files = FileWatch::new(source.dir(), true, poll);
     let mut dir_missing = false;
     loop {
+        // Events force a content scan; a tick compares sizes and times first.
         let force = tokio::select! {
-            ev = ev_rx.recv() => {
-                if ev.is_none() { return; }
-                tokio::time::sleep(SETTLE).await;
-                while ev_rx.try_recv().is_ok() {}
-                true
-            }
-            _ = ticker.tick() => false,
+            wake = files.changed() => wake == Wake::Event,
             _ = sink.closed() => return,
         };
         match source.scan(force) {
@@ -65,9 +30,7 @@ pub async fn run(
                     tracing::info!(dir = %source.dir().display(), "manifests directory is back");
                     dir_missing = false;
                 }
-                if watcher.is_none() {
-                    watcher = start_watcher(source.dir(), ev_tx.clone());
-                }
+                files.readable(true);
                 for e in &scan.errors {
                     tracing::warn!(error = %e, "manifest rejected; its last good version stays");
                 }
@@ -87,32 +50,8 @@ pub async fn run(
                     tracing::warn!(dir = %source.dir().display(), error = %e, "cannot read manifests directory; serving the last good objects");
                     dir_missing = true;
                 }
-                watcher = None;
+                files.readable(false);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use notify::event::{CreateKind, DataChange, ModifyKind};
-
-    use super::*;
-
-    #[test]
-    fn reading_a_file_triggers_no_scan() {
-        assert!(!triggers_scan(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!triggers_scan(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(triggers_scan(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(triggers_scan(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
-        ))));
-        assert!(triggers_scan(&EventKind::Create(CreateKind::File)));
     }
 }

@@ -3,20 +3,20 @@
 //! Each `<origin>.zone` file in the directory is one zone. Files are parsed with hickory's
 //! zone file parser and checked (one SOA and some NS at the apex, nothing outside the origin);
 //! a file that stops parsing keeps its last good zone. The parsed zones form an immutable
-//! [`ZoneSet`], published behind an `ArcSwap` by [`follow`], and answered by [`ZoneSet::lookup`]
+//! [`ZoneSet`], published behind an `ArcSwap` by [`watch`], and answered by [`ZoneSet::lookup`]
 //! with the zone of the longest matching origin.
 //!
 //! Zone files are small next to the cluster zone, so records are kept as hickory `Record`s,
 //! ready to answer; only the owner name is re-spelled per answer.
 //!
 //! Wiring: scan once before serving (`let first = dir.scan()`), publish `first.zones` in an
-//! `ArcSwap`, then spawn `follow(dir, swap, poll)`. `follow`'s first scan re-reports the
+//! `ArcSwap`, then spawn `watch(dir, swap, poll)`. `watch`'s first scan re-reports the
 //! errors still present, so the caller need not log them.
 
 mod dir;
-mod follow;
 mod lookup;
 mod parse;
+mod watch;
 mod zone;
 
 #[cfg(test)]
@@ -32,9 +32,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 pub use dir::{ScanResult, ZoneDir};
-pub use follow::follow;
 pub use lookup::MAX_CNAME_CHAIN;
 pub use parse::ZoneFileError;
+pub use watch::watch;
 pub use zone::Zone;
 
 use zone::label_count;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{ZoneDir, ZoneSet, follow};
+use super::{ZoneDir, ZoneSet, watch};
 
 const GOOD: &str =
     "$TTL 60\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.80\n";
@@ -216,7 +216,7 @@ async fn follow_picks_up_changes() {
     let tmp = tempdir();
     write(tmp.path(), "a.test.zone", GOOD);
     let out = Arc::new(ArcSwap::from_pointee(ZoneSet::empty()));
-    let task = tokio::spawn(follow(
+    let task = tokio::spawn(watch(
         ZoneDir::new(tmp.path()),
         Arc::clone(&out),
         Duration::from_millis(100),
