@@ -11,16 +11,18 @@ mod lookup;
 mod name;
 mod ptr;
 mod render;
+mod reverse;
 mod sharded;
 mod xfr;
 
 pub use crate::model::Label;
 pub use build::{ReadyEndpoint, ServiceInput, build_service};
 pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
-pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels, reverse_address};
+pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
 pub use ptr::{PtrSet, PtrTarget, ReverseMap, Targets, ptr_names};
 pub use render::{Rendered, render};
+pub use reverse::reverse_address;
 pub use sharded::ShardedMap;
 pub use xfr::transfer_records;
 
