@@ -23,16 +23,17 @@ use crate::wire::{
     CLASS_IN, Question, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SOA, TYPE_SRV, opt_record,
 };
 use crate::zone::{
-    AnswerData, AnswerZone, Rcode, ServiceRecords, Snapshot, Srv, lookup_labels, ptr_names,
+    AnswerData, AnswerZone, Rcode, SOA_TIMERS, ServiceRecords, Snapshot, Srv, lookup_labels,
+    ptr_names, target_addresses,
 };
 
 /// Most SRV records the fast path writes; larger sets (a big headless Service over TCP) take
 /// the hickory path.
 const MAX_SRV: usize = 64;
 
-/// SOA timers, as the hickory path renders them (CoreDNS's: refresh 7200, retry 1800,
-/// expire 86400).
-const SOA_TIMERS: [u32; 3] = [7200, 1800, 86400];
+/// `zone::CLUSTER_MNAME` and `zone::HOSTMASTER` in wire form, without the zone.
+const MNAME_WIRE: &[u8] = b"\x02ns\x03dns";
+const HOSTMASTER_WIRE: &[u8] = b"\x0ahostmaster";
 
 /// How the response travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,17 +192,6 @@ fn fast_type(t: u16) -> bool {
             | RecordType::HTTPS
             | RecordType::SVCB
     )
-}
-
-fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
-    match srv.target() {
-        None => &svc.addresses,
-        Some(i) => svc
-            .endpoints
-            .get(i as usize)
-            .map(|e| &*e.addresses)
-            .unwrap_or_default(),
-    }
 }
 
 /// `name` in wire form (labels, then the root label) in `buf`; `None` if it does not fit.
@@ -396,9 +386,9 @@ impl Writer<'_> {
         self.pointer(zone)?;
         self.put(&TYPE_SOA.to_be_bytes())?;
         let rdlen = self.record_head(snap.soa_ttl())?;
-        self.put(b"\x02ns\x03dns")?;
+        self.put(MNAME_WIRE)?;
         self.pointer(zone)?;
-        self.put(b"\x0ahostmaster")?;
+        self.put(HOSTMASTER_WIRE)?;
         self.pointer(zone)?;
         self.put(&snap.serial.to_be_bytes())?;
         for t in SOA_TIMERS {
@@ -425,5 +415,24 @@ impl Writer<'_> {
         self.put(b"\x03svc")?;
         self.put(zone)?;
         (self.pos - start <= 255).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The labels of a relative dotted name in wire form.
+    fn wire(dotted: &str) -> Vec<u8> {
+        dotted
+            .split('.')
+            .flat_map(|l| std::iter::once(l.len() as u8).chain(l.bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn soa_names_are_the_zone_modules() {
+        assert_eq!(MNAME_WIRE, wire(crate::zone::CLUSTER_MNAME));
+        assert_eq!(HOSTMASTER_WIRE, wire(crate::zone::HOSTMASTER));
     }
 }

@@ -90,7 +90,9 @@ impl ExternalTable {
     ) -> Self {
         let mut table = ExternalTable::default();
         for zone in origins {
-            if let Ok(ns1) = Name::from_ascii("ns1.dns").and_then(|n| n.append_name(zone)) {
+            if let Ok(ns1) =
+                Name::from_ascii(super::soa::EXTERNAL_MNAME).and_then(|n| n.append_name(zone))
+            {
                 table.entry(&ns1);
                 table.add_ent_chain(&ns1, zone);
             }
@@ -118,7 +120,9 @@ impl ExternalTable {
         }
         let ns_addrs = table.nameserver_addresses.clone();
         for zone in origins {
-            if let Ok(ns1) = Name::from_ascii("ns1.dns").and_then(|n| n.append_name(zone)) {
+            if let Ok(ns1) =
+                Name::from_ascii(super::soa::EXTERNAL_MNAME).and_then(|n| n.append_name(zone))
+            {
                 table.add_addresses(
                     &ns1,
                     &ExternalAddresses {

@@ -13,6 +13,7 @@ mod ptr;
 mod render;
 mod reverse;
 mod sharded;
+mod soa;
 mod xfr;
 
 pub use crate::model::Label;
@@ -21,9 +22,10 @@ pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable}
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
 pub use ptr::{PtrSet, PtrTarget, ReverseMap, Targets, ptr_names};
-pub use render::{Rendered, render};
+pub use render::{Rendered, render, target_addresses};
 pub use reverse::reverse_address;
 pub use sharded::ShardedMap;
+pub use soa::{CLUSTER_MNAME, EXTERNAL_MNAME, HOSTMASTER, SOA_TIMERS};
 pub use xfr::transfer_records;
 
 use std::collections::HashSet;

@@ -10,12 +10,8 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 
 use super::lookup::{Answer, AnswerData, AnswerZone, Rcode};
+use super::soa::{CLUSTER_MNAME, EXTERNAL_MNAME, HOSTMASTER, SOA_TIMERS};
 use super::{DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv, ptr_names};
-
-/// SOA timers, as CoreDNS: refresh 7200, retry 1800, expire 86400.
-const SOA_REFRESH: i32 = 7200;
-const SOA_RETRY: i32 = 1800;
-const SOA_EXPIRE: i32 = 86400;
 
 /// The sections of a response.
 #[derive(Debug, Default)]
@@ -44,11 +40,11 @@ fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
 fn soa_record(snap: &Snapshot, zone: &Name, mname: &str) -> Option<Record> {
     let soa = SOA::new(
         under(mname, zone)?,
-        under("hostmaster", zone)?,
+        under(HOSTMASTER, zone)?,
         snap.serial,
-        SOA_REFRESH,
-        SOA_RETRY,
-        SOA_EXPIRE,
+        i32::try_from(SOA_TIMERS[0]).ok()?,
+        i32::try_from(SOA_TIMERS[1]).ok()?,
+        i32::try_from(SOA_TIMERS[2]).ok()?,
         snap.config.ttl,
     );
     Some(Record::from_rdata(
@@ -69,7 +65,9 @@ fn service_target(svc: &ServiceRecords, endpoint: Option<u32>, zone: &Name) -> O
     }
 }
 
-fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
+/// The addresses an SRV record's target has: the Service's (ClusterIP) or its endpoint's
+/// (headless), for the additional section.
+pub fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
     match srv.target() {
         None => &svc.addresses,
         Some(i) => svc
@@ -91,8 +89,8 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
     };
     // k8s_external names its zones' nameserver `ns1.dns.<zone>`.
     let mname = match answer.zone {
-        AnswerZone::External { .. } => "ns1.dns",
-        _ => "ns.dns",
+        AnswerZone::External { .. } => EXTERNAL_MNAME,
+        _ => CLUSTER_MNAME,
     };
     match answer.data {
         AnswerData::Empty => {}
@@ -121,7 +119,7 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             }
         }
         AnswerData::Ns => {
-            if let Some(ns) = under("ns.dns", &zone) {
+            if let Some(ns) = under(CLUSTER_MNAME, &zone) {
                 for ip in snap.nameserver_addresses.iter() {
                     out.additionals.push(address_record(&ns, ttl, *ip));
                 }

@@ -36,7 +36,7 @@ pub fn transfer_records(snap: &Snapshot) -> Vec<Record> {
         return out;
     };
     answers(snap, origin, &[NS], &mut out);
-    if let Some(ns) = under("ns.dns", origin) {
+    if let Some(ns) = under(super::soa::CLUSTER_MNAME, origin) {
         answers(snap, &ns, &[A, AAAA], &mut out);
     }
     if let Some(v) = under("dns-version", origin) {
