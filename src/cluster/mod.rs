@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use crate::source::Delta;
+
 use crate::model::{EndpointSlice, Ingress, Kind, Object, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
     ExternalService, ExternalTable, PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput,
@@ -16,35 +18,8 @@ use crate::zone::{
 };
 use objects::ObjectMap;
 
-/// A change from a source.
-#[derive(Clone, Debug)]
-pub enum Delta {
-    /// An object was created or changed.
-    Upsert(Object),
-    /// An object was deleted.
-    Remove(Kind, ObjectKey),
-    /// A full list of one kind: replaces everything of that kind, except the objects in
-    /// `retain` (listed, but unreadable: their last good version stays).
-    Reset {
-        /// The kind listed.
-        kind: Kind,
-        /// Every readable object of the list.
-        objects: Vec<Object>,
-        /// Listed objects that could not be read.
-        retain: Vec<ObjectKey>,
-    },
-    /// The source has delivered its first complete list of this kind.
-    Synced(Kind),
-}
-
-/// The kinds a source must list before the zone counts as synced.
-pub const ALL_KINDS: [Kind; 5] = [
-    Kind::Namespace,
-    Kind::Service,
-    Kind::EndpointSlice,
-    Kind::Pod,
-    Kind::Ingress,
-];
+/// The kinds a source must list before the zone counts as synced: every row of the table.
+pub const ALL_KINDS: [Kind; Kind::ALL.len()] = Kind::ALL;
 
 /// Choices about which objects and names the cluster publishes.
 #[derive(Clone, Debug, Default)]
@@ -57,17 +32,7 @@ pub struct ClusterOptions {
 
 impl ClusterOptions {
     fn admits(&self, obj: &Object) -> bool {
-        if self.namespaces.is_empty() {
-            return true;
-        }
-        let ns = match obj {
-            Object::Namespace(n) => &n.name,
-            Object::Service(s) => &s.key.namespace,
-            Object::EndpointSlice(s) => &s.key.namespace,
-            Object::Pod(p) => &p.key.namespace,
-            Object::Ingress(i) => &i.key.namespace,
-        };
-        self.namespaces.contains(ns)
+        self.namespaces.is_empty() || self.namespaces.contains(obj.namespace())
     }
 }
 
@@ -201,15 +166,18 @@ impl Cluster {
         Arc::clone(&self.snapshot)
     }
 
-    /// Number of objects held, by kind.
-    pub fn counts(&self) -> [(Kind, usize); 5] {
-        [
-            (Kind::Namespace, self.namespace_objects.len()),
-            (Kind::Service, self.services.len()),
-            (Kind::EndpointSlice, self.slices.len()),
-            (Kind::Pod, self.pods.len()),
-            (Kind::Ingress, self.ingresses.len()),
-        ]
+    /// Number of objects held, by kind, in table order.
+    pub fn counts(&self) -> [(Kind, usize); Kind::ALL.len()] {
+        Kind::ALL.map(|kind| {
+            let n = match kind {
+                Kind::Namespace => self.namespace_objects.len(),
+                Kind::Service => self.services.len(),
+                Kind::EndpointSlice => self.slices.len(),
+                Kind::Pod => self.pods.len(),
+                Kind::Ingress => self.ingresses.len(),
+            };
+            (kind, n)
+        })
     }
 
     /// Applies deltas; returns the new snapshot if anything DNS-visible (or sync) changed.

@@ -8,8 +8,8 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::Delta;
 use super::manifests::ManifestSource;
-use crate::cluster::Delta;
 
 /// How long events must settle before a scan (editors write files in several steps).
 const SETTLE: Duration = Duration::from_millis(50);
