@@ -7,6 +7,29 @@
 //! (`source::kube::watched_resources`, which `tests/deploy.rs` checks the ClusterRole
 //! against), the kinds the zone waits for (`Kind::ALL`), the object counts (`Cluster::counts`,
 //! the `kubernetes_objects{kind}` metric) and every `kind` in logs and metric labels.
+//!
+//! Adding a kind (ServiceImport, Gateway, HTTPRoute, ConfigMap...) touches:
+//! 1. **the row**, in `kinds!` below: variant, model type, apiVersion, group, version,
+//!    resource, kind name, scope, converter. The `Kind` and `Object` variants come from it; a
+//!    CRD kind needs no k8s-openapi type, the watcher builds its `ApiResource` from the row;
+//! 2. **a converter**: the model type (`model/mod.rs`, with its two-method `Model` impl: key
+//!    and namespace) and the function from the API type (k8s-openapi's, or a serde struct of
+//!    the few fields DNS reads) to it (`model/convert.rs`), naming the field at fault;
+//! 3. **a store**: `cluster/<resource>.rs`, its objects and indexes with their upsert and
+//!    remove (a full list is one generic `reset` over them) and `Store` (count, keys); then a
+//!    field of `Cluster` and its arm in `Cluster::store`, `upsert` and `remove`, which the
+//!    compiler asks for;
+//! 4. **the records it makes**: what its upsert and remove mark in `Touched` (Services to
+//!    rebuild, or a flag of its own), and what `Cluster::publish` (`cluster/snapshot.rs`)
+//!    then builds into the snapshot with `zone/`.
+//!
+//! Nothing else: sources, counts, metric labels and the synced check follow from the row.
+//! Two choices depend on flags and are not in the row: when the kube watcher lists the kind
+//! (`source::kube::watched_kinds`, for a kind only some mode needs; the ClusterRole in
+//! `deploy/` must grant what it lists, as `tests/deploy.rs` checks), and whether `--labels`
+//! filters it (Services only). Tests of the kube source also need the kind in the API server
+//! emulator's own list (`tests/common/apiserver.rs`), which plays the API and so does not
+//! read this table.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
