@@ -1,42 +1,19 @@
-//! `ObjectMap`: objects by their key, without a second copy of the key.
+//! How stores hold objects: `ObjectMap` (objects by their key, without a second copy of the
+//! key) and `ByNamespace` (object names by namespace).
 //!
 //! Every model object carries its `ObjectKey` (two strings); a `HashMap<ObjectKey, T>` would
 //! hold them twice, which at 100k Services is about 10 MB.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::model::{EndpointSlice, Ingress, ObjectKey, Pod, Service};
+use crate::model::ObjectKey;
 
-/// A model object that knows its key.
+/// A model object that knows its key (each store implements it for the objects it holds).
 pub trait Keyed {
     /// The object's namespace and name.
     fn key(&self) -> &ObjectKey;
-}
-
-impl Keyed for Service {
-    fn key(&self) -> &ObjectKey {
-        &self.key
-    }
-}
-
-impl Keyed for EndpointSlice {
-    fn key(&self) -> &ObjectKey {
-        &self.key
-    }
-}
-
-impl Keyed for Ingress {
-    fn key(&self) -> &ObjectKey {
-        &self.key
-    }
-}
-
-impl Keyed for Pod {
-    fn key(&self) -> &ObjectKey {
-        &self.key
-    }
 }
 
 /// An object hashed and compared by its key alone.
@@ -103,10 +80,44 @@ impl<T: Keyed> ObjectMap<T> {
     }
 }
 
+/// Object names by namespace, sorted, for the objects of one namespace.
+#[derive(Default)]
+pub struct ByNamespace(HashMap<Box<str>, BTreeSet<Box<str>>>);
+
+impl ByNamespace {
+    /// Adds `key`'s name under its namespace.
+    pub fn insert(&mut self, key: &ObjectKey) {
+        self.0
+            .entry(key.namespace.clone())
+            .or_default()
+            .insert(key.name.clone());
+    }
+
+    /// Removes `key`'s name; a namespace left empty goes too.
+    pub fn remove(&mut self, key: &ObjectKey) {
+        if let Some(set) = self.0.get_mut(&key.namespace) {
+            set.remove(&key.name);
+            if set.is_empty() {
+                self.0.remove(&key.namespace);
+            }
+        }
+    }
+
+    /// The names in `namespace`, sorted.
+    pub fn names<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Box<str>> + 'a {
+        self.0.get(namespace).into_iter().flatten()
+    }
+
+    /// Every namespace with at least one name.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Box<str>> {
+        self.0.keys()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ServiceKind;
+    use crate::model::{Service, ServiceKind};
 
     fn service(name: &str, headless: bool) -> Service {
         Service {

@@ -9,12 +9,14 @@
 
 mod convert;
 mod ip_list;
+mod kind;
 mod label;
 
 pub use convert::{
     ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
 };
 pub use ip_list::IpList;
+pub use kind::{Document, Kind, KindRow, Model, Object};
 pub use label::Label;
 
 use std::fmt;
@@ -45,77 +47,21 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// The kinds of object the model knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// v1 Namespace.
-    Namespace,
-    /// v1 Service.
-    Service,
-    /// discovery.k8s.io/v1 EndpointSlice.
-    EndpointSlice,
-    /// v1 Pod.
-    Pod,
-    /// networking.k8s.io/v1 Ingress (for `--external-zone`).
-    Ingress,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Namespace => "Namespace",
-            Kind::Service => "Service",
-            Kind::EndpointSlice => "EndpointSlice",
-            Kind::Pod => "Pod",
-            Kind::Ingress => "Ingress",
-        })
-    }
-}
-
-/// One model object of any kind.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Object {
-    /// A namespace (its name only).
-    Namespace(Namespace),
-    /// A Service.
-    Service(Service),
-    /// An EndpointSlice.
-    EndpointSlice(EndpointSlice),
-    /// A Pod.
-    Pod(Pod),
-    /// An Ingress.
-    Ingress(Ingress),
-}
-
-impl Object {
-    /// The object's kind.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Object::Namespace(_) => Kind::Namespace,
-            Object::Service(_) => Kind::Service,
-            Object::EndpointSlice(_) => Kind::EndpointSlice,
-            Object::Pod(_) => Kind::Pod,
-            Object::Ingress(_) => Kind::Ingress,
-        }
-    }
-
-    /// The object's key; a Namespace has an empty namespace and its name.
-    pub fn key(&self) -> ObjectKey {
-        match self {
-            Object::Namespace(ns) => ObjectKey::new("", &ns.name),
-            Object::Service(s) => s.key.clone(),
-            Object::EndpointSlice(s) => s.key.clone(),
-            Object::Pod(p) => p.key.clone(),
-            Object::Ingress(i) => i.key.clone(),
-        }
-    }
-}
-
 /// A v1 Namespace: DNS needs only to know that it exists.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace {
     /// The namespace's name.
     pub name: Box<str>,
+}
+
+impl Model for Namespace {
+    fn object_key(&self) -> ObjectKey {
+        ObjectKey::new("", &self.name)
+    }
+
+    fn namespace(&self) -> &str {
+        &self.name
+    }
 }
 
 /// How a Service is published in DNS.
@@ -191,6 +137,16 @@ pub struct Service {
     pub external: Option<Box<ExternalAddresses>>,
 }
 
+impl Model for Service {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+}
+
 /// Addresses a Service or Ingress is reached at from outside the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ExternalAddresses {
@@ -216,6 +172,16 @@ pub struct Ingress {
     pub hosts: Box<[Box<str>]>,
     /// `status.loadBalancer.ingress`.
     pub addresses: ExternalAddresses,
+}
+
+impl Model for Ingress {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
 }
 
 /// One endpoint of an EndpointSlice.
@@ -248,6 +214,16 @@ pub struct EndpointSlice {
     pub trigger_time_ms: Option<i64>,
 }
 
+impl Model for EndpointSlice {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+}
+
 /// A named container port of a Pod, to resolve a Service's named `targetPort`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
@@ -276,6 +252,16 @@ pub struct Pod {
     pub ready: bool,
     /// Named container ports only (numbered ones need no lookup).
     pub named_ports: Box<[ContainerPort]>,
+}
+
+impl Model for Pod {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
 }
 
 impl Pod {

@@ -34,13 +34,7 @@ pub fn watched_kinds(settings: &KubeSettings) -> Vec<Kind> {
 
 /// The API group and resource of a kind, as RBAC names them.
 pub fn resource_of(kind: Kind) -> (&'static str, &'static str) {
-    match kind {
-        Kind::Namespace => ("", "namespaces"),
-        Kind::Service => ("", "services"),
-        Kind::EndpointSlice => ("discovery.k8s.io", "endpointslices"),
-        Kind::Pod => ("", "pods"),
-        Kind::Ingress => ("networking.k8s.io", "ingresses"),
-    }
+    (kind.row().group, kind.row().resource)
 }
 
 /// The (API group, resource) pairs the watcher lists and watches: exactly what the
@@ -60,10 +54,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
-use super::object_from_json;
-use crate::cluster::Delta;
+use super::Delta;
 use crate::metrics::{KindLabels, Metrics};
-use crate::model::{Object, ObjectKey};
+use crate::model::{Document, Object, ObjectKey};
 
 /// How long a streaming list may go without its end-of-initial-events bookmark before the
 /// watcher falls back to paged lists (servers without the WatchList feature send the objects
@@ -90,22 +83,24 @@ pub async fn connect(settings: &KubeSettings) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(kube_config)?)
 }
 
+/// What the watcher lists and watches for `kind`, from its row.
 fn api_resource(kind: Kind) -> ApiResource {
-    use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as net};
-    match kind {
-        Kind::Namespace => ApiResource::erase::<core::Namespace>(&()),
-        Kind::Service => ApiResource::erase::<core::Service>(&()),
-        Kind::EndpointSlice => ApiResource::erase::<discovery::EndpointSlice>(&()),
-        Kind::Pod => ApiResource::erase::<core::Pod>(&()),
-        Kind::Ingress => ApiResource::erase::<net::Ingress>(&()),
+    let row = kind.row();
+    ApiResource {
+        group: row.group.into(),
+        version: row.version.into(),
+        api_version: row.api_version.into(),
+        kind: row.name.into(),
+        plural: row.resource.into(),
     }
 }
 
 fn key_of(kind: Kind, obj: &DynamicObject) -> Option<ObjectKey> {
     let name = obj.metadata.name.as_deref()?;
-    let namespace = match kind {
-        Kind::Namespace => "",
-        _ => obj.metadata.namespace.as_deref().unwrap_or("default"),
+    let namespace = if kind.row().namespaced {
+        obj.metadata.namespace.as_deref().unwrap_or("default")
+    } else {
+        ""
     };
     Some(ObjectKey::new(namespace, name))
 }
@@ -121,7 +116,7 @@ fn convert(kind: Kind, obj: DynamicObject, metrics: &Metrics) -> Result<Object, 
         }
     };
     drop(obj);
-    object_from_json(kind, value).map_err(|e| {
+    kind.convert(Document::Tree(value)).map_err(|e| {
         metrics.object_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
         let object = key.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(%kind, %object, field = %e.field, reason = %e.reason, "object rejected; keeping its last good version");
@@ -299,6 +294,26 @@ fn is_client_error(e: &watcher::Error) -> bool {
 mod tests {
     use super::*;
     use crate::source::selector::parse_label_selector;
+
+    #[test]
+    fn api_resources_are_what_k8s_openapi_names() {
+        use k8s_openapi::api::{
+            core::v1 as core, discovery::v1 as discovery, networking::v1 as net,
+        };
+        let known = [
+            (Kind::Namespace, ApiResource::erase::<core::Namespace>(&())),
+            (Kind::Service, ApiResource::erase::<core::Service>(&())),
+            (
+                Kind::EndpointSlice,
+                ApiResource::erase::<discovery::EndpointSlice>(&()),
+            ),
+            (Kind::Pod, ApiResource::erase::<core::Pod>(&())),
+            (Kind::Ingress, ApiResource::erase::<net::Ingress>(&())),
+        ];
+        for (kind, erased) in known {
+            assert_eq!(api_resource(kind), erased, "{kind}");
+        }
+    }
 
     #[test]
     fn ingresses_are_watched_only_for_external_zones() {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::Delta;
 use super::manifests::ManifestSource;
-use crate::cluster::Delta;
 use crate::files::{FileWatch, Wake};
 
 /// Watches `source`'s directory until `sink` closes, sending the deltas of every change.

@@ -20,10 +20,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::Delta;
 use super::selector::LabelFilter;
-use super::{kind_of, object_from_json, object_from_str};
-use crate::cluster::Delta;
-use crate::model::{Kind, Object, ObjectKey};
+use crate::model::{Document, Kind, Object, ObjectKey};
 
 /// A manifest that could not be read, named by file, object and field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,14 +179,15 @@ fn document(
         }
         return;
     }
-    let Some(k) = kind_of(api_version, kind) else {
+    let Some(k) = Kind::of(api_version, kind) else {
         tracing::debug!(file = %file.display(), api_version, kind, "skipping kind clusterdns does not serve");
         return;
     };
     let name = name.unwrap_or_default();
-    let namespace = match k {
-        Kind::Namespace => "",
-        _ => namespace.unwrap_or("default"),
+    let namespace = if k.row().namespaced {
+        namespace.unwrap_or("default")
+    } else {
+        ""
     };
     let object = if name.is_empty() {
         format!("{kind} ({label})")
@@ -213,8 +213,8 @@ fn document(
         }
     }
     let converted = match doc {
-        Doc::Tree(value) => object_from_json(k, value),
-        Doc::Text(raw, _) => object_from_str(k, raw.get()),
+        Doc::Tree(value) => k.convert(Document::Tree(value)),
+        Doc::Text(raw, _) => k.convert(Document::Text(raw.get())),
     };
     match converted {
         Ok(obj) => out.0.push(obj),

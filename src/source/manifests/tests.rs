@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::ManifestSource;
-use crate::cluster::Delta;
 use crate::model::{Object, ServiceKind};
+use crate::source::Delta;
 
 fn service(name: &str, ip: &str) -> String {
     format!(
