@@ -148,7 +148,7 @@ fn benches(c: &mut Criterion) {
     // Whole answers, query bytes in, response bytes out. A second entry point is one more
     // line in `paths`.
     let zone = Arc::new(ArcSwap::from(Arc::clone(&fx.snapshot)));
-    let handler = DnsHandler::new(Arc::clone(&zone), Arc::new(Metrics::new()));
+    let handler = DnsHandler::new(Arc::clone(&zone), Metrics::new().server);
     let src: SocketAddr = "127.0.0.1:40000".parse().expect("address");
     let answer_raw = |raw: &[u8]| {
         futures::executor::block_on(clusterdns::server::answer_raw(

@@ -50,7 +50,7 @@ fn replay(snap: &Snapshot, queries: &[Vec<u8>], rounds: usize, out: &mut [u8]) -
 fn replay_general(snap: Arc<Snapshot>, queries: &[Vec<u8>], rounds: usize) -> usize {
     let handler = DnsHandler::new(
         Arc::new(arc_swap::ArcSwap::new(snap)),
-        Arc::new(Metrics::new()),
+        Metrics::new().server,
     );
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
         return 0;

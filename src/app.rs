@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -14,7 +14,7 @@ use crate::cluster::{ALL_KINDS, Cluster, Delta};
 use crate::config::Config;
 use crate::forward::{Forwarder, loop_error, spawn_watch};
 use crate::health::{self, Health};
-use crate::metrics::{KindLabels, Metrics, ServiceKindLabels};
+use crate::metrics::Metrics;
 use crate::reload::Live;
 use crate::server::groups::{bind_groups, serve_groups};
 use crate::server::{self, DnsHandler};
@@ -117,80 +117,6 @@ async fn stop(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Applies batches of deltas from the sources and publishes each new snapshot.
-async fn follow(
-    mut cluster: Cluster,
-    mut rx: mpsc::UnboundedReceiver<Vec<Delta>>,
-    mut ttl: mpsc::UnboundedReceiver<u32>,
-    zone: Arc<ArcSwap<Snapshot>>,
-    metrics: Arc<Metrics>,
-) {
-    loop {
-        let first = tokio::select! {
-            b = rx.recv() => match b {
-                Some(b) => b,
-                None => return,
-            },
-            Some(t) = ttl.recv() => {
-                if let Some(snap) = cluster.set_ttl(t) {
-                    tracing::info!(ttl = t, serial = snap.serial, "cluster records now served with the new TTL");
-                    metrics.serial.set(i64::from(snap.serial));
-                    metrics.snapshots.inc();
-                    zone.store(snap);
-                }
-                continue;
-            }
-        };
-        let mut batch = first;
-        // Coalesce whatever else is already queued into one snapshot.
-        while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
-        }
-        let was_synced = zone.load().synced;
-        if let Some(snap) = cluster.apply(batch) {
-            tracing::debug!(
-                serial = snap.serial,
-                services = snap.services.len(),
-                "zone updated"
-            );
-            if snap.synced && !was_synced {
-                tracing::info!(
-                    services = snap.services.len(),
-                    serial = snap.serial,
-                    "zone synced"
-                );
-            }
-            metrics.serial.set(i64::from(snap.serial));
-            metrics.synced.set(i64::from(snap.synced));
-            metrics.snapshots.inc();
-            zone.store(snap);
-            let now = now_ms();
-            for (service_kind, trigger) in cluster.take_programming() {
-                let seconds = (now - trigger).max(0) as f64 / 1000.0;
-                metrics
-                    .programming
-                    .get_or_create(&ServiceKindLabels { service_kind })
-                    .observe(seconds);
-            }
-        }
-        for (kind, n) in cluster.counts() {
-            metrics
-                .objects
-                .get_or_create(&KindLabels {
-                    kind: kind.to_string(),
-                })
-                .set(n as i64);
-        }
-    }
-}
-
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if config.autopath && config.pods != PodsMode::Verified {
@@ -241,7 +167,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                     kind,
                     kube_source::label_selector(&settings, kind),
                     tx.clone(),
-                    Arc::clone(&metrics),
+                    Arc::clone(&metrics.source),
                 )));
             }
             cluster
@@ -249,14 +175,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     };
 
     let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
-    metrics.synced.set(i64::from(zone.load().synced));
+    metrics.cluster.synced.set(i64::from(zone.load().synced));
     let (ttl_tx, ttl_rx) = mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(follow(
+    tasks.push(tokio::spawn(crate::cluster::publish::run(
         cluster,
         rx,
         ttl_rx,
         Arc::clone(&zone),
-        Arc::clone(&metrics),
+        Arc::clone(&metrics.cluster),
     )));
 
     let draining = Arc::new(AtomicBool::new(false));
@@ -314,18 +240,18 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let forwarder = config
         .forward_settings()?
-        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(&metrics))));
+        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(&metrics.forward))));
     if let Some(f) = &forwarder {
         chain.push(server::Stage::Forward(Arc::clone(f)));
     }
-    let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics))
+    let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics.server))
         .with_options(options)
         .with_chain(chain);
     let limits = server::TcpLimits {
         idle_timeout: config.tcp_idle_timeout,
         max_connections: config.max_tcp_connections as usize,
     };
-    let groups = serve_groups(bound, &handler, limits, &metrics);
+    let groups = serve_groups(bound, &handler, limits, &metrics.server);
     let udp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.udp.clone()).collect();
     let tcp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.tcp.clone()).collect();
     tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");

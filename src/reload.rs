@@ -158,7 +158,7 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
     }
     crate::querylog::configure(new.query_log, new.query_log_rate);
     if let Some(bound) = bound {
-        let fresh = serve_groups(bound, &live.handler, live.limits, &live.metrics);
+        let fresh = serve_groups(bound, &live.handler, live.limits, &live.metrics.server);
         regroup(&mut live.groups, fresh, &new.listen, new.shutdown_grace);
     }
     for key in &restart {

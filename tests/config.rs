@@ -416,9 +416,18 @@ async fn dashboard_and_alerts_use_exported_metrics() {
 
     // A family with no series yet (no watch restart, no drop) is not in this scrape: then
     // its name must be one the registry registers.
-    let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics.rs"))
-            .unwrap();
+    // Each subsystem registers its own: src/metrics.rs and src/*/metrics.rs.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let source: String = [
+        "metrics.rs",
+        "server/metrics.rs",
+        "forward/metrics.rs",
+        "source/metrics.rs",
+        "cluster/metrics.rs",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(src.join(f)).unwrap())
+    .collect();
     let exported = |name: &str| {
         let base = ["_total", "_bucket", "_sum", "_count"]
             .iter()

@@ -250,7 +250,7 @@ struct Compared {
 async fn compare(snap: Arc<Snapshot>, label: &str) -> Compared {
     let handler = DnsHandler::new(
         Arc::new(ArcSwap::new(Arc::clone(&snap))),
-        Arc::new(Metrics::new()),
+        Metrics::new().server,
     );
     let src = SocketAddr::from(([127, 0, 0, 1], 40000));
     let mut out = vec![0u8; 65535];

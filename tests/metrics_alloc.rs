@@ -65,7 +65,7 @@ fn observing_a_query_allocates_nothing() {
         let name = &names[i % names.len()];
         let o = QueryObservation {
             server: 0,
-            zone: metrics.dns.zone_index(name),
+            zone: metrics.dns().zone_index(name),
             proto: if i % 3 == 0 { Proto::Tcp } else { Proto::Udp },
             family: if i % 5 == 0 {
                 AddrFamily::V6

@@ -142,7 +142,10 @@ fn fast_answers_allocate_nothing() {
 #[test]
 fn fast_answers_with_metrics_allocate_nothing() {
     let metrics = Arc::new(Metrics::new());
-    let handler = DnsHandler::new(Arc::new(ArcSwap::new(snapshot())), Arc::clone(&metrics));
+    let handler = DnsHandler::new(
+        Arc::new(ArcSwap::new(snapshot())),
+        Arc::clone(&metrics.server),
+    );
     let queries = queries();
     let mut out = vec![0u8; 1232];
     let client: std::net::SocketAddr = ([127, 0, 0, 1], 40000).into();

@@ -47,7 +47,7 @@ pub fn snapshot_from_dir(dir: &Path, pods: PodsMode, ttl: u32, synced: bool) -> 
 
 /// The zone behind a handler, as the server holds it.
 fn handler_for(snapshot: Arc<Snapshot>) -> DnsHandler {
-    DnsHandler::new(Arc::new(ArcSwap::new(snapshot)), Arc::new(Metrics::new()))
+    DnsHandler::new(Arc::new(ArcSwap::new(snapshot)), Metrics::new().server)
 }
 
 /// The example cluster with the defaults (`--pods insecure`, TTL 30), synced.

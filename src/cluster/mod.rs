@@ -5,9 +5,11 @@
 mod endpoints;
 mod endpointslices;
 mod ingresses;
+pub mod metrics;
 mod namespaces;
 mod objects;
 mod pods;
+pub mod publish;
 mod services;
 mod snapshot;
 

@@ -14,7 +14,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 
-use crate::metrics::Metrics;
+use super::metrics::Metrics;
 
 /// TTL of records served stale (RFC 8767 §4 suggests 30 s).
 pub const STALE_TTL: u32 = 30;
@@ -281,7 +281,7 @@ pub struct Cache {
 impl Cache {
     /// An empty cache of `settings.size` entries.
     pub fn new(settings: &CacheSettings, metrics: Arc<Metrics>) -> Self {
-        let evictions = metrics.forward.cache_evictions.clone();
+        let evictions = metrics.cache_evictions.clone();
         let inner = moka::sync::Cache::builder()
             .max_capacity(settings.size)
             .eviction_policy(EvictionPolicy::lru())
@@ -315,7 +315,6 @@ impl Cache {
         // and the eviction metric exact at little cost.
         self.inner.run_pending_tasks();
         self.metrics
-            .forward
             .cache_entries
             .set(i64::try_from(self.inner.entry_count()).unwrap_or(i64::MAX));
     }

@@ -107,7 +107,7 @@ impl Forwarder {
                 cd: false,
                 edns: None,
             };
-            let metrics = &self.metrics.forward;
+            let metrics = &self.metrics;
             checks.push(async move {
                 let answered = upstream::exchange(&p.addr, &q, timeout, metrics).await;
                 if let Err(e) = &answered {

@@ -8,6 +8,7 @@
 
 pub mod cache;
 mod loop_probe;
+pub mod metrics;
 pub mod resolv_conf;
 pub mod upstream;
 pub mod wire;
@@ -23,10 +24,10 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use hickory_proto::rr::Name;
 
-use crate::metrics::{CacheTypeLabels, Metrics};
 use cache::{Cache, Entry, Kind};
 pub use cache::{CacheSettings, Key, Reply};
 pub use loop_probe::{LOOP_WATCH, LoopCheck, Probe, loop_error, probes_for, spawn_watch};
+use metrics::{CacheTypeLabels, Metrics};
 use prometheus_client::metrics::counter::Counter;
 pub use upstream::{Outgoing, Policy, PoolSettings};
 use upstream::{Pool, PoolError};
@@ -177,7 +178,6 @@ impl Forwarder {
             (settings.cache.size > 0).then(|| Cache::new(&settings.cache, Arc::clone(&metrics)));
         let hits = |r#type| {
             metrics
-                .forward
                 .cache_hits
                 .get_or_create(&CacheTypeLabels { r#type })
                 .clone()
@@ -207,9 +207,8 @@ impl Forwarder {
         let kept: std::collections::HashSet<SocketAddr> = next.addrs().collect();
         for a in old.addrs().filter(|a| !kept.contains(a)) {
             self.metrics
-                .forward
                 .healthy
-                .remove(&crate::metrics::UpstreamLabels { to: a.to_string() });
+                .remove(&metrics::UpstreamLabels { to: a.to_string() });
         }
         self.routes.store(Arc::new(next));
     }
@@ -257,7 +256,7 @@ impl Forwarder {
         }
         let len = q.respond(&entry, entry.age(now), limit, out)?;
         entry.count_hit();
-        self.metrics.forward.cache_requests.inc();
+        self.metrics.cache_requests.inc();
         self.hit_counters[usize::from(entry.kind != Kind::Success)].inc();
         Some(len)
     }
@@ -268,7 +267,7 @@ impl Forwarder {
         let dnssec_ok = q.edns.is_some_and(|(_, d)| d);
         let key = Key::new(&q.name, q.qtype, q.qclass, dnssec_ok, q.cd);
         let now = Instant::now();
-        let m = &self.metrics.forward;
+        let m = &self.metrics;
         let cached = self.cache.as_ref().and_then(|c| {
             m.cache_requests.inc();
             c.get(&key)
@@ -324,11 +323,11 @@ impl Forwarder {
     ) -> Result<Fetch, ForwardError> {
         let mut inflight = self.inflight();
         if let Some(f) = inflight.get(&key) {
-            self.metrics.forward.coalesced.inc();
+            self.metrics.coalesced.inc();
             return Ok(f.clone());
         }
         if self.outstanding.load(Ordering::Relaxed) >= self.routes.load().settings.max_concurrent {
-            self.metrics.forward.max_concurrent_rejects.inc();
+            self.metrics.max_concurrent_rejects.inc();
             return Err(ForwardError::Overloaded);
         }
         self.outstanding.fetch_add(1, Ordering::Relaxed);

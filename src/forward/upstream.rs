@@ -17,7 +17,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::metrics::{ForwardMetrics, Metrics, UpstreamLabels, UpstreamRcodeLabels};
+use super::metrics::{Metrics, UpstreamLabels, UpstreamRcodeLabels};
 
 /// The question and flags of an upstream query.
 #[derive(Clone, Debug)]
@@ -88,7 +88,7 @@ pub enum AttemptError {
 struct Exchange<'a> {
     to: &'a SocketAddr,
     query: &'a Outgoing,
-    metrics: &'a ForwardMetrics,
+    metrics: &'a Metrics,
 }
 
 impl Exchange<'_> {
@@ -193,7 +193,7 @@ pub async fn exchange(
     to: &SocketAddr,
     query: &Outgoing,
     timeout: Duration,
-    metrics: &ForwardMetrics,
+    metrics: &Metrics,
 ) -> Result<Message, AttemptError> {
     Exchange { to, query, metrics }.run(timeout).await
 }
@@ -278,7 +278,6 @@ impl Pool {
     ) -> Self {
         for a in addrs {
             metrics
-                .forward
                 .healthy
                 .get_or_create(&UpstreamLabels { to: a.to_string() })
                 .set(1);
@@ -334,11 +333,11 @@ impl Pool {
     ) -> Result<Message, PoolError> {
         let order = self.order();
         if order.is_empty() {
-            self.metrics.forward.healthcheck_broken.inc();
+            self.metrics.healthcheck_broken.inc();
             return Err(PoolError::AllDown);
         }
         let deadline = Instant::now() + budget;
-        let m = &self.metrics.forward;
+        let m = &self.metrics;
         for u in order {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -380,7 +379,6 @@ impl Pool {
         }
         tracing::warn!(upstream = %u.addr, domain = %self.domain, fails, "upstream marked down; probing it until it answers");
         self.metrics
-            .forward
             .healthy
             .get_or_create(&UpstreamLabels {
                 to: u.addr.to_string(),
@@ -411,7 +409,7 @@ async fn probe(pool: Weak<Pool>, u: Arc<Upstream>, settings: PoolSettings) {
     loop {
         tokio::time::sleep(settings.health_interval).await;
         let Some(pool) = pool.upgrade() else { return };
-        let m = &pool.metrics.forward;
+        let m = &pool.metrics;
         match exchange(&u.addr, &q, settings.timeout, m).await {
             Ok(r)
                 if !matches!(

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::metrics::Metrics;
 use super::{BindError, DnsHandler, Listeners, Serving, TcpLimits};
-use crate::metrics::Metrics;
 
 /// The listeners of one configured address (`None`: the default addresses).
 pub struct Group {

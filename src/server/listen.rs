@@ -10,9 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
+use super::metrics::Metrics;
 use super::tcp::{self, TcpLimits};
 use super::udp;
-use crate::metrics::Metrics;
 
 /// An address that could not be bound.
 #[derive(Debug, thiserror::Error)]

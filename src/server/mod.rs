@@ -18,6 +18,7 @@ pub mod fast;
 mod general;
 pub mod groups;
 mod listen;
+pub mod metrics;
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod observe;
@@ -39,11 +40,11 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::forward::Forwarder;
-use crate::metrics::{Metrics, Proto};
 use crate::static_zones::ZoneSet;
 use crate::wire::Question;
 use crate::zone::Snapshot;
 use chain::Step;
+use metrics::{Metrics, Proto};
 
 /// Optional answer features, all off by default.
 #[derive(Clone, Debug, Default)]

@@ -10,7 +10,7 @@ use hickory_server::proto::rr::{LowerName, RecordType};
 use hickory_server::server::Request;
 
 use super::DnsHandler;
-use crate::metrics::{AddrFamily, Proto, QueryObservation, rcode_index, type_index};
+use super::metrics::{AddrFamily, Proto, QueryObservation, rcode_index, type_index};
 use crate::wire::Question;
 
 impl DnsHandler {

@@ -13,7 +13,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 
 use super::DnsHandler;
-use crate::metrics::Proto;
+use super::metrics::Proto;
 
 fn servfail(id: u16) -> Option<Vec<u8>> {
     let mut m = Message::response(id, hickory_proto::op::OpCode::Query);

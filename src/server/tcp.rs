@@ -22,8 +22,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
+use super::metrics::Metrics;
 use super::pipeline::answer_messages;
-use crate::metrics::Metrics;
 
 /// Queries in flight on one TCP connection; reading pauses beyond it.
 pub const MAX_PIPELINED: usize = 32;
@@ -66,7 +66,7 @@ pub async fn serve_tcp(
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             metrics
                 .dropped
-                .get_or_create(&crate::metrics::DropLabels {
+                .get_or_create(&super::metrics::DropLabels {
                     reason: "tcp_connections",
                 })
                 .inc();

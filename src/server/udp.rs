@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::DnsHandler;
+use super::metrics::{Metrics, Proto};
 use super::pipeline::answer_general;
-use crate::metrics::{Metrics, Proto};
 
 /// Queries waiting on the general path (an upstream, mostly) per UDP socket; beyond it
 /// datagrams are dropped.
@@ -120,7 +120,7 @@ impl Shared {
             self.inflight.fetch_sub(n, Ordering::Relaxed);
             self.metrics
                 .dropped
-                .get_or_create(&crate::metrics::DropLabels {
+                .get_or_create(&super::metrics::DropLabels {
                     reason: "udp_inflight",
                 })
                 .inc_by(n as u64);
@@ -235,7 +235,7 @@ mod threaded {
     use super::super::mmsg::{Receiver, Sender, wait};
     use super::{Batch, MAX_BATCH, Shared};
 
-    use crate::metrics::Proto;
+    use crate::server::metrics::Proto;
     use tokio_util::sync::CancellationToken;
 
     /// How long a full send buffer is waited for, at most, each time.

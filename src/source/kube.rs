@@ -55,7 +55,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use super::Delta;
-use crate::metrics::{KindLabels, Metrics};
+use super::metrics::{KindLabels, Metrics};
 use crate::model::{Document, Object, ObjectKey};
 
 /// How long a streaming list may go without its end-of-initial-events bookmark before the

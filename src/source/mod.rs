@@ -2,6 +2,7 @@
 
 pub mod kube;
 pub mod manifests;
+pub mod metrics;
 pub mod selector;
 pub mod watch;
 
