@@ -22,7 +22,7 @@ use crate::source::kube::{self as kube_source, KubeSettings};
 use crate::source::manifests::ManifestSource;
 use crate::source::watch;
 use crate::static_zones::{self, ZoneDir};
-use crate::zone::{PodsMode, Snapshot};
+use crate::zone::Snapshot;
 
 /// How often the zone files directory is re-checked, besides file-system events.
 const ZONES_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -119,60 +119,14 @@ async fn stop(tasks: Vec<JoinHandle<()>>) {
 
 /// Loads the source, binds the listeners and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    if config.autopath && config.pods != PodsMode::Verified {
-        anyhow::bail!(
-            "--autopath needs --pods verified: the pod watch is what maps a client's address \
-             to its namespace"
-        );
-    }
+    config.validate()?;
     let zone_config = Arc::new(config.zone_config()?);
-    let server_label = match config.listen.first() {
-        Some(a) => format!("dns://{a}"),
-        None => "dns://:53".to_owned(),
-    };
-    let metrics = Arc::new(Metrics::for_server(
-        &[&server_label],
-        &[&format!("{}.", config.zone.trim_end_matches('.'))],
-    ));
+    let metrics = Arc::new(config.metrics());
     crate::querylog::configure(config.query_log, config.query_log_rate);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
 
-    let cluster = match &config.manifests {
-        Some(dir) => {
-            let mut cluster =
-                Cluster::new(zone_config, &ALL_KINDS).with_options(config.cluster_options());
-            let mut source = ManifestSource::new(dir).with_label_filter(config.labels.clone());
-            let scan = source
-                .scan(true)
-                .with_context(|| format!("cannot read manifests directory {}", dir.display()))?;
-            for e in &scan.errors {
-                tracing::warn!(error = %e, "manifest rejected");
-            }
-            let mut initial = scan.deltas;
-            initial.extend(ALL_KINDS.map(Delta::Synced));
-            cluster.apply(initial);
-            tracing::info!(dir = %dir.display(), files = scan.files_read, services = cluster.snapshot().services.len(), "manifests loaded");
-            tasks.push(tokio::spawn(watch::run(source, tx, config.manifests_poll)));
-            cluster
-        }
-        None => {
-            let settings = KubeSettings::from(config);
-            let client = kube_source::connect(&settings).await?;
-            let kinds = kube_source::watched_kinds(&settings);
-            let cluster = Cluster::new(zone_config, &kinds).with_options(config.cluster_options());
-            for kind in kinds {
-                tasks.push(tokio::spawn(kube_source::watch_kind_filtered(
-                    client.clone(),
-                    kind,
-                    kube_source::label_selector(&settings, kind),
-                    tx.clone(),
-                    Arc::clone(&metrics.source),
-                )));
-            }
-            cluster
-        }
-    };
+    let cluster = load_source(config, zone_config, tx, &metrics, &mut tasks).await?;
 
     let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
     metrics.cluster.synced.set(i64::from(zone.load().synced));
@@ -186,64 +140,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     )));
 
     let draining = Arc::new(AtomicBool::new(false));
-    let health = Health {
-        zone: Arc::clone(&zone),
-        draining: Arc::clone(&draining),
-        metrics: Arc::clone(&metrics),
-    };
-    let (metrics_addr, side) = health::bind(config.metrics_listen, health)
-        .await
-        .with_context(|| format!("cannot bind --metrics-listen {}", config.metrics_listen))?;
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = side.await {
-            tracing::error!(error = %e, "side port stopped");
-        }
-    }));
-
-    // Wait (bounded) for the first full list before answering at all, as CoreDNS does.
-    let deadline = tokio::time::Instant::now() + config.startup_timeout;
-    while !zone.load().synced && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    if !zone.load().synced {
-        tracing::warn!(timeout = ?config.startup_timeout, "serving before the first full list from the API: unknown names answer SERVFAIL until it arrives");
-    }
+    let metrics_addr = side_port(config, &zone, &draining, &metrics, &mut tasks).await?;
+    wait_synced(&zone, config.startup_timeout).await;
 
     let bound = bind_groups(&config.listen, &[])?;
-    // The answer chain of cluster mode: the cluster zone, zone files, the AAAA filter, the
-    // upstreams; each but the first when configured.
     let options = config.answer_options();
-    let mut chain = vec![server::Stage::Cluster];
-    if let Some(dir) = &config.zones {
-        if !dir.is_dir() {
-            anyhow::bail!("--zones {}: not a directory", dir.display());
-        }
-        let mut zone_dir = ZoneDir::new(dir);
-        let first = zone_dir.scan();
-        let origins: Vec<String> = first
-            .zones
-            .origins()
-            .iter()
-            .map(|o| o.to_string())
-            .collect();
-        tracing::info!(dir = %dir.display(), ?origins, errors = first.errors.len(), "zone files loaded");
-        let zones = Arc::new(ArcSwap::new(first.zones));
-        tasks.push(tokio::spawn(static_zones::watch(
-            zone_dir,
-            Arc::clone(&zones),
-            ZONES_POLL,
-        )));
-        chain.push(server::Stage::StaticZones(zones));
-    }
-    if options.no_aaaa_outside_zone {
-        chain.push(server::Stage::AaaaFilter);
-    }
-    let forwarder = config
-        .forward_settings()?
-        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(&metrics.forward))));
-    if let Some(f) = &forwarder {
-        chain.push(server::Stage::Forward(Arc::clone(f)));
-    }
+    let (chain, forwarder) = chain(config, &options, &metrics, &mut tasks)?;
     let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics.server))
         .with_options(options)
         .with_chain(chain);
@@ -296,4 +198,128 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         grace: config.shutdown_grace,
         fatal,
     })
+}
+
+/// The cluster, loaded from the configured source (a first scan of the manifests directory,
+/// or the API client and its watches), with the tasks that follow it sending into `tx`.
+async fn load_source(
+    config: &Config,
+    zone_config: Arc<crate::zone::ZoneConfig>,
+    tx: mpsc::UnboundedSender<Vec<Delta>>,
+    metrics: &Metrics,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<Cluster> {
+    Ok(match &config.manifests {
+        Some(dir) => {
+            let mut cluster =
+                Cluster::new(zone_config, &ALL_KINDS).with_options(config.cluster_options());
+            let mut source = ManifestSource::new(dir).with_label_filter(config.labels.clone());
+            let scan = source
+                .scan(true)
+                .with_context(|| format!("cannot read manifests directory {}", dir.display()))?;
+            for e in &scan.errors {
+                tracing::warn!(error = %e, "manifest rejected");
+            }
+            let mut initial = scan.deltas;
+            initial.extend(ALL_KINDS.map(Delta::Synced));
+            cluster.apply(initial);
+            tracing::info!(dir = %dir.display(), files = scan.files_read, services = cluster.snapshot().services.len(), "manifests loaded");
+            tasks.push(tokio::spawn(watch::run(source, tx, config.manifests_poll)));
+            cluster
+        }
+        None => {
+            let settings = KubeSettings::from(config);
+            let client = kube_source::connect(&settings).await?;
+            let kinds = kube_source::watched_kinds(&settings);
+            let cluster = Cluster::new(zone_config, &kinds).with_options(config.cluster_options());
+            for kind in kinds {
+                tasks.push(tokio::spawn(kube_source::watch_kind_filtered(
+                    client.clone(),
+                    kind,
+                    kube_source::label_selector(&settings, kind),
+                    tx.clone(),
+                    Arc::clone(&metrics.source),
+                )));
+            }
+            cluster
+        }
+    })
+}
+
+/// The answer chain of cluster mode: the cluster zone, zone files, the AAAA filter, the
+/// upstreams; each but the first when configured. Also the forwarder, which reload and the
+/// loop probes need.
+fn chain(
+    config: &Config,
+    options: &server::AnswerOptions,
+    metrics: &Metrics,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<(Vec<server::Stage>, Option<Arc<Forwarder>>)> {
+    let mut chain = vec![server::Stage::Cluster];
+    if let Some(dir) = &config.zones {
+        if !dir.is_dir() {
+            anyhow::bail!("--zones {}: not a directory", dir.display());
+        }
+        let mut zone_dir = ZoneDir::new(dir);
+        let first = zone_dir.scan();
+        let origins: Vec<String> = first
+            .zones
+            .origins()
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        tracing::info!(dir = %dir.display(), ?origins, errors = first.errors.len(), "zone files loaded");
+        let zones = Arc::new(ArcSwap::new(first.zones));
+        tasks.push(tokio::spawn(static_zones::watch(
+            zone_dir,
+            Arc::clone(&zones),
+            ZONES_POLL,
+        )));
+        chain.push(server::Stage::StaticZones(zones));
+    }
+    if options.no_aaaa_outside_zone {
+        chain.push(server::Stage::AaaaFilter);
+    }
+    let forwarder = config
+        .forward_settings()?
+        .map(|settings| Arc::new(Forwarder::new(settings, Arc::clone(&metrics.forward))));
+    if let Some(f) = &forwarder {
+        chain.push(server::Stage::Forward(Arc::clone(f)));
+    }
+    Ok((chain, forwarder))
+}
+
+/// Binds the side port (`/healthz`, `/readyz`, `/metrics`) and serves it in a task: its address.
+async fn side_port(
+    config: &Config,
+    zone: &Arc<ArcSwap<Snapshot>>,
+    draining: &Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<SocketAddr> {
+    let health = Health {
+        zone: Arc::clone(zone),
+        draining: Arc::clone(draining),
+        metrics: Arc::clone(metrics),
+    };
+    let (metrics_addr, side) = health::bind(config.metrics_listen, health)
+        .await
+        .with_context(|| format!("cannot bind --metrics-listen {}", config.metrics_listen))?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = side.await {
+            tracing::error!(error = %e, "side port stopped");
+        }
+    }));
+    Ok(metrics_addr)
+}
+
+/// Waits (at most `timeout`) for the first full list before answering at all, as CoreDNS does.
+async fn wait_synced(zone: &ArcSwap<Snapshot>, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !zone.load().synced && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if !zone.load().synced {
+        tracing::warn!(timeout = ?timeout, "serving before the first full list from the API: unknown names answer SERVFAIL until it arrives");
+    }
 }

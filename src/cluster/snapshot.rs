@@ -225,6 +225,9 @@ impl Cluster {
 
     /// Publishes what `touched` names: the new snapshot, or `None` when nothing DNS-visible
     /// (nor sync) changed.
+    // One pass in the order a snapshot must be assembled (programming times, Services,
+    // PTR moves, the external table, the serial); each step reads what the one before built.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn publish(&mut self, touched: Touched) -> Option<Arc<Snapshot>> {
         for (key, t) in self.slices.take_programming() {
             let label = match self.services.get(&key) {

@@ -7,11 +7,34 @@ use anyhow::Context;
 use super::Config;
 use crate::cluster::ClusterOptions;
 use crate::forward::{CacheSettings, ForwardSettings, PoolSettings, resolv_conf};
+use crate::metrics::Metrics;
 use crate::server::AnswerOptions;
 use crate::source::kube::KubeSettings;
 use crate::zone::{PodsMode, ZoneConfig};
 
 impl Config {
+    /// Checks what no single flag's parser can: combinations of flags.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.autopath && self.pods != PodsMode::Verified {
+            anyhow::bail!(
+                "--autopath needs --pods verified: the pod watch is what maps a client's address \
+                 to its namespace"
+            );
+        }
+        Ok(())
+    }
+
+    /// A metrics registry labelled for this server: `dns://` and the first listen address
+    /// (`dns://:53` by default), and the cluster zone.
+    pub fn metrics(&self) -> Metrics {
+        let server = match self.listen.first() {
+            Some(a) => format!("dns://{a}"),
+            None => "dns://:53".to_owned(),
+        };
+        let zone = format!("{}.", self.zone.trim_end_matches('.'));
+        Metrics::for_server(&[&server], &[&zone])
+    }
+
     /// The cluster zone's facts: origin, TTL, pod records, reverse CIDRs, external zones.
     pub fn zone_config(&self) -> anyhow::Result<ZoneConfig> {
         ZoneConfig::new(&self.zone, self.ttl, self.pods)

@@ -82,6 +82,10 @@ fn weight(candidates: usize) -> u16 {
 /// Service with no endpoint at all. A headless Service whose only endpoints are pods named by
 /// `hostname`/`subdomain` has records for their PTRs but no name (`resolvable` is false;
 /// specification §2.4.1: NXDOMAIN).
+// Every record set of one Service built in one pass over its endpoints (names, addresses,
+// SRV, PTR targets), in the order the specification lists them; the sets share the endpoint
+// labels chosen along the way.
+#[allow(clippy::too_many_lines)]
 pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords> {
     let namespace = input.namespace.to_ascii_lowercase();
     let name = input.name.to_ascii_lowercase();

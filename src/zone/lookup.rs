@@ -173,6 +173,9 @@ fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode, AnswerData
     }
 }
 
+// One match over every name shape of the specification (the classifier's output), each arm
+// a few lines: the table the module doc describes, read top to bottom.
+#[allow(clippy::too_many_lines)]
 fn cluster_lookup<'s>(
     snap: &'s Snapshot,
     class: ClusterName<'_>,

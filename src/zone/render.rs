@@ -79,6 +79,9 @@ pub fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] 
 }
 
 /// Renders `answer` to the question `qname`.
+// One match over the answer kinds, each arm the records of that kind: the general path's
+// counterpart of `server::fast`, kept in the same order for reading the two side by side.
+#[allow(clippy::too_many_lines)]
 pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
     let mut out = Rendered::default();
     let ttl = snap.config.ttl;
