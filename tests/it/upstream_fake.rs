@@ -1,5 +1,5 @@
 //! The fake upstream used by the forwarder's tests, checked over real UDP and TCP sockets.
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The binary as an operator meets it: flags, errors, serving, SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! Shutting down without dropping a query: lameduck (not ready, still answering), then the
 //! listeners close and the queries in flight are answered; and the TCP connection cap.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

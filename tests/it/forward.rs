@@ -1,9 +1,9 @@
 //! Forwarding over real sockets: clusterdns in front of fake upstreams started by the test on
-//! loopback (tests/common/upstream.rs): failover, health, truncation, cache, coalescing,
+//! loopback (tests/it/common/upstream.rs): failover, health, truncation, cache, coalescing,
 //! serve-stale, the concurrency cap, spoofed replies, stub domains, reverse CIDRs,
 //! ExternalName completion and loop detection.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
