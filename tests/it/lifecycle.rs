@@ -107,6 +107,7 @@ async fn the_port_is_free_once_shutdown_returns() {
         let side = s.running.metrics_addr;
         let TestServer { running, dir, .. } = s;
         running.shutdown().await;
+        common::process::closed_for_good();
         // Without SO_REUSEPORT, these fail while any of the server's sockets is open.
         let udp = std::net::UdpSocket::bind(addr);
         assert!(udp.is_ok(), "round {round}: UDP {addr}: {udp:?}");

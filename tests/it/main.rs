@@ -1,6 +1,18 @@
 //! The integration tests: one binary, one module per area (`cargo test --test it forward::`
 //! runs one area).
 //!
+//! They share one process and libtest runs them on parallel threads, so none may change
+//! process-wide state that another one reads:
+//! - no test sets an environment variable or the current directory, or installs a `tracing`
+//!   subscriber (`clusterdns::logging::init`): what needs them runs the binary (`cli`), whose
+//!   environment and output are its own;
+//! - the query log's sampling (`clusterdns::querylog`) is process-wide, and every in-process
+//!   server sets it when it starts or reloads: the query log is tested on the binary (`cli`);
+//! - child processes are spawned through `common::process::SpawnGated`, and a test that binds
+//!   a port this process has just closed calls `common::process::closed_for_good` first (a
+//!   child holds every descriptor of this process until it execs);
+//! - servers, upstreams and the API server emulator listen on ports the system picks.
+//!
 //! The two allocation tests, `tests/no_alloc.rs` and `tests/metrics_alloc.rs`, are binaries of
 //! their own: each installs a counting `#[global_allocator]`, which is per process.
 
