@@ -123,6 +123,35 @@ async fn the_port_is_free_once_shutdown_returns() {
 }
 
 #[tokio::test]
+async fn a_server_dropped_without_shutdown_closes_its_sockets() {
+    // Its UDP threads stop too. Left serving, their sockets would hold the port, and the next
+    // server of this process given it (a port-0 bind with SO_REUSEPORT may be) would share its
+    // datagrams with them: answers from another test's zone, or none.
+    let s = TestServer::example(&[]).await;
+    let addr = s.addr;
+    // Answered: the UDP threads are under way.
+    let (r, _) = udp(
+        addr,
+        &query("web.shop.svc.cluster.local.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(r.answers.len(), 1);
+    drop(s);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        common::process::closed_for_good();
+        match std::net::UdpSocket::bind(addr) {
+            Ok(_) => break,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "UDP {addr} still bound 5 s after the drop: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn tcp_connections_beyond_the_cap_are_closed_and_the_others_keep_working() {
     let s = TestServer::example(&["--max-tcp-connections", "2"]).await;
     let mut held = Vec::new();

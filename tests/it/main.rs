@@ -11,7 +11,10 @@
 //! - child processes are spawned through `common::process::SpawnGated`, and a test that binds
 //!   a port this process has just closed calls `common::process::closed_for_good` first (a
 //!   child holds every descriptor of this process until it execs);
-//! - servers, upstreams and the API server emulator listen on ports the system picks.
+//! - servers, upstreams and the API server emulator listen on ports the system picks; a
+//!   server's UDP sockets use SO_REUSEPORT, and Linux may give such a port-0 bind a port that
+//!   SO_REUSEPORT sockets of the same user still hold, so every server must close its sockets
+//!   when its test ends: `shutdown`, or dropping it (`lifecycle` checks that both do).
 //!
 //! The two allocation tests, `tests/no_alloc.rs` and `tests/metrics_alloc.rs`, are binaries of
 //! their own: each installs a counting `#[global_allocator]`, which is per process.
