@@ -11,7 +11,7 @@
 //! Only the common case takes this path: a standard query, one question of class IN, no
 //! answer or authority records, at most one OPT record (version 0), a fresh entry outside the
 //! prefetch window whose response fits the size the client allows. Everything else gets `None`
-//! and goes through the general path, which answers the same (`tests/forward.rs` compares).
+//! and goes through the general path, which answers the same (`tests/it/forward.rs` compares).
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 

@@ -6,7 +6,7 @@
 //! zone or its reverse zones and whose answer is addresses, SRV, PTR, the apex SOA or a
 //! negative (NXDOMAIN, NODATA, SERVFAIL before the first sync), and whose response fits the
 //! size the client allows. Everything else gets `None`, and the caller answers it through the
-//! hickory path, so behaviour is the same either way (`tests/fast_path.rs` compares the two).
+//! hickory path, so behaviour is the same either way (`tests/it/fast_path.rs` compares the two).
 //!
 //! The response is what the hickory path sends, record for record: the question echoed as the
 //! client spelled it, AA set, RA when a forwarder is configured, RD and CD copied, the answer

@@ -215,3 +215,15 @@ impl Serving {
         drained
     }
 }
+
+/// Dropped without `shutdown` (e.g. by a test that ends without it), the sockets close too.
+/// Dropping the tasks closes the TCP listeners, but the UDP threads stop only when told:
+/// untold, they would serve their sockets for as long as the process lives, and a later
+/// port-0 bind with SO_REUSEPORT, another server's in the same process, may be given the port
+/// they hold (Linux hands out a port held only by SO_REUSEPORT sockets of the same user), so
+/// that server would share its datagrams with them.
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}

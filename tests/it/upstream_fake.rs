@@ -1,5 +1,5 @@
 //! The fake upstream used by the forwarder's tests, checked over real UDP and TCP sockets.
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -432,6 +432,7 @@ async fn stop_frees_the_port_and_restart_serves_it_again() {
         0,
         "connection closed"
     );
+    common::process::closed_for_good();
     drop(UdpSocket::bind(addr).await.expect("UDP port free"));
     drop(TcpListener::bind(addr).await.expect("TCP port free"));
     let bytes = query("www.example.com.", RecordType::A, None)

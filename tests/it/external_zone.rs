@@ -2,7 +2,7 @@
 //! an external zone, answered authoritatively over real sockets, from manifests and from the
 //! API (an Ingress's status update becomes visible).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `--labels SELECTOR`: only matching Services are served, from manifests (filtered while
 //! reading) and from the API (filtered by the server's list/watch), over real sockets.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! and 429s. Through each, clusterdns keeps answering from the last good state (identically),
 //! stays ready once synced, and picks up changes once the API behaves again.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

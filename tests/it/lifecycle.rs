@@ -1,7 +1,7 @@
 //! Shutting down without dropping a query: lameduck (not ready, still answering), then the
 //! listeners close and the queries in flight are answered; and the TCP connection cap.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -107,6 +107,7 @@ async fn the_port_is_free_once_shutdown_returns() {
         let side = s.running.metrics_addr;
         let TestServer { running, dir, .. } = s;
         running.shutdown().await;
+        common::process::closed_for_good();
         // Without SO_REUSEPORT, these fail while any of the server's sockets is open.
         let udp = std::net::UdpSocket::bind(addr);
         assert!(udp.is_ok(), "round {round}: UDP {addr}: {udp:?}");
@@ -118,6 +119,35 @@ async fn the_port_is_free_once_shutdown_returns() {
             "round {round}: side port {side}: {metrics:?}"
         );
         drop(dir);
+    }
+}
+
+#[tokio::test]
+async fn a_server_dropped_without_shutdown_closes_its_sockets() {
+    // Its UDP threads stop too. Left serving, their sockets would hold the port, and the next
+    // server of this process given it (a port-0 bind with SO_REUSEPORT may be) would share its
+    // datagrams with them: answers from another test's zone, or none.
+    let s = TestServer::example(&[]).await;
+    let addr = s.addr;
+    // Answered: the UDP threads are under way.
+    let (r, _) = udp(
+        addr,
+        &query("web.shop.svc.cluster.local.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(r.answers.len(), 1);
+    drop(s);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        common::process::closed_for_good();
+        match std::net::UdpSocket::bind(addr) {
+            Ok(_) => break,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "UDP {addr} still bound 5 s after the drop: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

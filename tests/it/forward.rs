@@ -1,13 +1,14 @@
 //! Forwarding over real sockets: clusterdns in front of fake upstreams started by the test on
-//! loopback (tests/common/upstream.rs): failover, health, truncation, cache, coalescing,
+//! loopback (tests/it/common/upstream.rs): failover, health, truncation, cache, coalescing,
 //! serve-stale, the concurrency cap, spoofed replies, stub domains, reverse CIDRs,
 //! ExternalName completion and loop detection.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::process::{self, SpawnGated, free_port};
 use common::upstream::{Behaviour, FakeUpstream, Proto};
 use common::{TestServer, ask, query, tcp, udp, zone_text};
 use hickory_proto::op::ResponseCode;
@@ -787,16 +788,6 @@ async fn prefetch_refreshes_popular_entries_before_they_expire() {
     assert_eq!(metric(&s, "clusterdns_cache_prefetch_total"), 1.0);
 }
 
-fn free_port() -> u16 {
-    loop {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 #[tokio::test]
 async fn refuses_to_start_when_an_upstream_forwards_back_to_it() {
     use clap::Parser;
@@ -838,6 +829,7 @@ async fn refuses_to_start_when_an_upstream_forwards_back_to_it() {
         RecordType::HINFO
     );
     // The port is free again: the listeners were shut.
+    process::closed_for_good();
     assert!(std::net::UdpSocket::bind(me).is_ok());
 
     // Without the loop, the same configuration starts.
@@ -925,7 +917,7 @@ fn the_binary_exits_when_a_late_upstream_forwards_back_to_it() {
             "0s",
         ])
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .spawn_gated()
         .unwrap();
     // Once it answers, the first probe round is over: then the upstream starts.
     rt.block_on(async {
@@ -982,7 +974,7 @@ fn the_binary_exits_naming_itself_as_its_own_upstream() {
             "--upstream",
             &me,
         ])
-        .output()
+        .output_gated()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -369,6 +369,7 @@ impl ApiServer {
 
     /// Listens again on the same port, with the kept state.
     pub async fn restart(&self) {
+        super::process::closed_for_good();
         let listener = bind(self.addr).unwrap_or_else(|e| panic!("rebind {}: {e}", self.addr));
         let mut serving = self.serving();
         assert!(serving.is_none(), "restart() of a running server");

@@ -2,7 +2,7 @@
 //! reference table, and live reload over real sockets (upstreams, cache, TTL, listen
 //! addresses, rejected files), plus the metric names the deploy/ dashboard and alerts use.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -98,13 +98,13 @@ fn load() -> Manifests {
                 ("policy/v1", "PodDisruptionBudget") => {
                     m.disruption_budgets.push(typed(origin, value))
                 }
-                // The alert rules, checked against the exported metrics in tests/config.rs.
+                // The alert rules, checked against the exported metrics in tests/it/config.rs.
                 ("monitoring.coreos.com/v1", "PrometheusRule") => {}
                 _ => panic!(
                     "{origin} is apiVersion {api_version:?} kind {kind:?}, which deploy/ is not \
                      expected to hold (ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap, \
                      Deployment, Service, PodDisruptionBudget); if it belongs there, teach \
-                     tests/deploy.rs to check it"
+                     tests/it/deploy.rs to check it"
                 ),
             }
         }

@@ -3,7 +3,7 @@
 //! ExternalName targets inside a zone file, and a second clusterdns serving `zones/` as the
 //! real upstream of the first.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

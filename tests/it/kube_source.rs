@@ -2,7 +2,7 @@
 //! protocol over HTTP: every change shows in DNS, outages serve the last state, relists
 //! recover, readiness follows sync.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! until a good version arrives (a deleted file's objects go, as `source/manifests.rs`
 //! documents), and the rest of the zone is never disturbed.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::SocketAddr;

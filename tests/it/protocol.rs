@@ -1,6 +1,6 @@
 //! Protocol behaviour over real sockets: EDNS(0), truncation and TCP, malformed queries.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Zone transfer (`--transfer-to`): AXFR over TCP and IXFR, with a real TCP client reading
 //! the framed messages of the answer.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Every record kind and every negative rule of the cluster zone, asked over real UDP (and
 //! TCP) sockets of a server serving `examples/cluster`. Expected answers are zone-file text.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, ask, query, tcp, zone_text};
 use hickory_proto::rr::RecordType::{self, *};

@@ -205,6 +205,7 @@ impl FakeUpstream {
     /// Serves again on the same port with the same records, behaviours and log.
     pub async fn restart(&mut self) {
         self.stop().await;
+        super::process::closed_for_good();
         let udp = UdpSocket::bind(self.addr).await;
         let udp = udp.unwrap_or_else(|e| panic!("binding UDP {}: {e}", self.addr));
         let tcp = bind_tcp(self.addr).unwrap_or_else(|e| panic!("binding TCP {}: {e}", self.addr));

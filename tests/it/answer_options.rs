@@ -2,7 +2,7 @@
 //! `--autopath`, over real sockets against a server started by the test (and upstreams
 //! started by the test where forwarding is involved).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,8 +1,8 @@
-//! The API server emulator in `tests/common/apiserver.rs` against kube-rs itself: the
+//! The API server emulator in `tests/it/common/apiserver.rs` against kube-rs itself: the
 //! watcher (list+watch with paging, and streaming lists) sees exactly what it would see from a
 //! real API server, including relists after compaction, outages, restarts and refusals.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,11 +1,12 @@
 //! The binary as an operator meets it: flags, errors, serving, SIGTERM.
 
-mod common;
+use crate::common;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{SpawnGated, free_port};
 use common::{example_dir, query, zone_text};
 
 fn bin() -> Command {
@@ -14,7 +15,7 @@ fn bin() -> Command {
 
 #[test]
 fn help_documents_every_flag() {
-    let out = bin().arg("--help").output().unwrap();
+    let out = bin().arg("--help").output_gated().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [
@@ -31,7 +32,7 @@ fn help_documents_every_flag() {
 }
 
 fn one_line_error(args: &[&str]) -> (i32, String) {
-    let out = bin().args(args).output().unwrap();
+    let out = bin().args(args).output_gated().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     let code = out.status.code().unwrap_or(-1);
     assert_ne!(code, 0, "{args:?} must fail");
@@ -70,17 +71,6 @@ fn unbindable_address_and_missing_directory_fail_clearly() {
     assert!(err.contains("/nonexistent/manifests"), "{err}");
 }
 
-fn free_port() -> u16 {
-    // A port free for both UDP and TCP right now.
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 #[test]
 fn serves_the_example_and_exits_cleanly_on_sigterm() {
     let port = free_port();
@@ -97,7 +87,7 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .spawn_gated()
         .unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -123,7 +113,7 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
     );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
-        .status()
+        .status_gated()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -160,7 +150,7 @@ fn json_logs_are_one_object_a_line_with_the_sampled_queries() {
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
+        .spawn_gated()
         .unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -178,7 +168,7 @@ fn json_logs_are_one_object_a_line_with_the_sampled_queries() {
     }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
-        .status()
+        .status_gated()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();

@@ -3,7 +3,7 @@
 //! that stall, pipeline or never read are handled, and a flood from one source does not starve
 //! another client. After every abuse the server must still answer a normal query.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The manifests directory is watched: answers follow file changes within a second, only the
 //! changed objects are applied, and a broken file keeps its last good objects.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
