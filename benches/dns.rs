@@ -7,6 +7,13 @@
 //!
 //!   cargo bench --bench dns
 //!   BENCH_SERVICES=10000 cargo bench --bench dns -- lookup
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};

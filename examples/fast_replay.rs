@@ -13,6 +13,13 @@
 //!
 //! With a fourth argument `general`, `replay_general` answers them through the general path
 //! instead (hickory's decoder, the handler, hickory's encoder), for comparison.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,6 +2,13 @@
 //! allocator (this test binary's own) sees no allocation while `server::fast::answer`, and
 //! `DnsHandler::fast_answer` with its metrics, answer A, SRV, AAAA-NODATA, NXDOMAIN and PTR
 //! queries thousands of times after a warm-up.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -4,7 +4,7 @@
 //! Everything that handles kinds reads this table instead of a list or a match of its own:
 //! the manifests loader (`apiVersion` and `kind` to a kind, scope, converter), the kube
 //! watcher (the `ApiResource` it lists and watches, scope, converter), RBAC
-//! (`source::kube::watched_resources`, which `tests/deploy.rs` checks the ClusterRole
+//! (`source::kube::watched_resources`, which `tests/it/deploy.rs` checks the ClusterRole
 //! against), the kinds the zone waits for (`Kind::ALL`), the object counts (`Cluster::counts`,
 //! the `kubernetes_objects{kind}` metric) and every `kind` in logs and metric labels.
 //!
@@ -26,9 +26,9 @@
 //! Nothing else: sources, counts, metric labels and the synced check follow from the row.
 //! Two choices depend on flags and are not in the row: when the kube watcher lists the kind
 //! (`source::kube::watched_kinds`, for a kind only some mode needs; the ClusterRole in
-//! `deploy/` must grant what it lists, as `tests/deploy.rs` checks), and whether `--labels`
+//! `deploy/` must grant what it lists, as `tests/it/deploy.rs` checks), and whether `--labels`
 //! filters it (Services only). Tests of the kube source also need the kind in the API server
-//! emulator's own list (`tests/common/apiserver.rs`), which plays the API and so does not
+//! emulator's own list (`tests/it/common/apiserver.rs`), which plays the API and so does not
 //! read this table.
 
 use serde::de::DeserializeOwned;

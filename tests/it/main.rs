@@ -18,6 +18,14 @@
 //!
 //! The two allocation tests, `tests/no_alloc.rs` and `tests/metrics_alloc.rs`, are binaries of
 //! their own: each installs a counting `#[global_allocator]`, which is per process.
+// Tests unwrap, expect and panic: a failed assumption is the test failing.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod common;
 
