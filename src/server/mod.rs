@@ -161,7 +161,10 @@ impl DnsHandler {
         {
             return None;
         }
-        let q = Question::parse(query)?;
+        let mut q = Question::unread(query);
+        if !q.read() {
+            return None;
+        }
         let options = fast::Options {
             shuffle: self.options.shuffle,
             udp: proto == Proto::Udp,

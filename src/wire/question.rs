@@ -57,16 +57,16 @@ pub struct Question<'p> {
 impl<'p> Question<'p> {
     /// Reads `packet` when it has the shape the module describes.
     pub fn parse(packet: &'p [u8]) -> Option<Self> {
-        let header = packet.get(..12)?;
-        // QR clear, opcode QUERY; one question; no answers or authorities; at most one more.
-        if header[2] & 0xf8 != 0 || header[4..10] != [0, 1, 0, 0, 0, 0] {
-            return None;
-        }
-        let additionals = u16_at(header, 10)?;
-        if additionals > 1 {
-            return None;
-        }
-        let mut q = Self {
+        let mut q = Self::unread(packet);
+        q.read().then_some(q)
+    }
+
+    /// A question of `packet` not read yet: [`Self::read`] reads it in place. The per-packet
+    /// path uses the pair rather than [`Self::parse`], so that the 2 KiB of label slices are
+    /// written once where they stay, never moved.
+    #[inline]
+    pub fn unread(packet: &'p [u8]) -> Self {
+        Self {
             packet,
             labels: [&[]; MAX_LABELS],
             offsets: [0; MAX_LABELS],
@@ -76,7 +76,26 @@ impl<'p> Question<'p> {
             qtype: 0,
             edns: None,
             plain: true,
-        };
+        }
+    }
+
+    /// Reads the packet: whether it has the shape the module describes.
+    pub fn read(&mut self) -> bool {
+        self.read_parts().is_some()
+    }
+
+    fn read_parts(&mut self) -> Option<()> {
+        let packet = self.packet;
+        let q = self;
+        let header = packet.get(..12)?;
+        // QR clear, opcode QUERY; one question; no answers or authorities; at most one more.
+        if header[2] & 0xf8 != 0 || header[4..10] != [0, 1, 0, 0, 0, 0] {
+            return None;
+        }
+        let additionals = u16_at(header, 10)?;
+        if additionals > 1 {
+            return None;
+        }
         let mut pos = 12;
         loop {
             let len = usize::from(*packet.get(pos)?);
@@ -124,7 +143,7 @@ impl<'p> Question<'p> {
             pos += OPT_LEN + rdlen;
         }
         // Nothing after the last record.
-        (pos == packet.len()).then_some(q)
+        (pos == packet.len()).then_some(())
     }
 
     /// The packet it was read from.
