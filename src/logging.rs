@@ -21,21 +21,49 @@ const QUIET: &str = "hickory_server=warn,hickory_proto=error";
 
 static HANDLE: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
-/// The filter for a `--log-level` value.
-pub fn filter(level: &str) -> Result<EnvFilter, String> {
-    EnvFilter::try_new(format!("{QUIET},{level}")).map_err(|e| e.to_string())
+/// Why logging could not be set up or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A `--log-level` value that is no filter.
+    #[error(transparent)]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    /// A `RUST_LOG` value that is no filter.
+    #[error("RUST_LOG {value:?}: {source}")]
+    Env {
+        /// The variable's value.
+        value: String,
+        /// Why it is no filter.
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// A subscriber was installed already.
+    #[error(transparent)]
+    Init(#[from] tracing_subscriber::util::TryInitError),
+    /// The installed subscriber is gone.
+    #[error(transparent)]
+    Reload(#[from] tracing_subscriber::reload::Error),
 }
 
-/// Checks a `--log-level` value (tracing's EnvFilter syntax).
+/// The filter for a `--log-level` value.
+pub fn filter(level: &str) -> Result<EnvFilter, LogError> {
+    Ok(EnvFilter::try_new(format!("{QUIET},{level}"))?)
+}
+
+/// Checks a `--log-level` value (tracing's EnvFilter syntax); clap's value parser, which
+/// wants its errors as text.
 pub fn parse_level(level: &str) -> Result<String, String> {
-    filter(level).map(|_| level.to_owned())
+    filter(level)
+        .map(|_| level.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level` (and reloads).
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+pub fn init(format: LogFormat, level: &str) -> Result<(), LogError> {
     let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let initial = match &from_env {
-        Some(v) => EnvFilter::try_new(v).map_err(|e| format!("RUST_LOG {v:?}: {e}"))?,
+        Some(v) => EnvFilter::try_new(v).map_err(|source| LogError::Env {
+            value: v.clone(),
+            source,
+        })?,
         None => filter(level)?,
     };
     let (filter, handle) = reload::Layer::new(initial);
@@ -58,7 +86,7 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
             )
             .try_init(),
     };
-    result.map_err(|e| e.to_string())?;
+    result?;
     if from_env.is_none() {
         let _ = HANDLE.set(handle);
     }
@@ -67,10 +95,10 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
 
 /// Changes the level of the installed subscriber (nothing when none is installed, or when
 /// `RUST_LOG` set it).
-pub fn set_level(level: &str) -> Result<(), String> {
+pub fn set_level(level: &str) -> Result<(), LogError> {
     let Some(handle) = HANDLE.get() else {
         return Ok(());
     };
     let f = filter(level)?;
-    handle.reload(f).map_err(|e| e.to_string())
+    Ok(handle.reload(f)?)
 }

@@ -68,15 +68,42 @@ pub struct ZoneConfig {
     pub external_origins: Vec<Name>,
 }
 
+/// Why a zone cannot be served; the message names the zone and the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZoneConfigError {
+    /// The cluster zone is no DNS name.
+    #[error("zone {zone:?}: {reason}")]
+    BadZone {
+        /// The zone as given.
+        zone: String,
+        /// What the name parser said.
+        reason: String,
+    },
+    /// The cluster zone is the root.
+    #[error("zone must not be the root")]
+    RootZone,
+    /// An external zone is no DNS name, the root, or overlaps the cluster zone.
+    #[error("--external-zone {zone:?}: {reason}")]
+    BadExternal {
+        /// The zone as given.
+        zone: String,
+        /// Why it cannot be served.
+        reason: String,
+    },
+}
+
 impl ZoneConfig {
     /// Builds a config, checking the zone name.
-    pub fn new(zone: &str, ttl: u32, pods: PodsMode) -> Result<Self, String> {
+    pub fn new(zone: &str, ttl: u32, pods: PodsMode) -> Result<Self, ZoneConfigError> {
         let mut origin = Name::from_ascii(zone.trim_end_matches('.'))
-            .map_err(|e| format!("zone {zone:?}: {e}"))?
+            .map_err(|e| ZoneConfigError::BadZone {
+                zone: zone.to_owned(),
+                reason: e.to_string(),
+            })?
             .to_lowercase();
         origin.set_fqdn(true);
         if origin.is_root() {
-            return Err("zone must not be the root".into());
+            return Err(ZoneConfigError::RootZone);
         }
         Ok(Self {
             origin,
@@ -88,20 +115,21 @@ impl ZoneConfig {
     }
 
     /// The same, answering for these external zones too; an error names the zone and why.
-    pub fn with_external_zones(mut self, zones: &[String]) -> Result<Self, String> {
+    pub fn with_external_zones(mut self, zones: &[String]) -> Result<Self, ZoneConfigError> {
         for zone in zones {
+            let bad = |reason: String| ZoneConfigError::BadExternal {
+                zone: zone.clone(),
+                reason,
+            };
             let mut origin = Name::from_ascii(zone.trim_end_matches('.'))
-                .map_err(|e| format!("--external-zone {zone:?}: {e}"))?
+                .map_err(|e| bad(e.to_string()))?
                 .to_lowercase();
             origin.set_fqdn(true);
             if origin.is_root() {
-                return Err(format!("--external-zone {zone:?}: must not be the root"));
+                return Err(bad("must not be the root".into()));
             }
             if self.origin.zone_of(&origin) || origin.zone_of(&self.origin) {
-                return Err(format!(
-                    "--external-zone {zone:?}: overlaps the cluster zone {}",
-                    self.origin
-                ));
+                return Err(bad(format!("overlaps the cluster zone {}", self.origin)));
             }
             if !self.external_origins.contains(&origin) {
                 self.external_origins.push(origin);

@@ -263,7 +263,8 @@ fn bad_external_zones_are_refused() {
         let config = Config::try_parse_from(["clusterdns", "--external-zone", zone]).unwrap();
         let err = clusterdns::zone::ZoneConfig::new(&config.zone, 30, config.pods)
             .and_then(|z| z.with_external_zones(&config.external_zones))
-            .expect_err(zone);
+            .expect_err(zone)
+            .to_string();
         assert!(err.contains(why) && err.contains(zone), "{zone}: {err}");
     }
 }
