@@ -16,7 +16,9 @@
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 
 use super::cache::{Entry, KEY_CD, KEY_DO};
-use crate::wire::{OPT_LEN, Question, TYPE_AXFR, TYPE_IXFR, opt_record, reply_limit, skip_name};
+use crate::wire::{
+    OPT_LEN, Question, TYPE_AXFR, TYPE_IXFR, opt_record, record_at, reply_limit, skip_name,
+};
 
 /// Longest key: a 255-byte wire name, type, class and the flags byte.
 const KEY_MAX: usize = 255 + 5;
@@ -55,14 +57,11 @@ impl WireAnswer {
         let mut ttls = Vec::with_capacity(want.iter().sum());
         let mut pos = start;
         for _ in 0..want.iter().sum::<usize>() {
-            pos = skip_name(&bytes, pos)? + 4;
-            let ttl = u32::from_be_bytes(bytes.get(pos..pos + 4)?.try_into().ok()?);
-            ttls.push((u16::try_from(pos - start).ok()?, ttl));
-            let rdlen = usize::from(u16::from_be_bytes([
-                *bytes.get(pos + 4)?,
-                *bytes.get(pos + 5)?,
-            ]));
-            pos += 6 + rdlen;
+            let record = record_at(&bytes, pos)?;
+            let at = record.ttl_at;
+            let ttl = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+            ttls.push((u16::try_from(at - start).ok()?, ttl));
+            pos = record.end;
         }
         if pos != bytes.len() {
             return None;

@@ -143,25 +143,15 @@ impl DnsHandler {
     /// The cluster zone's answer, an ExternalName's CNAME completed (`cname`); `None` for a
     /// name outside it.
     async fn cluster(&self, request: &Request, name: &Name, qtype: RecordType) -> Option<Outcome> {
-        let (rcode, mut rendered, chase) = {
-            let snapshot = self.zone.load();
-            let answer = lookup(&snapshot, name, qtype);
-            if answer.rcode == Rcode::Refused {
-                return None;
-            }
-            let chase = match answer.data {
-                AnswerData::Cname(target) if matches!(qtype, RecordType::A | RecordType::AAAA) => {
-                    Some(target.clone())
-                }
-                _ => None,
-            };
-            (answer.rcode, render(&snapshot, &answer, name), chase)
-        };
+        let (rcode, mut rendered, cname) = self.cluster_answer(name, qtype)?;
+        // An ExternalName's target is chased for addresses only (a CNAME query wants the
+        // CNAME itself).
+        let chase = cname.filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA));
         tracing::debug!(%name, %qtype, ?rcode, answers = rendered.answers.len(), "query");
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         metadata.recursion_available = self.forwards();
-        metadata.response_code = response_code(rcode);
+        metadata.response_code = rcode;
         if let Some(target) = chase {
             // The chain's end decides the response code (RFC 6604 §3); the CNAME always stays.
             let end = self.complete_cname(request, target, qtype).await;
@@ -171,6 +161,29 @@ impl DnsHandler {
             rendered.authorities = end.authorities;
         }
         Some(Outcome::Records { metadata, rendered })
+    }
+
+    /// The cluster zone's answer for `name`/`qtype`, rendered, with the target when it is a
+    /// CNAME (an ExternalName); `None` for a name outside the zone.
+    pub(super) fn cluster_answer(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Option<(ResponseCode, Rendered, Option<Name>)> {
+        let snapshot = self.zone.load();
+        let answer = lookup(&snapshot, name, qtype);
+        if answer.rcode == Rcode::Refused {
+            return None;
+        }
+        let cname = match answer.data {
+            AnswerData::Cname(target) => Some(target.clone()),
+            _ => None,
+        };
+        Some((
+            response_code(answer.rcode),
+            render(&snapshot, &answer, name),
+            cname,
+        ))
     }
 
     /// NODATA for an AAAA query outside the served zones (`--no-aaaa-outside-zone`): NOERROR

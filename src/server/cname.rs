@@ -14,9 +14,8 @@ use hickory_server::server::Request;
 
 use super::DnsHandler;
 use super::chain::Stage;
-use super::general::{outgoing, response_code};
+use super::general::outgoing;
 use crate::wire::MAX_CNAME_CHAIN;
-use crate::zone::{AnswerData, Rcode, lookup, render};
 
 /// Where a CNAME chain ended.
 pub(super) struct ChainEnd {
@@ -55,19 +54,7 @@ impl DnsHandler {
         let mut target = first;
         for _ in 0..MAX_CNAME_CHAIN {
             // The cluster zone: its answer, and the next name when it is a CNAME again.
-            let local = {
-                let snapshot = self.zone.load();
-                let answer = lookup(&snapshot, &target, qtype);
-                (answer.rcode != Rcode::Refused).then(|| {
-                    let rendered = render(&snapshot, &answer, &target);
-                    let next = match answer.data {
-                        AnswerData::Cname(next) => Some(next.clone()),
-                        _ => None,
-                    };
-                    (response_code(answer.rcode), rendered, next)
-                })
-            };
-            match local {
+            match self.cluster_answer(&target, qtype) {
                 Some((_, rendered, Some(next))) => {
                     records.extend(rendered.answers);
                     target = next;

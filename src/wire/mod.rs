@@ -99,6 +99,31 @@ pub(crate) fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
+/// Where one resource record lies in a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordAt {
+    /// Where its TTL field starts.
+    pub ttl_at: usize,
+    /// Its type.
+    pub rtype: u16,
+    /// Where the next record starts.
+    pub end: usize,
+}
+
+/// The record starting at `pos` of `msg` (owner name, type, class, TTL, RDLENGTH, RDATA);
+/// `None` when it runs past the end.
+pub(crate) fn record_at(msg: &[u8], pos: usize) -> Option<RecordAt> {
+    let fixed = skip_name(msg, pos)?;
+    let rtype = u16_at(msg, fixed)?;
+    let rdlen = usize::from(u16_at(msg, fixed + 8)?);
+    let end = fixed + 10 + rdlen;
+    (end <= msg.len()).then_some(RecordAt {
+        ttl_at: fixed + 4,
+        rtype,
+        end,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +146,20 @@ mod tests {
         assert_eq!(skip_name(b, 13), Some(15));
         assert_eq!(skip_name(b"\x03ww", 0), None);
         assert_eq!(skip_name(b"\x80", 0), None);
+    }
+
+    #[test]
+    fn records_are_walked_to_their_end() {
+        // Owner a pointer, type A, class IN, TTL 30, 4 bytes of address.
+        let r = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04\x0a\x00\x00\x01";
+        assert_eq!(
+            record_at(r, 0),
+            Some(RecordAt {
+                ttl_at: 6,
+                rtype: 1,
+                end: 16
+            })
+        );
+        assert_eq!(record_at(&r[..15], 0), None);
     }
 }

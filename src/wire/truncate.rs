@@ -6,7 +6,7 @@
 //! TC is set when an answer or authority record had to go. Additional records are extra
 //! information: leaving some out does not set TC (RFC 2181 §9).
 
-use super::{TYPE_OPT, skip_name, u16_at};
+use super::{TYPE_OPT, record_at, skip_name, u16_at};
 
 /// One record's place in a message.
 #[derive(Clone, Copy)]
@@ -60,14 +60,9 @@ fn cut(msg: &mut Vec<u8>, limit: usize) -> Option<()> {
     for (section, count) in counts.iter().enumerate() {
         for _ in 0..*count {
             let begin = pos;
-            let fixed = skip_name(msg, pos)?;
-            let rtype = u16_at(msg, fixed)?;
-            let rdlen = usize::from(u16_at(msg, fixed + 8)?);
-            pos = fixed + 10 + rdlen;
-            if pos > msg.len() {
-                return None;
-            }
-            if section == 2 && rtype == TYPE_OPT && opt.is_none() {
+            let record = record_at(msg, pos)?;
+            pos = record.end;
+            if section == 2 && record.rtype == TYPE_OPT && opt.is_none() {
                 opt = Some((begin, pos, places.len()));
             } else {
                 places.push(Place { end: pos, section });

@@ -6,6 +6,8 @@
 # zone, so it never recurses. Exits non-zero on any mismatch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/e2e/lib/unbound.sh
+. tests/e2e/lib/unbound.sh
 BIN=${BIN:-target/release/clusterdns}
 PORT=${PORT:-5354}
 UPORT=${UPORT:-5355}
@@ -16,31 +18,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-cat >"$work/unbound.conf" <<CONF
-server:
-  interface: 127.0.0.1
-  port: $UPORT
-  do-ip6: no
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$work"
-  pidfile: "$work/unbound.pid"
-  use-syslog: no
-  logfile: "$work/unbound.log"
-  access-control: 127.0.0.0/8 allow
-  module-config: "iterator"
-  num-threads: 1
-  local-zone: "." static
-  local-zone: "example.test." static
-  local-data: "example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 60"
-  local-data: "www.example.test. 300 IN A 192.0.2.80"
-  local-data: "www.example.test. 300 IN AAAA 2001:db8::80"
-  local-data: "mail.example.test. 300 IN MX 10 mx.example.test."
-  local-zone: "example.com." static
-  local-data: "example.com. 3600 IN SOA ns.example.com. hostmaster.example.com. 1 3600 600 86400 60"
-  local-data: "payments.example.com. 120 IN A 192.0.2.20"
-CONF
+{
+  unbound_conf "$work" 127.0.0.1 "$UPORT"
+  echo '  local-data: "mail.example.test. 300 IN MX 10 mx.example.test."'
+} >"$work/unbound.conf"
 
 start_unbound() {
   "$UNBOUND" -d -c "$work/unbound.conf" >>"$work/unbound.out" 2>&1 &
