@@ -12,11 +12,12 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::{ALL_KINDS, Cluster, Delta};
 use crate::config::Config;
+use crate::config::Mode;
 use crate::forward::{Forwarder, loop_error, spawn_watch};
-use crate::health::{self, Health};
+use crate::health::{self, Health, NodeReady};
 use crate::metrics::Metrics;
 use crate::reload::Live;
-use crate::server::groups::{bind_groups, serve_groups};
+use crate::server::groups::{Group, bind_groups, serve_groups};
 use crate::server::{self, DnsHandler};
 use crate::source::kube::{self as kube_source, KubeSettings};
 use crate::source::manifests::ManifestSource;
@@ -104,6 +105,14 @@ impl Running {
     }
 }
 
+/// Stops what `start` had started before it found it must not serve.
+async fn refuse(groups: Vec<Group>, tasks: Vec<JoinHandle<()>>, grace: Duration) {
+    for g in groups {
+        g.serving.shutdown(grace).await;
+    }
+    stop(tasks).await;
+}
+
 /// Cancels the background tasks and waits until each has let go of what it held (the side
 /// port's listener among them).
 async fn stop(tasks: Vec<JoinHandle<()>>) {
@@ -123,27 +132,23 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let zone_config = Arc::new(config.zone_config()?);
     let metrics = Arc::new(config.metrics());
     crate::querylog::configure(config.query_log, config.query_log_rate);
-    let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
-
-    let cluster = load_source(config, zone_config, tx, &metrics, &mut tasks).await?;
-
-    let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
-    metrics.cluster.synced.set(i64::from(zone.load().synced));
-    let (ttl_tx, ttl_rx) = mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(crate::cluster::publish::run(
-        cluster,
-        rx,
-        ttl_rx,
-        Arc::clone(&zone),
-        Arc::clone(&metrics.cluster),
-    )));
+    let node = (config.mode == Mode::NodeLocal).then(|| Arc::new(NodeReady::default()));
+    let (zone, ttl_tx) = publish(config, zone_config, &metrics, &mut tasks).await?;
 
     let draining = Arc::new(AtomicBool::new(false));
-    let metrics_addr = side_port(config, &zone, &draining, &metrics, &mut tasks).await?;
-    wait_synced(&zone, config.startup_timeout).await;
+    let health = Health {
+        zone: Arc::clone(&zone),
+        draining: Arc::clone(&draining),
+        metrics: Arc::clone(&metrics),
+        node: node.clone(),
+    };
+    let metrics_addr = side_port(config, health, &mut tasks).await?;
+    if node.is_none() {
+        wait_synced(&zone, config.startup_timeout).await;
+    }
 
-    let bound = bind_groups(&config.listen, &[])?;
+    let bound = bind_groups(&config.listen_addrs(), &[])?;
     let options = config.answer_options();
     let (chain, forwarder) = chain(config, &options, &metrics, &mut tasks)?;
     let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics.server))
@@ -156,17 +161,19 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let groups = serve_groups(bound, &handler, limits, &metrics.server);
     let udp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.udp.clone()).collect();
     let tcp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.tcp.clone()).collect();
-    tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, "serving");
+    tracing::info!(?udp, ?tcp, %metrics_addr, zone = %config.zone, mode = ?config.mode, "serving");
+    if let (Some(node), Some(f)) = (&node, &forwarder) {
+        node.listening.store(true, Ordering::Relaxed);
+        let (f, node, zone) = (Arc::clone(f), Arc::clone(node), config.zone.clone());
+        tasks.push(tokio::spawn(reach_central(f, node, zone)));
+    }
     let (fatal_tx, fatal) = tokio::sync::watch::channel(None);
     let fatal_tx = Arc::new(fatal_tx);
     if let Some(f) = &forwarder {
         let check = f.check_loops(&f.probes()).await;
         if let Some(upstream) = check.looped {
-            for g in groups {
-                g.serving.shutdown(config.shutdown_grace).await;
-            }
-            stop(tasks).await;
-            anyhow::bail!(loop_error(upstream));
+            refuse(groups, tasks, config.shutdown_grace).await;
+            anyhow::bail!(loop_error(&upstream));
         }
         tasks.extend(spawn_watch(f, check.unanswered, &fatal_tx));
     }
@@ -198,6 +205,33 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         grace: config.shutdown_grace,
         fatal,
     })
+}
+
+/// The zone served and its publish loop (with the sender of TTL changes a reload makes): in
+/// cluster mode, of the configured source; in node-local mode empty (the cluster zone is the
+/// central tier's).
+async fn publish(
+    config: &Config,
+    zone_config: Arc<crate::zone::ZoneConfig>,
+    metrics: &Metrics,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<(Arc<ArcSwap<Snapshot>>, mpsc::UnboundedSender<u32>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cluster = match config.mode {
+        Mode::NodeLocal => Cluster::new(zone_config, &[]),
+        Mode::Cluster => load_source(config, zone_config, tx, metrics, tasks).await?,
+    };
+    let zone = Arc::new(ArcSwap::new(cluster.snapshot()));
+    metrics.cluster.synced.set(i64::from(zone.load().synced));
+    let (ttl_tx, ttl_rx) = mpsc::unbounded_channel();
+    tasks.push(tokio::spawn(crate::cluster::publish::run(
+        cluster,
+        rx,
+        ttl_rx,
+        Arc::clone(&zone),
+        Arc::clone(&metrics.cluster),
+    )));
+    Ok((zone, ttl_tx))
 }
 
 /// The cluster, loaded from the configured source (a first scan of the manifests directory,
@@ -246,16 +280,19 @@ async fn load_source(
     })
 }
 
-/// The answer chain of cluster mode: the cluster zone, zone files, the AAAA filter, the
-/// upstreams; each but the first when configured. Also the forwarder, which reload and the
-/// loop probes need.
+/// The answer chain: the cluster zone (cluster mode only), zone files, the AAAA filter, the
+/// upstreams (in node-local mode the cluster zone's among them); each but the first when
+/// configured. Also the forwarder, which reload and the loop probes need.
 fn chain(
     config: &Config,
     options: &server::AnswerOptions,
     metrics: &Metrics,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<(Vec<server::Stage>, Option<Arc<Forwarder>>)> {
-    let mut chain = vec![server::Stage::Cluster];
+    let mut chain = Vec::new();
+    if config.mode == Mode::Cluster {
+        chain.push(server::Stage::Cluster);
+    }
     if let Some(dir) = &config.zones {
         if !dir.is_dir() {
             anyhow::bail!("--zones {}: not a directory", dir.display());
@@ -292,25 +329,36 @@ fn chain(
 /// Binds the side port (`/healthz`, `/readyz`, `/metrics`) and serves it in a task: its address.
 async fn side_port(
     config: &Config,
-    zone: &Arc<ArcSwap<Snapshot>>,
-    draining: &Arc<AtomicBool>,
-    metrics: &Arc<Metrics>,
+    health: Health,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<SocketAddr> {
-    let health = Health {
-        zone: Arc::clone(zone),
-        draining: Arc::clone(draining),
-        metrics: Arc::clone(metrics),
-    };
-    let (metrics_addr, side) = health::bind(config.metrics_listen, health)
+    let side_addr = config.side_port();
+    let (metrics_addr, side) = health::bind(side_addr, health)
         .await
-        .with_context(|| format!("cannot bind --metrics-listen {}", config.metrics_listen))?;
+        .with_context(|| format!("cannot bind --metrics-listen {side_addr}"))?;
     tasks.push(tokio::spawn(async move {
         if let Err(e) = side.await {
             tracing::error!(error = %e, "side port stopped");
         }
     }));
     Ok(metrics_addr)
+}
+
+/// Node-local readiness: asks the central tier for the cluster zone's SOA every second until
+/// one `--cluster-dns` server has answered (or a pod's query got there first).
+async fn reach_central(f: Arc<Forwarder>, node: Arc<NodeReady>, zone: String) {
+    let Ok(name) = hickory_proto::rr::Name::from_ascii(format!("{}.", zone.trim_end_matches('.')))
+    else {
+        return;
+    };
+    loop {
+        if f.answered_for(&name) || f.reach(&name).await {
+            node.central.store(true, Ordering::Relaxed);
+            tracing::info!(zone = %name, "central cluster DNS reached: ready");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Waits (at most `timeout`) for the first full list before answering at all, as CoreDNS does.

@@ -1,4 +1,5 @@
-//! The HTTP side port: `/healthz` (alive), `/readyz` (synced and not draining), `/metrics`.
+//! The HTTP side port: `/healthz` (alive), `/readyz` (synced and not draining; in node-local
+//! mode: listening and the central tier reached, and not draining), `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,17 @@ pub struct Health {
     pub draining: Arc<AtomicBool>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Node-local mode: readiness is listening and the central tier reached, not the zone.
+    pub node: Option<Arc<NodeReady>>,
+}
+
+/// What node-local readiness waits for.
+#[derive(Debug, Default)]
+pub struct NodeReady {
+    /// The listen addresses are bound.
+    pub listening: AtomicBool,
+    /// A `--cluster-dns` server has answered.
+    pub central: AtomicBool,
 }
 
 async fn healthz() -> &'static str {
@@ -32,6 +44,17 @@ async fn healthz() -> &'static str {
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
     if h.draining.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if let Some(node) = &h.node {
+        if !node.listening.load(Ordering::Relaxed) {
+            (StatusCode::SERVICE_UNAVAILABLE, "not listening\n")
+        } else if !node.central.load(Ordering::Relaxed) {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no --cluster-dns server has answered\n",
+            )
+        } else {
+            (StatusCode::OK, "ready\n")
+        }
     } else if h.zone.load().synced {
         (StatusCode::OK, "ready\n")
     } else {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::files::FileWatch;
-use crate::forward::{Forwarder, Probe, loop_error, probes_for, spawn_watch};
+use crate::forward::{Endpoint, Forwarder, Probe, loop_error, probes_for, spawn_watch};
 use crate::metrics::Metrics;
 use crate::server::groups::{Group, bind_groups, regroup, serve_groups};
 use crate::server::{DnsHandler, TcpLimits};
@@ -77,8 +77,15 @@ pub(crate) struct Live {
 }
 
 /// Keys whose change reaches the forwarder.
-const FORWARD_KEYS: [&str; 12] = [
+const FORWARD_KEYS: [&str; 19] = [
     "upstream",
+    "upstream-idle-timeout",
+    "max-upstream-connections",
+    "upstream-tls-ca",
+    "cluster-dns",
+    "cluster-cache-ttl",
+    "cluster-cache-negative-ttl",
+    "cluster-serve-stale",
     "stub-domain",
     "resolv-conf",
     "policy",
@@ -120,23 +127,23 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
     }
     let bound = if changed.iter().any(|k| k == "listen") {
         let keep: Vec<Option<SocketAddr>> = live.groups.iter().map(|g| g.addr).collect();
-        Some(bind_groups(&new.listen, &keep)?)
+        Some(bind_groups(&new.listen_addrs(), &keep)?)
     } else {
         None
     };
     // Upstreams the reload adds must not forward back here.
     let mut unanswered = Vec::new();
     if let (Some(settings), Some(f)) = (&settings, &live.forwarder) {
-        let old: std::collections::HashSet<SocketAddr> =
-            f.probes().iter().map(Probe::addr).collect();
-        let added: Vec<Probe> = probes_for(settings)
+        let old: std::collections::HashSet<Endpoint> =
+            f.probes().iter().map(|p| p.endpoint().clone()).collect();
+        let added: Vec<Probe> = probes_for(settings, &live.metrics.forward)
             .into_iter()
-            .filter(|p| !old.contains(&p.addr()))
+            .filter(|p| !old.contains(p.endpoint()))
             .collect();
         if !added.is_empty() {
             let check = f.check_loops(&added).await;
             if let Some(upstream) = check.looped {
-                anyhow::bail!(loop_error(upstream));
+                anyhow::bail!(loop_error(&upstream));
             }
             unanswered = check.unanswered;
         }
@@ -159,7 +166,12 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
     crate::querylog::configure(new.query_log, new.query_log_rate);
     if let Some(bound) = bound {
         let fresh = serve_groups(bound, &live.handler, live.limits, &live.metrics.server);
-        regroup(&mut live.groups, fresh, &new.listen, new.shutdown_grace);
+        regroup(
+            &mut live.groups,
+            fresh,
+            &new.listen_addrs(),
+            new.shutdown_grace,
+        );
     }
     for key in &restart {
         tracing::warn!(%key, "configuration key changed; it takes effect after a restart");

@@ -9,10 +9,11 @@ use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{ArgAction, Parser};
 
 use super::file::Loaded;
+use super::mode::Mode;
 use super::parse::{
     StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
 };
-use crate::forward::Policy;
+use crate::forward::{Endpoint, Policy};
 use crate::logging::LogFormat;
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
@@ -64,12 +65,14 @@ pub struct Config {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
 
-    /// Address of the HTTP side port: /healthz, /readyz, /metrics.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9153")]
-    pub metrics_listen: SocketAddr,
+    /// Address of the HTTP side port: /healthz, /readyz, /metrics. Default: `0.0.0.0:9153`;
+    /// `0.0.0.0:9253` in node-local mode (beside a central tier on the same node).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Address to answer on, over UDP and TCP; repeatable. Default: `0.0.0.0:53` and
-    /// `[::]:53`, the IPv6 one skipped with a warning on a node without IPv6.
+    /// `[::]:53`, the IPv6 one skipped with a warning on a node without IPv6;
+    /// `169.254.20.10:53` in node-local mode.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
 
@@ -124,10 +127,13 @@ pub struct Config {
     #[arg(long = "reverse-cidr", value_name = "CIDR")]
     pub reverse_cidrs: Vec<ipnet::IpNet>,
 
-    /// Upstream resolver for every name outside the served zones (`ADDR` or `ADDR:PORT`,
-    /// port 53 by default); repeatable. Default: the nameservers of `--resolv-conf`.
+    /// Upstream resolver for every name outside the served zones; repeatable. `ADDR[:PORT]`
+    /// (UDP, TCP when a reply is truncated; port 53), `tcp://ADDR[:PORT]` (TCP only, over
+    /// persistent pipelined connections), `tls://ADDR[:PORT]#SERVER_NAME` (DNS over TLS,
+    /// port 853, the certificate verified against SERVER_NAME). Default: the nameservers of
+    /// `--resolv-conf`.
     #[arg(long = "upstream", value_name = "ADDR[:PORT]", value_parser = parse_upstream)]
-    pub upstreams: Vec<SocketAddr>,
+    pub upstreams: Vec<Endpoint>,
 
     /// Where the default upstreams come from when no `--upstream` is given (a pod with
     /// `dnsPolicy: Default` gets the node's).
@@ -138,9 +144,53 @@ pub struct Config {
     #[arg(long, conflicts_with_all = ["upstreams", "stub_domains"])]
     pub no_forward: bool,
 
-    /// Send a domain to its own upstreams: `DOMAIN=ADDR[:PORT][,ADDR[:PORT]...]`; repeatable.
+    /// Send a domain to its own upstreams: `DOMAIN=UPSTREAM[,UPSTREAM...]`, each as
+    /// `--upstream`; repeatable.
     #[arg(long = "stub-domain", value_name = "DOMAIN=ADDR,...", value_parser = parse_stub_domain)]
     pub stub_domains: Vec<StubDomain>,
+
+    /// A TCP or TLS upstream connection with no query in flight this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub upstream_idle_timeout: Duration,
+
+    /// Most TCP or TLS connections open at once to one upstream (another is opened when each
+    /// open one carries 64 queries).
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_upstream_connections: u32,
+
+    /// CA certificates (PEM) that `tls://` upstreams' certificates must chain to, instead of
+    /// the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_tls_ca: Option<PathBuf>,
+
+    /// The role: `cluster` (the cluster DNS, from the API or `--manifests`) or `node-local`
+    /// (a per-node cache in front of it, as NodeLocal DNSCache: no cluster source; the
+    /// cluster zone and the reverse zones go to `--cluster-dns` over TCP; listens on
+    /// 169.254.20.10:53 and serves its side port on 0.0.0.0:9253 unless told otherwise).
+    #[arg(long, value_enum, default_value_t = Mode::Cluster)]
+    pub mode: Mode,
+
+    /// Node-local mode: the central cluster DNS (the `kube-dns-upstream` Service), as
+    /// `--upstream` but always over TCP or TLS (`ADDR[:PORT]` means `tcp://ADDR[:PORT]`);
+    /// repeatable.
+    #[arg(long = "cluster-dns", value_name = "ADDR[:PORT]", value_parser = parse_upstream)]
+    pub cluster_dns: Vec<Endpoint>,
+
+    /// Node-local mode: longest time a positive cluster-zone answer is cached.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub cluster_cache_ttl: Duration,
+
+    /// Node-local mode: longest time a negative cluster-zone answer (NXDOMAIN, NODATA) is
+    /// cached.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub cluster_cache_negative_ttl: Duration,
+
+    /// Node-local mode: how long past expiry a cluster-zone answer is still served (TTL 30)
+    /// while every `--cluster-dns` server fails, so known Services keep resolving through
+    /// an outage of the central tier.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub cluster_serve_stale: Duration,
 
     /// Order in which upstreams are tried.
     #[arg(long, value_enum, default_value_t = Policy::Random)]

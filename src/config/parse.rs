@@ -2,8 +2,9 @@
 //! networks, fractions) and the nameservers of a resolv.conf, each with an error naming the
 //! value and an example.
 
-use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::forward::Endpoint;
 
 /// Parses a fraction in (0, 1].
 pub fn parse_rate(text: &str) -> Result<f64, String> {
@@ -19,25 +20,16 @@ pub struct StubDomain {
     /// The domain, as given.
     pub domain: String,
     /// Its upstreams.
-    pub upstreams: Vec<SocketAddr>,
+    pub upstreams: Vec<Endpoint>,
 }
 
-/// Parses `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address; port 53 by default.
-pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
-    let t = text.trim();
-    if let Ok(sa) = t.parse::<SocketAddr>() {
-        return Ok(sa);
-    }
-    t.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| {
-            format!("{text:?} is not an address (e.g. 10.0.0.2, 10.0.0.2:53, [fd00::2]:53)")
-        })
+/// Parses an upstream: `ADDR[:PORT]` (UDP; port 53 by default), `tcp://ADDR[:PORT]`, or
+/// `tls://ADDR[:PORT]#SERVER_NAME` (port 853 by default); see [`crate::forward::endpoint`].
+pub fn parse_upstream(text: &str) -> Result<Endpoint, String> {
+    crate::forward::parse_endpoint(text)
 }
 
-/// Parses `DOMAIN=ADDR[:PORT][,ADDR[:PORT]...]`.
+/// Parses `DOMAIN=UPSTREAM[,UPSTREAM...]`, each upstream as [`parse_upstream`].
 pub fn parse_stub_domain(text: &str) -> Result<StubDomain, String> {
     let (domain, addrs) = text
         .split_once('=')
@@ -102,7 +94,7 @@ mod tests {
 
     #[test]
     fn upstreams_and_stub_domains() {
-        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let sa = |s: &str| Endpoint::udp(s.parse().unwrap());
         assert_eq!(parse_upstream("10.0.0.2"), Ok(sa("10.0.0.2:53")));
         assert_eq!(parse_upstream("10.0.0.2:5353"), Ok(sa("10.0.0.2:5353")));
         assert_eq!(parse_upstream("fd00::2"), Ok(sa("[fd00::2]:53")));
@@ -114,6 +106,11 @@ mod tests {
                 domain: "corp.example".into(),
                 upstreams: vec![sa("10.0.0.9:53"), sa("10.0.0.10:5353")],
             })
+        );
+        let tls = parse_stub_domain("corp.example=tls://10.0.0.9#dns.corp.example").unwrap();
+        assert_eq!(
+            tls.upstreams[0].to_string(),
+            "tls://10.0.0.9:853#dns.corp.example"
         );
         assert!(parse_stub_domain("corp.example").is_err());
         assert!(parse_stub_domain("=10.0.0.1").is_err());

@@ -4,9 +4,14 @@
 
 use anyhow::Context;
 
-use super::Config;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use super::{Config, Mode};
 use crate::cluster::ClusterOptions;
-use crate::forward::{CacheSettings, ForwardSettings, PoolSettings, resolv_conf};
+use crate::forward::{
+    CacheSettings, Endpoint, ForwardSettings, PoolSettings, StreamSettings, StubRoute, TlsClient,
+    resolv_conf,
+};
 use crate::metrics::Metrics;
 use crate::server::AnswerOptions;
 use crate::source::kube::KubeSettings;
@@ -21,13 +26,69 @@ impl Config {
                  to its namespace"
             );
         }
+        match self.mode {
+            Mode::NodeLocal => {
+                if self.cluster_dns.is_empty() {
+                    anyhow::bail!(
+                        "--mode node-local needs --cluster-dns ADDR[:PORT]: the central cluster \
+                         DNS (the kube-dns-upstream Service) that answers the cluster zone"
+                    );
+                }
+                if self.no_forward {
+                    anyhow::bail!(
+                        "--mode node-local forwards the cluster zone to --cluster-dns: \
+                         --no-forward cannot be used with it"
+                    );
+                }
+                for (flag, set) in [
+                    ("--manifests", self.manifests.is_some()),
+                    ("--autopath", self.autopath),
+                    ("--transfer-to", !self.transfer_to.is_empty()),
+                ] {
+                    if set {
+                        anyhow::bail!(
+                            "{flag} needs the cluster zone, which --mode node-local does not \
+                             hold (it asks --cluster-dns)"
+                        );
+                    }
+                }
+            }
+            Mode::Cluster => {
+                if !self.cluster_dns.is_empty() {
+                    anyhow::bail!("--cluster-dns is for --mode node-local");
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The side port's address: `--metrics-listen`, or the mode's default (`0.0.0.0:9153`,
+    /// node-local `0.0.0.0:9253`).
+    pub fn side_port(&self) -> SocketAddr {
+        self.metrics_listen.unwrap_or_else(|| {
+            let port = match self.mode {
+                Mode::Cluster => 9153,
+                Mode::NodeLocal => 9253,
+            };
+            (Ipv4Addr::UNSPECIFIED, port).into()
+        })
+    }
+
+    /// The DNS listen addresses: `--listen`, or the mode's default (empty: `0.0.0.0:53` and
+    /// `[::]:53`; node-local `169.254.20.10:53`).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        match self.mode {
+            Mode::NodeLocal if self.listen.is_empty() => {
+                vec![(Ipv4Addr::new(169, 254, 20, 10), 53).into()]
+            }
+            _ => self.listen.clone(),
+        }
     }
 
     /// A metrics registry labelled for this server: `dns://` and the first listen address
     /// (`dns://:53` by default), and the cluster zone.
     pub fn metrics(&self) -> Metrics {
-        let server = match self.listen.first() {
+        let server = match self.listen_addrs().first() {
             Some(a) => format!("dns://{a}"),
             None => "dns://:53".to_owned(),
         };
@@ -71,19 +132,38 @@ impl Config {
         }
         let upstreams = if self.upstreams.is_empty() {
             resolv_conf::read_nameservers(&self.resolv_conf)
+                .into_iter()
+                .map(Endpoint::udp)
+                .collect()
         } else {
             self.upstreams.clone()
         };
-        let mut stub_domains = Vec::new();
+        let cache = CacheSettings {
+            size: self.cache_size,
+            max_ttl: self.cache_max_ttl,
+            max_negative_ttl: self.cache_max_negative_ttl,
+            min_ttl: self.cache_min_ttl,
+            serve_stale: self.serve_stale,
+        };
+        let mut stub_domains = self.cluster_routes(&cache)?;
         for s in &self.stub_domains {
             let name = hickory_proto::rr::Name::from_ascii(format!("{}.", s.domain))
                 .with_context(|| format!("--stub-domain {}", s.domain))?;
-            stub_domains.push((name, s.upstreams.clone()));
+            stub_domains.push(StubRoute::new(name, s.upstreams.clone()));
         }
         if upstreams.is_empty() && stub_domains.is_empty() {
             return Ok(None);
         }
-        tracing::info!(?upstreams, stub_domains = stub_domains.len(), "forwarding");
+        let every = upstreams
+            .iter()
+            .chain(stub_domains.iter().flat_map(|s| s.upstreams.iter()));
+        let tls = every
+            .clone()
+            .any(|e| matches!(e.transport, crate::forward::Transport::Tls { .. }))
+            .then(|| TlsClient::load(self.upstream_tls_ca.as_deref()))
+            .transpose()?;
+        let shown: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
+        tracing::info!(upstreams = ?shown, stub_domains = stub_domains.len(), "forwarding");
         Ok(Some(ForwardSettings {
             upstreams,
             stub_domains,
@@ -92,17 +172,53 @@ impl Config {
                 max_fails: self.max_fails,
                 health_interval: self.health_check_interval,
                 policy: self.policy,
+                streams: StreamSettings {
+                    idle_timeout: self.upstream_idle_timeout,
+                    max_connections: self.max_upstream_connections as usize,
+                    tls,
+                },
             },
             max_concurrent: self.max_concurrent as usize,
-            cache: CacheSettings {
-                size: self.cache_size,
-                max_ttl: self.cache_max_ttl,
-                max_negative_ttl: self.cache_max_negative_ttl,
-                min_ttl: self.cache_min_ttl,
-                serve_stale: self.serve_stale,
-            },
+            cache,
             prefetch: self.prefetch,
         }))
+    }
+
+    /// Node-local mode's routes to the central tier: the cluster zone and the reverse zones
+    /// to `--cluster-dns` over TCP, cached at most `--cluster-cache-ttl` (negative
+    /// `--cluster-cache-negative-ttl`) and served stale through an outage. None in cluster
+    /// mode.
+    fn cluster_routes(&self, cache: &CacheSettings) -> anyhow::Result<Vec<StubRoute>> {
+        if self.mode != Mode::NodeLocal {
+            return Ok(Vec::new());
+        }
+        let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        let central = CacheSettings {
+            max_ttl: secs(self.cluster_cache_ttl),
+            max_negative_ttl: secs(self.cluster_cache_negative_ttl),
+            min_ttl: cache.min_ttl.min(secs(self.cluster_cache_negative_ttl)),
+            serve_stale: self.cluster_serve_stale,
+            ..*cache
+        };
+        let upstreams: Vec<Endpoint> = self
+            .cluster_dns
+            .iter()
+            .cloned()
+            .map(Endpoint::force_stream)
+            .collect();
+        let zone = format!("{}.", self.zone.trim_end_matches('.'));
+        [zone.as_str(), "in-addr.arpa.", "ip6.arpa."]
+            .into_iter()
+            .map(|d| {
+                let name = hickory_proto::rr::Name::from_ascii(d)
+                    .with_context(|| format!("--zone {d}"))?;
+                Ok(StubRoute {
+                    domain: name,
+                    upstreams: upstreams.clone(),
+                    cache: Some(central),
+                })
+            })
+            .collect()
     }
 }
 

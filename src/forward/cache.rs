@@ -62,7 +62,7 @@ impl std::borrow::Borrow<[u8]> for Key {
 }
 
 /// How long answers are kept.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CacheSettings {
     /// Most entries (0: no cache).
     pub size: u64,
@@ -106,6 +106,8 @@ pub struct Entry {
     pub ttl: u32,
     /// What kind of answer it is.
     pub kind: Kind,
+    /// How long past expiry it may still be served stale.
+    stale: Duration,
     hits: AtomicU32,
     refreshing: AtomicBool,
     /// The sections encoded once, for answering hits straight into a packet.
@@ -177,6 +179,7 @@ impl Entry {
                 ttl.max(s.min_ttl)
             },
             kind,
+            stale: s.serve_stale,
             hits: AtomicU32::new(0),
             refreshing: AtomicBool::new(false),
         }
@@ -211,10 +214,11 @@ impl Entry {
             .filter(|d| !d.is_zero())
     }
 
-    /// Whether it may still be served stale at `now`.
-    pub fn within_stale(&self, now: Instant, window: Duration) -> bool {
+    /// Whether it may still be served stale at `now` (its serve-stale window, from the
+    /// settings it was stored under).
+    pub fn within_stale(&self, now: Instant) -> bool {
         let age = now.saturating_duration_since(self.stored);
-        age < Duration::from_secs(u64::from(self.ttl)) + window
+        age < Duration::from_secs(u64::from(self.ttl)) + self.stale
     }
 
     /// Counts a hit and tells whether this one should refresh the entry ahead of expiry: it
@@ -253,11 +257,12 @@ impl Entry {
     }
 }
 
-struct StaleExpiry(Duration);
+/// Entries leave the cache at the end of their serve-stale window.
+struct StaleExpiry;
 
 impl moka::Expiry<Key, Arc<Entry>> for StaleExpiry {
     fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(Duration::from_secs(u64::from(value.ttl)) + self.0)
+        Some(Duration::from_secs(u64::from(value.ttl)) + value.stale)
     }
 
     // A refreshed entry lives from its own creation, not the one it replaces.
@@ -285,7 +290,7 @@ impl Cache {
         let inner = moka::sync::Cache::builder()
             .max_capacity(settings.size)
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(StaleExpiry(settings.serve_stale))
+            .expire_after(StaleExpiry)
             .eviction_listener(move |_, _, cause| {
                 if cause == RemovalCause::Size {
                     evictions.inc();

@@ -7,7 +7,6 @@
 //! reload that added it; a loop found then is as fatal as one found at once.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,7 +15,9 @@ use tokio::task::JoinHandle;
 
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use super::upstream::{self, Outgoing};
+use super::endpoint::Endpoint;
+use super::metrics::Metrics;
+use super::upstream::{Outgoing, Upstream};
 use super::{ForwardSettings, Forwarder, lock};
 
 /// How long an upstream that has not answered keeps being probed.
@@ -25,40 +26,44 @@ pub const LOOP_WATCH: Duration = Duration::from_secs(30);
 /// How often an unanswered upstream is probed again.
 pub const LOOP_PROBE_EVERY: Duration = Duration::from_secs(1);
 
-/// One upstream to probe: the domain its pool serves (probe names go under it) and its address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One upstream to probe: the domain its pool serves (probe names go under it) and the
+/// upstream (probed over its own transport).
+#[derive(Clone)]
 pub struct Probe {
     domain: Name,
-    addr: SocketAddr,
+    upstream: Arc<Upstream>,
 }
 
 /// What one round of probes found.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LoopCheck {
     /// The first upstream that sent a probe back here.
-    pub looped: Option<SocketAddr>,
+    pub looped: Option<Endpoint>,
     /// Upstreams that gave no reply at all: to be probed again.
     pub unanswered: Vec<Probe>,
 }
 
-/// Every upstream of `settings`: the default pool's under the root, each stub domain's under
-/// its domain.
-pub fn probes_for(settings: &ForwardSettings) -> Vec<Probe> {
-    let default = settings.upstreams.iter().map(|a| (Name::root(), *a));
+/// Every upstream of `settings` (not yet in any pool: a reload's): the default pool's under
+/// the root, each stub domain's under its domain.
+pub fn probes_for(settings: &ForwardSettings, metrics: &Arc<Metrics>) -> Vec<Probe> {
+    let default = settings.upstreams.iter().map(|a| (Name::root(), a));
     let stubs = settings
         .stub_domains
         .iter()
-        .flat_map(|(d, addrs)| addrs.iter().map(move |a| (d.clone(), *a)));
+        .flat_map(|s| s.upstreams.iter().map(move |a| (s.domain.clone(), a)));
     default
         .chain(stubs)
-        .map(|(domain, addr)| Probe { domain, addr })
+        .map(|(domain, e)| Probe {
+            domain,
+            upstream: Arc::new(Upstream::new(e.clone(), &settings.pool.streams, metrics)),
+        })
         .collect()
 }
 
 impl Probe {
-    /// The upstream's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The upstream probed.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.upstream.endpoint
     }
 }
 
@@ -78,9 +83,20 @@ impl Forwarder {
         }
     }
 
-    /// Every upstream of the settings in effect.
+    /// Every upstream of the pools in effect.
     pub fn probes(&self) -> Vec<Probe> {
-        probes_for(&self.routes.load().settings)
+        let routes = self.routes.load();
+        let default = routes.default.iter().map(|r| (Name::root(), r));
+        let stubs = routes.stubs.iter().map(|(d, r)| (d.clone(), r));
+        default
+            .chain(stubs)
+            .flat_map(|(domain, r)| {
+                r.pool.upstreams().iter().map(move |u| Probe {
+                    domain: domain.clone(),
+                    upstream: Arc::clone(u),
+                })
+            })
+            .collect()
     }
 
     /// Sends one random probe name through each of `probes` and waits for every reply (each
@@ -97,7 +113,7 @@ impl Forwarder {
             else {
                 continue;
             };
-            lock(&self.probes).insert(name.clone(), (p.addr, 0));
+            lock(&self.probes).insert(name.clone(), (p.endpoint().clone(), 0));
             sent.push(name.clone());
             let q = Outgoing {
                 name,
@@ -109,9 +125,9 @@ impl Forwarder {
             };
             let metrics = &self.metrics;
             checks.push(async move {
-                let answered = upstream::exchange(&p.addr, &q, timeout, metrics).await;
+                let answered = p.upstream.exchange(&q, timeout, metrics).await;
                 if let Err(e) = &answered {
-                    tracing::debug!(upstream = %p.addr, error = %e, "loop probe got no reply");
+                    tracing::debug!(upstream = %p.endpoint(), error = %e, "loop probe got no reply");
                 }
                 answered.is_ok().then_some(()).ok_or_else(|| p.clone())
             });
@@ -122,7 +138,7 @@ impl Forwarder {
             .iter()
             .filter_map(|n| probes.get(n))
             .find(|(_, seen)| *seen > 0)
-            .map(|(a, _)| *a);
+            .map(|(a, _)| a.clone());
         for n in &sent {
             probes.remove(n);
         }
@@ -136,17 +152,18 @@ impl Forwarder {
 
     /// Probes `pending` again every `LOOP_PROBE_EVERY` until each has answered or `LOOP_WATCH`
     /// has passed: the first upstream found to loop, if any.
-    pub async fn watch_loops(&self, mut pending: Vec<Probe>) -> Option<SocketAddr> {
+    pub async fn watch_loops(&self, mut pending: Vec<Probe>) -> Option<Endpoint> {
         let until = tokio::time::Instant::now() + LOOP_WATCH;
         while !pending.is_empty() {
             tokio::time::sleep(LOOP_PROBE_EVERY).await;
             if tokio::time::Instant::now() >= until {
-                tracing::debug!(upstreams = ?pending.iter().map(|p| p.addr).collect::<Vec<_>>(), "loop probes never answered; no longer probing");
+                tracing::debug!(upstreams = ?pending.iter().map(|p| p.endpoint().to_string()).collect::<Vec<_>>(), "loop probes never answered; no longer probing");
                 return None;
             }
             // Upstreams a reload removed meanwhile are not probed.
-            let current: HashSet<SocketAddr> = self.probes().iter().map(|p| p.addr).collect();
-            pending.retain(|p| current.contains(&p.addr));
+            let current: HashSet<Endpoint> =
+                self.probes().iter().map(|p| p.endpoint().clone()).collect();
+            pending.retain(|p| current.contains(p.endpoint()));
             let round = self.check_loops(&pending).await;
             if round.looped.is_some() {
                 return round.looped;
@@ -158,7 +175,7 @@ impl Forwarder {
 }
 
 /// Why clusterdns stops when `upstream` forwards its queries back to it.
-pub fn loop_error(upstream: SocketAddr) -> String {
+pub fn loop_error(upstream: &Endpoint) -> String {
     format!(
         "forwarding loop: upstream {upstream} sent this server's probe query back to it \
          (it forwards to clusterdns itself); point --upstream or --resolv-conf at a resolver \
@@ -176,12 +193,12 @@ pub fn spawn_watch(
     if pending.is_empty() {
         return None;
     }
-    let addrs: Vec<SocketAddr> = pending.iter().map(Probe::addr).collect();
+    let addrs: Vec<String> = pending.iter().map(|p| p.endpoint().to_string()).collect();
     tracing::info!(upstreams = ?addrs, "upstreams did not answer the loop probe; probing them again for 30 s");
     let (f, fatal) = (Arc::clone(forwarder), Arc::clone(fatal));
     Some(tokio::spawn(async move {
         if let Some(upstream) = f.watch_loops(pending).await {
-            let why = loop_error(upstream);
+            let why = loop_error(&upstream);
             tracing::error!(%upstream, "{why}");
             fatal.send_replace(Some(why));
         }

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 /// Labels of a per-upstream metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
-    /// The upstream's address (`10.0.0.2:53`).
+    /// The upstream as configured (`10.0.0.2:53`, `tcp://10.0.0.2:53`, `tls://...#name`).
     pub to: String,
 }
 
@@ -74,6 +74,16 @@ pub struct Metrics {
     pub max_concurrent_rejects: Counter,
     /// `clusterdns_forward_upstream_healthy{to}`: 1 while the upstream is up.
     pub healthy: Family<UpstreamLabels, Gauge>,
+    /// `clusterdns_forward_connections{to}`: open TCP/TLS connections to the upstream.
+    pub connections: Family<UpstreamLabels, Gauge>,
+    /// `clusterdns_forward_connections_opened_total{to}`: TCP/TLS connections opened.
+    pub connections_opened: Family<UpstreamLabels, Counter>,
+    /// `clusterdns_forward_connections_reused_total{to}`: queries sent on a connection that
+    /// was already open.
+    pub connections_reused: Family<UpstreamLabels, Counter>,
+    /// `clusterdns_forward_handshake_failures_total{to}`: TCP connects and TLS handshakes that
+    /// failed (a refused connection, a certificate that does not name the server).
+    pub handshake_failures: Family<UpstreamLabels, Counter>,
 }
 
 impl Metrics {
@@ -97,6 +107,10 @@ impl Metrics {
             healthcheck_broken: Counter::default(),
             max_concurrent_rejects: Counter::default(),
             healthy: Family::default(),
+            connections: Family::default(),
+            connections_opened: Family::default(),
+            connections_reused: Family::default(),
+            handshake_failures: Family::default(),
         };
         m.register(r);
         m
@@ -189,6 +203,26 @@ impl Metrics {
             "forward_upstream_healthy",
             "1 while the upstream is up, 0 while it is marked down",
             self.healthy.clone(),
+        );
+        r.register(
+            "forward_connections",
+            "Open TCP and TLS connections to the upstream",
+            self.connections.clone(),
+        );
+        r.register(
+            "forward_connections_opened",
+            "TCP and TLS connections opened to the upstream",
+            self.connections_opened.clone(),
+        );
+        r.register(
+            "forward_connections_reused",
+            "Queries sent on an upstream connection that was already open",
+            self.connections_reused.clone(),
+        );
+        r.register(
+            "forward_handshake_failures",
+            "TCP connects and TLS handshakes to the upstream that failed",
+            self.handshake_failures.clone(),
         );
     }
 }

@@ -7,14 +7,15 @@
 //! down the query fails at once; with serve-stale an expired entry answers instead.
 
 pub mod cache;
+pub mod endpoint;
 mod loop_probe;
 pub mod metrics;
 pub mod resolv_conf;
+pub mod stream;
 pub mod upstream;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,22 +27,47 @@ use hickory_proto::rr::Name;
 
 use cache::{Cache, Entry, Kind};
 pub use cache::{CacheSettings, Key, Reply};
+pub use endpoint::{Endpoint, Transport, parse_endpoint};
 pub use loop_probe::{LOOP_WATCH, LoopCheck, Probe, loop_error, probes_for, spawn_watch};
 use metrics::{CacheTypeLabels, Metrics};
 use prometheus_client::metrics::counter::Counter;
+pub use stream::{StreamSettings, TlsClient};
 pub use upstream::{Outgoing, Policy, PoolSettings};
 use upstream::{Pool, PoolError};
 
 /// How long one client query may wait on upstreams in all (resolvers' default timeout is 5 s).
 pub const QUERY_BUDGET: Duration = Duration::from_secs(5);
 
+/// A domain sent to upstreams of its own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StubRoute {
+    /// The domain (and every name below it).
+    pub domain: Name,
+    /// Its upstreams.
+    pub upstreams: Vec<Endpoint>,
+    /// Cache lifetimes of its answers, when not the forwarder's own (node-local mode's
+    /// cluster zone: 30 s positive, 5 s negative, served stale through a central outage).
+    pub cache: Option<CacheSettings>,
+}
+
+impl StubRoute {
+    /// A stub domain with the forwarder's cache lifetimes.
+    pub fn new(domain: Name, upstreams: Vec<Endpoint>) -> Self {
+        Self {
+            domain,
+            upstreams,
+            cache: None,
+        }
+    }
+}
+
 /// Everything the forwarder is configured with.
 #[derive(Clone, Debug)]
 pub struct ForwardSettings {
     /// Upstreams for `.`; empty: only stub domains are forwarded.
-    pub upstreams: Vec<SocketAddr>,
-    /// `(domain, upstreams)` pairs.
-    pub stub_domains: Vec<(Name, Vec<SocketAddr>)>,
+    pub upstreams: Vec<Endpoint>,
+    /// Domains with upstreams of their own.
+    pub stub_domains: Vec<StubRoute>,
     /// Pool behaviour.
     pub pool: PoolSettings,
     /// Cap on outstanding upstream queries.
@@ -80,11 +106,17 @@ impl From<PoolError> for ForwardError {
 
 type Fetch = Shared<BoxFuture<'static, Result<Arc<Entry>, ForwardError>>>;
 
+/// A pool and the cache lifetimes of its answers.
+struct Route {
+    pool: Arc<Pool>,
+    cache: CacheSettings,
+}
+
 /// The pools and the settings in effect; a reload swaps them whole.
 struct Routes {
-    default: Option<Arc<Pool>>,
+    default: Option<Route>,
     /// Longest domain first.
-    stubs: Vec<(Name, Arc<Pool>)>,
+    stubs: Vec<(Name, Route)>,
     settings: ForwardSettings,
 }
 
@@ -95,7 +127,7 @@ pub struct Forwarder {
     inflight: Mutex<HashMap<Key, Fetch>>,
     outstanding: AtomicUsize,
     metrics: Arc<Metrics>,
-    probes: Mutex<HashMap<Name, (SocketAddr, u32)>>,
+    probes: Mutex<HashMap<Name, (Endpoint, u32)>>,
     /// Probe rounds in progress: while any is, incoming names are checked against `probes`.
     probing: AtomicUsize,
     /// `cache_hits_total{type="success"}` and `{type="denial"}`, for the packet path.
@@ -105,36 +137,44 @@ pub struct Forwarder {
 impl Routes {
     /// The pools `settings` asks for, reusing those of `old` that are configured alike.
     fn new(settings: ForwardSettings, old: Option<&Routes>, metrics: &Arc<Metrics>) -> Self {
-        let reuse = |domain: &Name, addrs: &[SocketAddr]| {
+        let reuse = |domain: &Name, endpoints: &[Endpoint]| {
             let old = old.filter(|o| o.settings.pool == settings.pool)?;
-            let pool = if domain.is_root() {
+            let route = if domain.is_root() {
                 old.default.as_ref()
             } else {
-                old.stubs.iter().find(|(d, _)| d == domain).map(|(_, p)| p)
+                old.stubs.iter().find(|(d, _)| d == domain).map(|(_, r)| r)
             }?;
-            let same = pool
+            let same = route
+                .pool
                 .upstreams()
                 .iter()
-                .map(|u| u.addr)
-                .eq(addrs.iter().copied());
-            same.then(|| Arc::clone(pool))
+                .map(|u| &u.endpoint)
+                .eq(endpoints.iter());
+            same.then(|| Arc::clone(&route.pool))
         };
-        let pool = |domain: Name, addrs: &[SocketAddr]| {
-            reuse(&domain, addrs).unwrap_or_else(|| {
+        let route = |domain: Name, endpoints: &[Endpoint], cache: Option<CacheSettings>| {
+            let pool = reuse(&domain, endpoints).unwrap_or_else(|| {
                 Arc::new(Pool::new(
                     domain.to_string(),
-                    addrs,
+                    endpoints,
                     settings.pool.clone(),
                     Arc::clone(metrics),
                 ))
-            })
+            });
+            Route {
+                pool,
+                cache: cache.unwrap_or(settings.cache),
+            }
         };
-        let default =
-            (!settings.upstreams.is_empty()).then(|| pool(Name::root(), &settings.upstreams));
-        let mut stubs: Vec<(Name, Arc<Pool>)> = settings
+        let default = (!settings.upstreams.is_empty())
+            .then(|| route(Name::root(), &settings.upstreams, None));
+        let mut stubs: Vec<(Name, Route)> = settings
             .stub_domains
             .iter()
-            .map(|(d, addrs)| (d.to_lowercase(), pool(d.to_lowercase(), addrs)))
+            .map(|s| {
+                let d = s.domain.to_lowercase();
+                (d.clone(), route(d, &s.upstreams, s.cache))
+            })
             .collect();
         stubs.sort_by_key(|(d, _)| std::cmp::Reverse(d.num_labels()));
         Self {
@@ -144,12 +184,18 @@ impl Routes {
         }
     }
 
-    /// Every upstream address of every pool.
-    fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+    /// Every pool.
+    fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> + '_ {
         self.default
             .iter()
-            .chain(self.stubs.iter().map(|(_, p)| p))
-            .flat_map(|p| p.upstreams().iter().map(|u| u.addr))
+            .chain(self.stubs.iter().map(|(_, r)| r))
+            .map(|r| &r.pool)
+    }
+
+    /// Every upstream of every pool.
+    fn endpoints(&self) -> impl Iterator<Item = Endpoint> + '_ {
+        self.pools()
+            .flat_map(|p| p.upstreams().iter().map(|u| u.endpoint.clone()))
     }
 }
 
@@ -204,8 +250,8 @@ impl Forwarder {
     pub fn reconfigure(&self, settings: ForwardSettings) {
         let old = self.routes.load_full();
         let next = Routes::new(settings, Some(&old), &self.metrics);
-        let kept: std::collections::HashSet<SocketAddr> = next.addrs().collect();
-        for a in old.addrs().filter(|a| !kept.contains(a)) {
+        let kept: std::collections::HashSet<Endpoint> = next.endpoints().collect();
+        for a in old.endpoints().filter(|a| !kept.contains(a)) {
             self.metrics
                 .healthy
                 .remove(&metrics::UpstreamLabels { to: a.to_string() });
@@ -217,20 +263,51 @@ impl Forwarder {
         lock(&self.inflight)
     }
 
-    fn pool_for(&self, name: &Name) -> Option<Arc<Pool>> {
+    /// The pool for `name` and the cache lifetimes of its answers.
+    fn route_for(&self, name: &Name) -> Option<(Arc<Pool>, CacheSettings)> {
         let routes = self.routes.load();
         routes
             .stubs
             .iter()
             .find(|(d, _)| d.zone_of(name))
-            .map(|(_, p)| p)
+            .map(|(_, r)| r)
             .or(routes.default.as_ref())
-            .cloned()
+            .map(|r| (Arc::clone(&r.pool), r.cache))
     }
 
     /// Whether some pool serves `name`.
     pub fn serves(&self, name: &Name) -> bool {
-        self.pool_for(name).is_some()
+        self.route_for(name).is_some()
+    }
+
+    /// Whether an upstream of the pool serving `name` has answered since the pool was made
+    /// (node-local readiness: the central tier reached).
+    pub fn answered_for(&self, name: &Name) -> bool {
+        self.route_for(name).is_some_and(|(p, _)| p.answered())
+    }
+
+    /// Sends `name`'s SOA query to each upstream of its pool once (node-local mode: reach the
+    /// central tier before any pod asks); whether one answered.
+    pub async fn reach(&self, name: &Name) -> bool {
+        let Some((pool, _)) = self.route_for(name) else {
+            return false;
+        };
+        let q = Outgoing {
+            name: name.clone(),
+            qtype: hickory_proto::rr::RecordType::SOA,
+            qclass: hickory_proto::rr::DNSClass::IN,
+            rd: true,
+            cd: false,
+            edns: None,
+        };
+        let tries = pool
+            .upstreams()
+            .iter()
+            .map(|u| u.exchange(&q, pool.timeout(), &self.metrics));
+        futures::future::join_all(tries)
+            .await
+            .iter()
+            .any(Result::is_ok)
     }
 
     /// Entries in the cache.
@@ -263,7 +340,7 @@ impl Forwarder {
 
     /// Answers `q` from the cache or its upstreams.
     pub async fn resolve(self: &Arc<Self>, q: &Outgoing) -> Result<Reply, ForwardError> {
-        let pool = self.pool_for(&q.name).ok_or(ForwardError::NoUpstream)?;
+        let route = self.route_for(&q.name).ok_or(ForwardError::NoUpstream)?;
         let dnssec_ok = q.edns.is_some_and(|(_, d)| d);
         let key = Key::new(&q.name, q.qtype, q.qclass, dnssec_ok, q.cd);
         let now = Instant::now();
@@ -286,26 +363,21 @@ impl Forwarder {
             if self.routes.load().settings.prefetch && entry.should_prefetch(now) {
                 m.cache_prefetch.inc();
                 // Started now, awaited by nobody: its task stores the fresh answer.
-                let _ = self.start_fetch(&pool, key, q);
+                let _ = self.start_fetch(&route, key, q);
             }
             return Ok(entry.reply(now, false));
         }
         if self.cache.is_some() {
             m.cache_misses.inc();
         }
-        let fetched = match self.start_fetch(&pool, key, q) {
+        let fetched = match self.start_fetch(&route, key, q) {
             Ok(f) => f.await,
             Err(e) => Err(e),
         };
         match fetched {
             Ok(entry) => Ok(entry.reply(Instant::now(), false)),
             Err(e) => match cached {
-                Some(old)
-                    if old.within_stale(
-                        Instant::now(),
-                        self.routes.load().settings.cache.serve_stale,
-                    ) =>
-                {
+                Some(old) if old.within_stale(Instant::now()) => {
                     m.cache_served_stale.inc();
                     Ok(old.reply(Instant::now(), true))
                 }
@@ -317,7 +389,7 @@ impl Forwarder {
     /// Joins the query in flight for `key`, or starts one (unless over the cap).
     fn start_fetch(
         self: &Arc<Self>,
-        pool: &Arc<Pool>,
+        route: &(Arc<Pool>, CacheSettings),
         key: Key,
         q: &Outgoing,
     ) -> Result<Fetch, ForwardError> {
@@ -335,14 +407,13 @@ impl Forwarder {
             forwarder: Arc::clone(self),
             key: key.clone(),
         };
-        let (pool, q) = (Arc::clone(pool), q.clone());
+        let (pool, cache_settings, q) = (Arc::clone(&route.0), route.1, q.clone());
         let task = tokio::spawn(async move {
             let guard = guard;
             let this = &guard.forwarder;
             let reply = pool.query(&q, QUERY_BUDGET).await?;
             // A non-recursive query's answer is the upstream's own data only: not cached.
-            let routes = this.routes.load();
-            let entry = Arc::new(Entry::from_message(reply, &routes.settings.cache, q.rd));
+            let entry = Arc::new(Entry::from_message(reply, &cache_settings, q.rd));
             if let Some(cache) = &this.cache {
                 cache.insert(guard.key.clone(), Arc::clone(&entry));
             }

@@ -1,11 +1,13 @@
-//! Upstream resolvers: one exchange (UDP, then TCP when the reply is truncated), health
-//! (marked down after consecutive failures, probed in the background until it answers), and
-//! a pool trying its healthy upstreams in the configured order.
+//! Upstream resolvers: one exchange (UDP, then TCP when the reply is truncated; or over the
+//! upstream's persistent TCP/TLS connections, see [`super::stream`]), health (marked down
+//! after consecutive failures, probed over its own transport in the background until it
+//! answers), and a pool trying its healthy upstreams in the configured order.
 //!
-//! Every query goes out with a random ID from a fresh socket on a kernel-chosen ephemeral port
+//! A UDP query goes out with a random ID from a fresh socket on a kernel-chosen ephemeral port
 //! (randomised by Linux), connected to the upstream so the kernel drops datagrams from any
 //! other source; a reply whose ID or question differs from the query is dropped and counted,
-//! and the wait goes on for the real one.
+//! and the wait goes on for the real one. On a stream the connection picks the ID and matches
+//! the reply by it; the question is checked here the same way.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -17,7 +19,9 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::endpoint::Endpoint;
 use super::metrics::{Metrics, UpstreamLabels, UpstreamRcodeLabels};
+use super::stream::{StreamError, StreamSettings, Streams};
 
 /// The question and flags of an upstream query.
 #[derive(Clone, Debug)]
@@ -82,20 +86,22 @@ pub enum AttemptError {
     /// The TCP reply could not be read as DNS.
     #[error("unreadable reply")]
     Malformed,
+    /// The persistent connection failed.
+    #[error("{0}")]
+    Stream(#[from] StreamError),
 }
 
 /// The outcome of reading replies: a match, or a count of ones dropped.
 struct Exchange<'a> {
     to: &'a SocketAddr,
+    upstream: &'a Upstream,
     query: &'a Outgoing,
     metrics: &'a Metrics,
 }
 
 impl Exchange<'_> {
     fn label(&self) -> UpstreamLabels {
-        UpstreamLabels {
-            to: self.to.to_string(),
-        }
+        self.upstream.label()
     }
 
     /// Parses `bytes`, counting it when it is not the reply to `id`.
@@ -156,10 +162,32 @@ impl Exchange<'_> {
         }
     }
 
+    /// Over the upstream's persistent connections: the connection sets the ID.
+    async fn stream(
+        &self,
+        streams: &Streams,
+        deadline: tokio::time::Instant,
+    ) -> Result<Message, AttemptError> {
+        let bytes = self.query.encode(0).ok_or(AttemptError::Encode)?;
+        let reply = match tokio::time::timeout_at(deadline, streams.exchange(bytes)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(AttemptError::Timeout(left(deadline))),
+        };
+        let id = reply
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(AttemptError::Malformed)?;
+        self.accept(&reply, id).ok_or(AttemptError::Malformed)
+    }
+
     /// UDP first; the same query over TCP when the reply is truncated. When TCP fails the
-    /// truncated reply stands (its TC bit tells the client).
+    /// truncated reply stands (its TC bit tells the client). Stream upstreams: their
+    /// connections only.
     async fn run(&self, timeout: Duration) -> Result<Message, AttemptError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        if let Some(streams) = &self.upstream.streams {
+            return self.stream(streams, deadline).await;
+        }
         let reply = self.udp(deadline).await?;
         if !reply.metadata.truncation {
             return Ok(reply);
@@ -188,32 +216,57 @@ fn left(deadline: tokio::time::Instant) -> Duration {
     deadline.saturating_duration_since(tokio::time::Instant::now())
 }
 
-/// Sends `query` to `to` once (UDP, TCP on truncation) and returns the matching reply.
-pub async fn exchange(
-    to: &SocketAddr,
-    query: &Outgoing,
-    timeout: Duration,
-    metrics: &Metrics,
-) -> Result<Message, AttemptError> {
-    Exchange { to, query, metrics }.run(timeout).await
-}
-
-/// One upstream resolver and its health.
-#[derive(Debug)]
+/// One upstream resolver, its connections and its health.
 pub struct Upstream {
-    /// Where it listens.
-    pub addr: SocketAddr,
+    /// Where it listens and how it is spoken to.
+    pub endpoint: Endpoint,
+    streams: Option<Streams>,
     fails: AtomicU32,
     down: AtomicBool,
+    /// Set once it has answered anything.
+    answered: AtomicBool,
 }
 
 impl Upstream {
-    fn new(addr: SocketAddr) -> Self {
+    /// An upstream assumed up, with no connection open yet.
+    pub fn new(endpoint: Endpoint, streams: &StreamSettings, metrics: &Arc<Metrics>) -> Self {
+        let streams = endpoint
+            .is_stream()
+            .then(|| Streams::new(endpoint.clone(), streams.clone(), Arc::clone(metrics)));
         Self {
-            addr,
+            endpoint,
+            streams,
             fails: AtomicU32::new(0),
             down: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
         }
+    }
+
+    /// Its metric labels.
+    pub fn label(&self) -> UpstreamLabels {
+        UpstreamLabels {
+            to: self.endpoint.to_string(),
+        }
+    }
+
+    /// Sends `query` once (UDP, TCP on truncation; or over its connections) and returns the
+    /// matching reply.
+    pub async fn exchange(
+        &self,
+        query: &Outgoing,
+        timeout: Duration,
+        metrics: &Metrics,
+    ) -> Result<Message, AttemptError> {
+        let reply = Exchange {
+            to: &self.endpoint.addr,
+            upstream: self,
+            query,
+            metrics,
+        }
+        .run(timeout)
+        .await?;
+        self.answered.store(true, Ordering::Relaxed);
+        Ok(reply)
     }
 
     /// Whether it is marked down.
@@ -245,6 +298,8 @@ pub struct PoolSettings {
     pub health_interval: Duration,
     /// Order of tries.
     pub policy: Policy,
+    /// Connections to TCP and TLS upstreams.
+    pub streams: StreamSettings,
 }
 
 /// Why a pool could not answer.
@@ -269,22 +324,23 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of `addrs`, all assumed up.
+    /// A pool of `endpoints`, all assumed up.
     pub fn new(
         domain: String,
-        addrs: &[SocketAddr],
+        endpoints: &[Endpoint],
         settings: PoolSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        for a in addrs {
-            metrics
-                .healthy
-                .get_or_create(&UpstreamLabels { to: a.to_string() })
-                .set(1);
+        let upstreams: Vec<Arc<Upstream>> = endpoints
+            .iter()
+            .map(|e| Arc::new(Upstream::new(e.clone(), &settings.streams, &metrics)))
+            .collect();
+        for u in &upstreams {
+            metrics.healthy.get_or_create(&u.label()).set(1);
         }
         Self {
             domain,
-            upstreams: addrs.iter().map(|a| Arc::new(Upstream::new(*a))).collect(),
+            upstreams,
             settings,
             next: AtomicUsize::new(0),
             metrics,
@@ -294,6 +350,13 @@ impl Pool {
     /// The upstreams, in configuration order.
     pub fn upstreams(&self) -> &[Arc<Upstream>] {
         &self.upstreams
+    }
+
+    /// Whether any of its upstreams has answered since the pool was made.
+    pub fn answered(&self) -> bool {
+        self.upstreams
+            .iter()
+            .any(|u| u.answered.load(Ordering::Relaxed))
     }
 
     /// Read timeout of one try.
@@ -343,12 +406,10 @@ impl Pool {
             if remaining.is_zero() {
                 break;
             }
-            let label = UpstreamLabels {
-                to: u.addr.to_string(),
-            };
+            let label = u.label();
             m.requests.get_or_create(&label).inc();
             let started = Instant::now();
-            match exchange(&u.addr, q, self.settings.timeout.min(remaining), m).await {
+            match u.exchange(q, self.settings.timeout.min(remaining), m).await {
                 Ok(reply) => {
                     m.duration
                         .get_or_create(&label)
@@ -363,7 +424,7 @@ impl Pool {
                     return Ok(reply);
                 }
                 Err(e) => {
-                    tracing::debug!(upstream = %u.addr, name = %q.name, error = %e, "upstream query failed");
+                    tracing::debug!(upstream = %u.endpoint, name = %q.name, error = %e, "upstream query failed");
                     m.failures.get_or_create(&label).inc();
                     self.failed(&u);
                 }
@@ -377,13 +438,8 @@ impl Pool {
         if fails < self.settings.max_fails || u.down.swap(true, Ordering::Relaxed) {
             return;
         }
-        tracing::warn!(upstream = %u.addr, domain = %self.domain, fails, "upstream marked down; probing it until it answers");
-        self.metrics
-            .healthy
-            .get_or_create(&UpstreamLabels {
-                to: u.addr.to_string(),
-            })
-            .set(0);
+        tracing::warn!(upstream = %u.endpoint, domain = %self.domain, fails, "upstream marked down; probing it until it answers");
+        self.metrics.healthy.get_or_create(&u.label()).set(0);
         tokio::spawn(probe(
             Arc::downgrade(self),
             Arc::clone(u),
@@ -403,14 +459,12 @@ async fn probe(pool: Weak<Pool>, u: Arc<Upstream>, settings: PoolSettings) {
         cd: false,
         edns: None,
     };
-    let label = UpstreamLabels {
-        to: u.addr.to_string(),
-    };
+    let label = u.label();
     loop {
         tokio::time::sleep(settings.health_interval).await;
         let Some(pool) = pool.upgrade() else { return };
         let m = &pool.metrics;
-        match exchange(&u.addr, &q, settings.timeout, m).await {
+        match u.exchange(&q, settings.timeout, m).await {
             Ok(r)
                 if !matches!(
                     r.metadata.response_code,
@@ -420,7 +474,7 @@ async fn probe(pool: Weak<Pool>, u: Arc<Upstream>, settings: PoolSettings) {
                 u.fails.store(0, Ordering::Relaxed);
                 u.down.store(false, Ordering::Relaxed);
                 m.healthy.get_or_create(&label).set(1);
-                tracing::info!(upstream = %u.addr, domain = %pool.domain, "upstream up again");
+                tracing::info!(upstream = %u.endpoint, domain = %pool.domain, "upstream up again");
                 return;
             }
             _ => {

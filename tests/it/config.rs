@@ -70,7 +70,9 @@ fn file_keys_apply_and_flags_override_them() {
     assert_eq!(c.ttl, 20, "the flag wins");
     assert_eq!(
         c.upstreams,
-        vec!["10.0.0.9:53".parse::<SocketAddr>().unwrap()],
+        vec![clusterdns::forward::Endpoint::udp(
+            "10.0.0.9:53".parse().unwrap()
+        )],
         "a repeated flag replaces the file's list, it does not add to it"
     );
     assert_eq!(c.namespaces, vec!["a", "b"]);

@@ -562,13 +562,13 @@ fn probes_and_ports_follow_the_flags() {
     let config = config_of(deployment);
     let c = container(deployment);
     let at = &deployment.origin;
-    let metrics_port = i32::from(config.metrics_listen.port());
+    let metrics_port = i32::from(config.side_port().port());
 
     assert!(
-        config.metrics_listen.ip().is_unspecified(),
+        config.side_port().ip().is_unspecified(),
         "{at}: --metrics-listen {} is not reachable on the pod's IP, where the kubelet \
          probes and Prometheus scrapes",
-        config.metrics_listen
+        config.side_port()
     );
     assert!(
         config.listen.iter().any(|a| a.ip().is_unspecified()),
@@ -595,7 +595,7 @@ fn probes_and_ports_follow_the_flags() {
             Some(metrics_port),
             "{at}: the {kind} targets port {:?}, but --metrics-listen serves {path} on {}",
             get.port,
-            config.metrics_listen
+            config.side_port()
         );
         assert!(
             get.scheme.as_deref().is_none_or(|s| s == "HTTP") && get.host.is_none(),
@@ -669,7 +669,7 @@ fn kube_dns_service_reaches_the_pods() {
     );
     let config = config_of(deployment);
     let dns_ports = listen_ports(&config);
-    let metrics_port = i32::from(config.metrics_listen.port());
+    let metrics_port = i32::from(config.side_port().port());
     for p in spec.ports.iter().flatten() {
         let protocol = protocol_of(&p.protocol);
         let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
@@ -962,7 +962,7 @@ fn image_runs_as_the_deployments_user_and_can_bind_port_53() {
         .into_iter()
         .flat_map(|p| [format!("{p}/udp"), format!("{p}/tcp")])
         .collect();
-    wanted.insert(format!("{}/tcp", config.metrics_listen.port()));
+    wanted.insert(format!("{}/tcp", config.side_port().port()));
     assert_eq!(
         exposed, wanted,
         "deploy/Dockerfile's EXPOSE does not list the --listen and --metrics-listen ports"

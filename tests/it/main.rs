@@ -48,4 +48,5 @@ mod protocol;
 mod records;
 mod static_zones;
 mod upstream_fake;
+mod upstream_transport;
 mod xfr;

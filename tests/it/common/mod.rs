@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod process;
 pub mod strict;
+pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -68,6 +68,9 @@ pub enum Behaviour {
     WrongQuestion,
     /// Forward the query bytes over UDP to this address and return its reply unchanged.
     Relay(SocketAddr),
+    /// Over TCP, the first query under the suffix gets half of its reply and then the
+    /// connection is closed (a server dying mid-answer); later ones are answered.
+    CutTcpOnce,
 }
 
 /// A fake upstream DNS server; dropping it stops serving (as `stop`, without waiting).
@@ -112,6 +115,8 @@ impl FakeUpstream {
             root_ns: parse_record(ROOT_NS),
             behaviours: Vec::new(),
             received: Vec::new(),
+            in_flight: 0,
+            max_in_flight: 0,
         };
         let state = Arc::new(Mutex::new(state));
         Self {
@@ -171,6 +176,12 @@ impl FakeUpstream {
     }
 
     /// Every query received so far, in order of arrival.
+    /// The most TCP queries it held unanswered at once (several per connection when the
+    /// client pipelines).
+    pub fn max_in_flight(&self) -> usize {
+        lock(&self.state).max_in_flight
+    }
+
     pub fn received(&self) -> Vec<Received> {
         lock(&self.state).received.clone()
     }
@@ -282,6 +293,9 @@ struct State {
     root_ns: Record,
     behaviours: Vec<(Name, Behaviour)>,
     received: Vec<Received>,
+    /// TCP queries received and not answered yet, and the most there ever were.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The state is never left half-updated, so a poisoned lock is still good to read.
@@ -290,6 +304,19 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl State {
+    /// Whether this TCP query is the one `CutTcpOnce` cuts (the behaviour then turns into
+    /// `Answer`).
+    fn take_cut(&mut self, name: &Name) -> bool {
+        let matching = self.behaviours.iter_mut().filter(|(s, _)| s.zone_of(name));
+        match matching.max_by_key(|(s, _)| s.iter().count()) {
+            Some((_, b)) if *b == Behaviour::CutTcpOnce => {
+                *b = Behaviour::Answer;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn behaviour_for(&self, name: &Name) -> Behaviour {
         let matching = self.behaviours.iter().filter(|(s, _)| s.zone_of(name));
         let best = matching.max_by_key(|(s, _)| s.iter().count());
@@ -449,9 +476,30 @@ async fn serve_connection(
         let Some(query) = take_query(&state, Proto::Tcp, &raw, from) else {
             continue;
         };
+        let cut = query
+            .queries
+            .first()
+            .is_some_and(|q| lock(&state).take_cut(q.name()));
+        if cut {
+            let reply = fit(answer(&state, &query), Proto::Tcp, &query).unwrap_or_default();
+            let len = u16::try_from(reply.len()).unwrap_or(u16::MAX);
+            let mut half = len.to_be_bytes().to_vec();
+            half.extend_from_slice(&reply[..reply.len() / 2]);
+            let mut w = writer.lock().await;
+            let _ = w.write_all(&half).await;
+            let _ = w.shutdown().await;
+            break;
+        }
         let (writer, state) = (writer.clone(), state.clone());
+        {
+            let mut st = lock(&state);
+            st.in_flight += 1;
+            st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        }
         queries.spawn(async move {
-            if let Some(reply) = respond(&state, Proto::Tcp, &query, &raw).await {
+            let reply = respond(&state, Proto::Tcp, &query, &raw).await;
+            lock(&state).in_flight -= 1;
+            if let Some(reply) = reply {
                 write_frame(&writer, &reply).await;
             }
         });
@@ -505,7 +553,7 @@ async fn respond(
         .map_or_else(Name::root, |q| q.name().clone());
     let behaviour = lock(state).behaviour_for(&qname);
     match behaviour {
-        Behaviour::Answer => fit(answer(state, query), proto, query),
+        Behaviour::Answer | Behaviour::CutTcpOnce => fit(answer(state, query), proto, query),
         Behaviour::Delay(delay) => {
             tokio::time::sleep(delay).await;
             fit(answer(state, query), proto, query)
