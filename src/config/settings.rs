@@ -196,7 +196,11 @@ impl Config {
         let central = CacheSettings {
             max_ttl: secs(self.cluster_cache_ttl),
             max_negative_ttl: secs(self.cluster_cache_negative_ttl),
-            min_ttl: cache.min_ttl.min(secs(self.cluster_cache_negative_ttl)),
+            // The caps win over the floor: `--cluster-cache-ttl 1s` keeps answers 1 s.
+            min_ttl: cache
+                .min_ttl
+                .min(secs(self.cluster_cache_ttl))
+                .min(secs(self.cluster_cache_negative_ttl)),
             serve_stale: self.cluster_serve_stale,
             ..*cache
         };

@@ -152,11 +152,36 @@ impl Routes {
                 .eq(endpoints.iter());
             same.then(|| Arc::clone(&route.pool))
         };
-        let route = |domain: Name, endpoints: &[Endpoint], cache: Option<CacheSettings>| {
+        // One upstream object per endpoint, shared by every pool naming it, kept from the
+        // old routes when connections are configured alike.
+        let mut shared: HashMap<Endpoint, Arc<upstream::Upstream>> = HashMap::new();
+        if let Some(o) = old.filter(|o| o.settings.pool.streams == settings.pool.streams) {
+            for p in o.pools() {
+                for u in p.upstreams() {
+                    shared
+                        .entry(u.endpoint.clone())
+                        .or_insert_with(|| Arc::clone(u));
+                }
+            }
+        }
+        let mut route = |domain: Name, endpoints: &[Endpoint], cache: Option<CacheSettings>| {
             let pool = reuse(&domain, endpoints).unwrap_or_else(|| {
+                let upstreams = endpoints
+                    .iter()
+                    .map(|e| {
+                        let u = shared.entry(e.clone()).or_insert_with(|| {
+                            Arc::new(upstream::Upstream::new(
+                                e.clone(),
+                                &settings.pool.streams,
+                                metrics,
+                            ))
+                        });
+                        Arc::clone(u)
+                    })
+                    .collect();
                 Arc::new(Pool::new(
-                    domain.to_string(),
-                    endpoints,
+                    domain.clone(),
+                    upstreams,
                     settings.pool.clone(),
                     Arc::clone(metrics),
                 ))

@@ -317,6 +317,8 @@ pub enum PoolError {
 pub struct Pool {
     /// The domain it serves, for logs.
     pub domain: String,
+    /// The domain it serves.
+    zone: Name,
     upstreams: Vec<Arc<Upstream>>,
     settings: PoolSettings,
     next: AtomicUsize,
@@ -324,22 +326,22 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of `endpoints`, all assumed up.
+    /// A pool of `upstreams` (shared with other pools naming the same endpoint: one health
+    /// state and one set of connections per server).
     pub fn new(
-        domain: String,
-        endpoints: &[Endpoint],
+        zone: Name,
+        upstreams: Vec<Arc<Upstream>>,
         settings: PoolSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let upstreams: Vec<Arc<Upstream>> = endpoints
-            .iter()
-            .map(|e| Arc::new(Upstream::new(e.clone(), &settings.streams, &metrics)))
-            .collect();
         for u in &upstreams {
-            metrics.healthy.get_or_create(&u.label()).set(1);
+            if !u.is_down() {
+                metrics.healthy.get_or_create(&u.label()).set(1);
+            }
         }
         Self {
-            domain,
+            domain: zone.to_string(),
+            zone,
             upstreams,
             settings,
             next: AtomicUsize::new(0),
@@ -448,11 +450,18 @@ impl Pool {
     }
 }
 
-/// The health probe: `. IN NS` every interval until a reply that is neither SERVFAIL nor
-/// REFUSED (a resolver that answers those cannot resolve for us). Ends when the pool is gone.
+/// The health probe, every interval until the upstream answers acceptably. The default pool
+/// asks `. IN NS` and wants neither SERVFAIL nor REFUSED (a resolver answering those cannot
+/// resolve for us); a stub domain's pool asks `<domain> IN NS` and wants anything but
+/// SERVFAIL (an authoritative server, such as the central cluster DNS behind a node-local
+/// tier, may refuse a parent of the names it serves). Ends when the pool is gone.
 async fn probe(pool: Weak<Pool>, u: Arc<Upstream>, settings: PoolSettings) {
+    let Some(zone) = pool.upgrade().map(|p| p.zone.clone()) else {
+        return;
+    };
+    let stub = !zone.is_root();
     let q = Outgoing {
-        name: Name::root(),
+        name: zone,
         qtype: RecordType::NS,
         qclass: DNSClass::IN,
         rd: true,
@@ -469,7 +478,7 @@ async fn probe(pool: Weak<Pool>, u: Arc<Upstream>, settings: PoolSettings) {
                 if !matches!(
                     r.metadata.response_code,
                     ResponseCode::ServFail | ResponseCode::Refused
-                ) =>
+                ) || (stub && r.metadata.response_code == ResponseCode::Refused) =>
             {
                 u.fails.store(0, Ordering::Relaxed);
                 u.down.store(false, Ordering::Relaxed);

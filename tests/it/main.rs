@@ -44,6 +44,7 @@ mod label_filter;
 mod lifecycle;
 mod live_update;
 mod manifest_faults;
+mod node_local;
 mod protocol;
 mod records;
 mod static_zones;

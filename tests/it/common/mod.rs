@@ -78,20 +78,33 @@ impl TestServer {
         Self::start(dir, &source, extra).await
     }
 
+    /// A node-local tier (`--mode node-local`, no cluster source): `extra` names its
+    /// `--cluster-dns`; with no `--upstream`, other names have no upstream at all.
+    pub async fn node_local(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--mode", "node-local"];
+        if !extra.contains(&"--upstream") {
+            args.extend_from_slice(&["--resolv-conf", "/dev/null"]);
+        }
+        Self::start(dir, &args, extra).await
+    }
+
     async fn start(dir: tempfile::TempDir, source: &[&str], extra: &[&str]) -> Self {
-        let mut args = vec![
-            "clusterdns",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ];
+        let mut args = vec!["clusterdns", "--metrics-listen", "127.0.0.1:0"];
+        if !extra.contains(&"--listen") {
+            args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+        }
         args.extend_from_slice(source);
         args.extend_from_slice(extra);
         // Tests never reach the machine's own resolvers: forwarding only where a test names
         // its upstreams.
-        let forwards = ["--upstream", "--stub-domain", "--resolv-conf"];
-        if !extra.iter().any(|a| forwards.contains(a)) {
+        let forwards = [
+            "--upstream",
+            "--stub-domain",
+            "--resolv-conf",
+            "--cluster-dns",
+        ];
+        if !args.iter().any(|a| forwards.contains(a)) {
             args.push("--no-forward");
         }
         // Tests shut down at once unless they are about the lameduck period.
