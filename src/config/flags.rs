@@ -9,6 +9,7 @@ use clap::builder::{EnumValueParser, TypedValueParser};
 use clap::{ArgAction, Parser};
 
 use super::file::Loaded;
+use super::mode::Mode;
 use super::parse::{
     StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
 };
@@ -244,6 +245,35 @@ pub struct Config {
     #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
     pub transfer_to: Vec<ipnet::IpNet>,
 
+    /// The role: `cluster` (the cluster's DNS) or `node-local` (a cache on every node in
+    /// front of it, as NodeLocal DNSCache).
+    #[arg(long, value_enum, default_value_t = Mode::Cluster)]
+    pub mode: Mode,
+
+    /// Node-local mode: the cluster's DNS (`ADDR` or `ADDR:PORT`, port 53 by default), asked
+    /// over TCP for names in the cluster zone and the reverse zones; repeatable. In a
+    /// cluster, the ClusterIP of the `kube-dns-upstream` Service.
+    #[arg(long = "cluster-dns", value_name = "ADDR[:PORT]", value_parser = parse_upstream)]
+    pub cluster_dns: Vec<SocketAddr>,
+
+    /// Node-local mode: create this interface holding the `--listen` addresses, with NOTRACK
+    /// rules for them in the raw table (needs NET_ADMIN), e.g. `nodelocaldns`.
+    #[arg(long, value_name = "NAME")]
+    pub setup_interface: Option<String>,
+
+    /// Node-local mode: leave the interface and the NOTRACK rules in place at exit.
+    #[arg(long)]
+    pub skip_teardown: bool,
+
+    /// Node-local mode: longest time an answer from `--cluster-dns` is cached.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub cluster_cache_ttl: Duration,
+
+    /// Node-local mode: longest time a negative answer (NXDOMAIN, NODATA) from
+    /// `--cluster-dns` is cached.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub cluster_cache_negative_ttl: Duration,
+
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,
@@ -327,6 +357,44 @@ mod tests {
             assert_eq!(c.pods, mode);
         }
         assert!(Config::try_parse_from(["clusterdns", "--pods", "Verified"]).is_err());
+    }
+
+    #[test]
+    fn node_local_flags() {
+        let c = Config::try_parse_from(["clusterdns"]).unwrap();
+        assert_eq!(c.mode, Mode::Cluster);
+        assert!(c.cluster_dns.is_empty() && c.setup_interface.is_none() && !c.skip_teardown);
+        assert_eq!(
+            (c.cluster_cache_ttl, c.cluster_cache_negative_ttl),
+            (Duration::from_secs(30), Duration::from_secs(5))
+        );
+        let c = Config::try_parse_from([
+            "clusterdns",
+            "--mode",
+            "node-local",
+            "--cluster-dns",
+            "10.96.0.11",
+            "--cluster-dns=[fd00::11]:5353",
+            "--setup-interface",
+            "nodelocaldns",
+            "--skip-teardown",
+            "--cluster-cache-ttl=10s",
+            "--cluster-cache-negative-ttl=1s",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::NodeLocal);
+        assert_eq!(
+            c.cluster_dns,
+            [
+                "10.96.0.11:53".parse().unwrap(),
+                "[fd00::11]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.setup_interface.as_deref(), Some("nodelocaldns"));
+        assert!(c.skip_teardown);
+        assert_eq!(c.cluster_cache_ttl, Duration::from_secs(10));
+        assert!(Config::try_parse_from(["clusterdns", "--mode", "nodelocal"]).is_err());
+        assert!(Config::try_parse_from(["clusterdns", "--cluster-dns", "kube-dns"]).is_err());
     }
 
     #[test]

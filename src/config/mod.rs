@@ -3,12 +3,14 @@
 
 mod file;
 mod flags;
+mod mode;
 mod parse;
 mod reference;
 mod settings;
 
 pub use file::{LoadError, Loaded, load};
 pub use flags::Config;
+pub use mode::Mode;
 pub use parse::{
     StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
 };
