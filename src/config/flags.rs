@@ -294,6 +294,15 @@ pub struct Config {
     #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
     pub transfer_to: Vec<ipnet::IpNet>,
 
+    /// Node-local mode: create this interface holding the `--listen` addresses, with NOTRACK
+    /// rules for them in the raw table (needs NET_ADMIN), e.g. `nodelocaldns`.
+    #[arg(long, value_name = "NAME")]
+    pub setup_interface: Option<String>,
+
+    /// Node-local mode: leave the interface and the NOTRACK rules in place at exit.
+    #[arg(long)]
+    pub skip_teardown: bool,
+
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,
@@ -377,6 +386,39 @@ mod tests {
             assert_eq!(c.pods, mode);
         }
         assert!(Config::try_parse_from(["clusterdns", "--pods", "Verified"]).is_err());
+    }
+
+    #[test]
+    fn node_local_flags() {
+        let c = Config::try_parse_from(["clusterdns"]).unwrap();
+        assert_eq!(c.mode, Mode::Cluster);
+        assert!(c.cluster_dns.is_empty() && c.setup_interface.is_none() && !c.skip_teardown);
+        assert_eq!(
+            (c.cluster_cache_ttl, c.cluster_cache_negative_ttl),
+            (Duration::from_secs(30), Duration::from_secs(5))
+        );
+        let c = Config::try_parse_from([
+            "clusterdns",
+            "--mode",
+            "node-local",
+            "--cluster-dns",
+            "10.96.0.11",
+            "--cluster-dns=[fd00::11]:5353",
+            "--setup-interface",
+            "nodelocaldns",
+            "--skip-teardown",
+            "--cluster-cache-ttl=10s",
+            "--cluster-cache-negative-ttl=1s",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::NodeLocal);
+        let shown: Vec<String> = c.cluster_dns.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.96.0.11:53", "[fd00::11]:5353"]);
+        assert_eq!(c.setup_interface.as_deref(), Some("nodelocaldns"));
+        assert!(c.skip_teardown);
+        assert_eq!(c.cluster_cache_ttl, Duration::from_secs(10));
+        assert!(Config::try_parse_from(["clusterdns", "--mode", "nodelocal"]).is_err());
+        assert!(Config::try_parse_from(["clusterdns", "--cluster-dns", "kube-dns"]).is_err());
     }
 
     #[test]

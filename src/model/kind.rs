@@ -26,8 +26,8 @@
 //! Nothing else: sources, counts, metric labels and the synced check follow from the row.
 //! Two choices depend on flags and are not in the row: when the kube watcher lists the kind
 //! (`source::kube::watched_kinds`, for a kind only some mode needs; the ClusterRole in
-//! `deploy/` must grant what it lists, as `tests/it/deploy.rs` checks), and whether `--labels`
-//! filters it (Services only). Tests of the kube source also need the kind in the API server
+//! `deploy/base/rbac.yaml` must grant what it lists, as `tests/it/deploy.rs` checks), and
+//! whether `--labels` filters it (Services only). Tests of the kube source also need the kind in the API server
 //! emulator's own list (`tests/it/common/apiserver.rs`), which plays the API and so does not
 //! read this table.
 

@@ -38,7 +38,7 @@ pub fn resource_of(kind: Kind) -> (&'static str, &'static str) {
 }
 
 /// The (API group, resource) pairs the watcher lists and watches: exactly what the
-/// ClusterRole in `deploy/` must grant `list` and `watch` on.
+/// ClusterRole in `deploy/base/rbac.yaml` must grant `list` and `watch` on.
 pub fn watched_resources(settings: &KubeSettings) -> Vec<(&'static str, &'static str)> {
     watched_kinds(settings)
         .into_iter()

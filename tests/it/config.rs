@@ -1,6 +1,6 @@
 //! The configuration file: keys and precedence, errors, `--print-config`, the README's
 //! reference table, and live reload over real sockets (upstreams, cache, TTL, listen
-//! addresses, rejected files), plus the metric names the deploy/ dashboard and alerts use.
+//! addresses, rejected files), plus the metric names the deploy/monitoring/ dashboard and alerts use.
 
 use crate::common;
 
@@ -453,7 +453,7 @@ async fn dashboard_and_alerts_use_exported_metrics() {
         }
         out
     };
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
 
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(deploy.join("grafana-dashboard.json")).unwrap(),
