@@ -104,7 +104,12 @@ pub fn is_live_key(key: &str) -> bool {
 pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> anyhow::Result<()> {
     let mut live = live.lock().await;
     let changed = live.config.loaded.changed(&new.loaded);
-    let restart: Vec<&String> = changed.iter().filter(|k| !is_live_key(k)).collect();
+    // The addresses of `--setup-interface` are put on its interface at start only.
+    let fixed = |k: &str| k == "listen" && live.config.setup_interface.is_some();
+    let restart: Vec<&String> = changed
+        .iter()
+        .filter(|k| !is_live_key(k) || fixed(k))
+        .collect();
     let forward_changed = changed.iter().any(|k| FORWARD_KEYS.contains(&k.as_str()));
     // Everything that can fail first, so a failure leaves the old configuration whole.
     let settings = if forward_changed {
@@ -118,7 +123,7 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
             if settings.is_some() { "on" } else { "off" }
         );
     }
-    let bound = if changed.iter().any(|k| k == "listen") {
+    let bound = if changed.iter().any(|k| k == "listen" && !fixed(k)) {
         let keep: Vec<Option<SocketAddr>> = live.groups.iter().map(|g| g.addr).collect();
         Some(bind_groups(&new.listen, &keep)?)
     } else {

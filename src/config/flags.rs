@@ -14,6 +14,7 @@ use super::parse::{
 };
 use crate::forward::Policy;
 use crate::logging::LogFormat;
+use crate::node_setup::Firewall;
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
 
@@ -243,6 +244,32 @@ pub struct Config {
     /// network (`CIDR`, or one address); repeatable. Everyone else is REFUSED.
     #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
     pub transfer_to: Vec<ipnet::IpNet>,
+
+    /// Before listening, create the network interface NAME holding the `--listen` addresses
+    /// (type dummy, or a bridge without ports where the kernel has no dummy driver; an
+    /// existing one is reused), and take DNS to and from them out of connection tracking
+    /// (NOTRACK rules, through nft or else iptables), as NodeLocal DNSCache's node-cache does;
+    /// both are checked every minute and put back if removed, and removed at exit. Needs the
+    /// NET_ADMIN capability and `ip`, and `nft` or `iptables`. The unspecified addresses
+    /// (0.0.0.0, ::) are left out.
+    #[arg(long, value_name = "NAME")]
+    pub setup_interface: Option<String>,
+
+    /// With `--setup-interface`: leave the interface and its rules in place at exit (the next
+    /// start reuses them), so queries to the addresses are not lost during a restart.
+    #[arg(long, requires = "setup_interface")]
+    pub skip_teardown: bool,
+
+    /// How often the `--setup-interface` interface, addresses and rules are checked (for
+    /// tests).
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s",
+          value_parser = parse_duration)]
+    pub node_setup_interval: Duration,
+
+    /// The firewall program of `--setup-interface` (for tests): `auto` is nft when it works,
+    /// else iptables.
+    #[arg(long, hide = true, value_enum, default_value_t = Firewall::Auto)]
+    pub node_firewall: Firewall,
 
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]

@@ -5,13 +5,14 @@ use clap::{ArgAction, CommandFactory};
 
 use super::flags::{CLI_ONLY, Config, possible_values};
 
-/// The configuration reference as a Markdown table: flag, file key, default, meaning.
+/// The configuration reference as a Markdown table: flag, file key, default, meaning. Hidden
+/// flags (settings for tests) are left out.
 pub fn reference() -> String {
     let cmd = Config::command();
     let mut out = String::from("| Flag | Key | Default | Meaning |\n|---|---|---|---|\n");
     for arg in cmd.get_arguments() {
         let Some(long) = arg.get_long() else { continue };
-        if matches!(long, "help" | "version") {
+        if matches!(long, "help" | "version") || arg.is_hide_set() {
             continue;
         }
         let key = if CLI_ONLY.contains(&long) {
