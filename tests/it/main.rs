@@ -44,6 +44,7 @@ mod label_filter;
 mod lifecycle;
 mod live_update;
 mod manifest_faults;
+mod node_setup;
 mod protocol;
 mod records;
 mod static_zones;
