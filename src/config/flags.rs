@@ -260,15 +260,15 @@ pub struct Config {
     #[arg(long, requires = "setup_interface")]
     pub skip_teardown: bool,
 
-    /// How often the `--setup-interface` interface, addresses and rules are checked (for
-    /// tests).
-    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s",
-          value_parser = parse_duration)]
+    /// How often the `--setup-interface` interface, its addresses and the rules are checked,
+    /// and what is missing put back (node-cache's `-syncinterval`).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub node_setup_interval: Duration,
 
-    /// The firewall program of `--setup-interface` (for tests): `auto` is nft when it works,
-    /// else iptables.
-    #[arg(long, hide = true, value_enum, default_value_t = Firewall::Auto)]
+    /// The firewall program of `--setup-interface`: `auto` is nft when it works, else
+    /// iptables. `iptables` also adds node-cache's ACCEPT rules to the filter table, for a
+    /// node whose iptables filter chains drop untracked packets.
+    #[arg(long, value_enum, default_value_t = Firewall::Auto)]
     pub node_firewall: Firewall,
 
     /// The configuration as loaded: the command line given and the values in effect.

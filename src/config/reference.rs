@@ -5,14 +5,13 @@ use clap::{ArgAction, CommandFactory};
 
 use super::flags::{CLI_ONLY, Config, possible_values};
 
-/// The configuration reference as a Markdown table: flag, file key, default, meaning. Hidden
-/// flags (settings for tests) are left out.
+/// The configuration reference as a Markdown table: flag, file key, default, meaning.
 pub fn reference() -> String {
     let cmd = Config::command();
     let mut out = String::from("| Flag | Key | Default | Meaning |\n|---|---|---|---|\n");
     for arg in cmd.get_arguments() {
         let Some(long) = arg.get_long() else { continue };
-        if matches!(long, "help" | "version") || arg.is_hide_set() {
+        if matches!(long, "help" | "version") {
             continue;
         }
         let key = if CLI_ONLY.contains(&long) {
