@@ -130,10 +130,15 @@ impl Netns {
     /// Starts clusterdns in the namespace on `ADDR:53` with `--setup-interface`, a one-second
     /// check, and `extra`; its log (standard output and error) goes to a file in `logs`.
     fn clusterdns(&self, logs: &tempfile::TempDir, extra: &[&str]) -> Server {
+        self.clusterdns_with(logs, &command_line(&[], extra))
+    }
+
+    /// Starts `args` in the namespace, its log going to a file in `logs`.
+    fn clusterdns_with(&self, logs: &tempfile::TempDir, args: &[OsString]) -> Server {
         let log = logs.path().join(format!("clusterdns-{}.log", now_ns()));
         let file = std::fs::File::create(&log).unwrap();
         let child = self
-            .cmd(&command_line(&[], extra))
+            .cmd(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -477,4 +482,32 @@ fn only_unspecified_listen_addresses_is_an_error() {
         err.contains("--setup-interface needs a --listen address that is not 0.0.0.0"),
         "{err}"
     );
+}
+
+#[test]
+fn a_reload_does_not_move_the_listeners_off_the_interface() {
+    let Some(ns) = Netns::new() else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let file = logs.path().join("config.yaml");
+    std::fs::write(&file, "listen: [169.254.20.10:53]\n").unwrap();
+    let mut args = command_line(&[], &[]);
+    // The listen address comes from the file.
+    let at = args.iter().position(|a| a == "--listen").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--config".into(), file.clone().into_os_string()]);
+    let server = ns.clusterdns_with(&logs, &args);
+    assert_eq!(ns.answer(), ANSWER);
+    std::fs::write(&file, "listen: [169.254.20.10:53, 169.254.20.11:53]\n").unwrap();
+    eventually(&server, "the reload logged", || {
+        server.log().contains("configuration reloaded")
+    });
+    let log = server.log();
+    assert!(
+        log.contains("takes effect after a restart") && log.contains("key=listen"),
+        "{log}"
+    );
+    assert_eq!(ns.addresses().unwrap()[0], ADDR);
+    assert_eq!(ns.answer(), ANSWER, "still serving\n{log}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
 }
