@@ -106,16 +106,25 @@ async fn addresses(name: &str) -> Result<Vec<IpAddr>, SetupError> {
         .collect())
 }
 
-/// Makes sure the interface exists (created if need be), holds `addrs` and is up: what was
-/// done, one line each (nothing when all was in place), and the link's kind.
-pub async fn ensure(name: &str, addrs: &[IpAddr]) -> Result<(String, Vec<String>), SetupError> {
+/// What `ensure` found and did.
+pub struct Ensured {
+    /// The link's kind: `dummy` or `bridge`.
+    pub kind: String,
+    /// Whether the interface was created (else reused).
+    pub created: bool,
+    /// What was done, one line each; nothing when all was in place.
+    pub done: Vec<String>,
+}
+
+/// Makes sure the interface exists (created if need be), holds `addrs` and is up.
+pub async fn ensure(name: &str, addrs: &[IpAddr]) -> Result<Ensured, SetupError> {
     let mut done = Vec::new();
-    let (kind, up) = match show(name).await? {
-        Some(link) => (check_ours(name, &link).await?, is_up(&link)),
+    let (kind, up, created) = match show(name).await? {
+        Some(link) => (check_ours(name, &link).await?, is_up(&link), false),
         None => {
             let kind = create(name).await?;
             done.push(format!("interface {name} (type {kind})"));
-            (kind.to_owned(), false)
+            (kind.to_owned(), false, true)
         }
     };
     let present = addresses(name).await?;
@@ -137,7 +146,11 @@ pub async fn ensure(name: &str, addrs: &[IpAddr]) -> Result<(String, Vec<String>
         check("ip", &["link", "set", "dev", name, "up"], None).await?;
         done.push(format!("interface {name} up"));
     }
-    Ok((kind, done))
+    Ok(Ensured {
+        kind,
+        created,
+        done,
+    })
 }
 
 /// Deletes the interface (and with it its addresses); nothing when it is already gone.

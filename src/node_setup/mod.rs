@@ -201,14 +201,12 @@ impl NodeSetup {
             return Err(SetupError::NoNetAdmin);
         }
         let name = spec.interface.as_str();
-        let (kind, done) = link::ensure(name, &spec.addrs()).await?;
-        if done
-            .iter()
-            .any(|d| d.starts_with("interface") && d.contains("type"))
-        {
-            tracing::info!(interface = name, kind, addrs = ?spec.addrs(), "interface created");
+        let link = link::ensure(name, &spec.addrs()).await?;
+        let (kind, addrs) = (link.kind, spec.addrs());
+        if link.created {
+            tracing::info!(interface = name, kind, ?addrs, "interface created");
         } else {
-            tracing::info!(interface = name, kind, addrs = ?spec.addrs(), added = ?done, "interface reused");
+            tracing::info!(interface = name, kind, ?addrs, added = ?link.done, "interface reused");
         }
         let (firewall, rules) = match install_rules(&spec).await {
             Ok(r) => r,
@@ -246,7 +244,9 @@ impl NodeSetup {
         if *stopped {
             return Ok(Vec::new());
         }
-        let (_, mut done) = link::ensure(&self.spec.interface, &self.spec.addrs()).await?;
+        let mut done = link::ensure(&self.spec.interface, &self.spec.addrs())
+            .await?
+            .done;
         match &self.firewall {
             Rules::Nft(table) => {
                 let missing = nft::missing(table, &self.rules).await?;
