@@ -339,6 +339,7 @@ mod tests {
             (10000, 3600, 1800)
         );
         assert_eq!(c.policy, Policy::Random);
+        assert_eq!(c.node_setup_interval, crate::node_setup::CHECK_EVERY);
     }
 
     #[test]
