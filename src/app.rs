@@ -16,6 +16,7 @@ use crate::config::Mode;
 use crate::forward::{Forwarder, loop_error, spawn_watch};
 use crate::health::{self, Health, NodeReady};
 use crate::metrics::Metrics;
+use crate::node_setup::{NodeSetup, spawn_keeper};
 use crate::reload::Live;
 use crate::server::groups::{Group, bind_groups, serve_groups};
 use crate::server::{self, DnsHandler};
@@ -47,6 +48,8 @@ pub struct Running {
     grace: Duration,
     /// Set once something makes serving on pointless (a forwarding loop found late).
     fatal: tokio::sync::watch::Receiver<Option<String>>,
+    /// The node set-up of `--setup-interface`: torn down once the listeners have stopped.
+    node: Option<Arc<NodeSetup>>,
 }
 
 impl Running {
@@ -101,6 +104,10 @@ impl Running {
         if !drained {
             tracing::warn!(grace = ?self.grace, "queries still in flight at the end of the shutdown grace were dropped");
         }
+        // Before the keeper is stopped: it waits for a check under way, then restores nothing.
+        if let Some(n) = &self.node {
+            n.finish().await;
+        }
         stop(self.tasks).await;
     }
 }
@@ -126,13 +133,40 @@ async fn stop(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// Loads the source, binds the listeners and starts serving.
+/// Sets up the node (`--setup-interface`), loads the source, binds the listeners and starts
+/// serving. When it fails after the node set-up, the set-up is torn down again (unless
+/// `--skip-teardown`).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     config.validate()?;
     let zone_config = Arc::new(config.zone_config()?);
     let metrics = Arc::new(config.metrics());
-    crate::querylog::configure(config.query_log, config.query_log_rate);
     let mut tasks = Vec::new();
+    let node = match config.setup_spec()? {
+        Some(spec) => {
+            let node = Arc::new(NodeSetup::install(spec).await?);
+            let every = config.node_setup_interval;
+            let counted = Arc::clone(&metrics.node_setup);
+            tasks.push(spawn_keeper(Arc::clone(&node), every, counted));
+            Some(node)
+        }
+        None => None,
+    };
+    let started = serve(config, zone_config, metrics, node.clone(), tasks).await;
+    if let (Err(_), Some(n)) = (&started, &node) {
+        n.finish().await;
+    }
+    started
+}
+
+/// `start` once the node is set up: the source, the listeners, the other tasks.
+async fn serve(
+    config: &Config,
+    zone_config: Arc<crate::zone::ZoneConfig>,
+    metrics: Arc<Metrics>,
+    setup: Option<Arc<NodeSetup>>,
+    mut tasks: Vec<JoinHandle<()>>,
+) -> anyhow::Result<Running> {
+    crate::querylog::configure(config.query_log, config.query_log_rate);
     let node = (config.mode == Mode::NodeLocal).then(|| Arc::new(NodeReady::default()));
     let (zone, ttl_tx) = publish(config, zone_config, &metrics, &mut tasks).await?;
 
@@ -204,6 +238,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         lameduck: config.lameduck,
         grace: config.shutdown_grace,
         fatal,
+        node: setup,
     })
 }
 

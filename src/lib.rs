@@ -13,6 +13,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod node_setup;
 pub mod parallel;
 pub mod querylog;
 pub mod reload;

@@ -1,8 +1,8 @@
 //! Prometheus metrics, named as CoreDNS's behind the prefix `clusterdns_` where CoreDNS has the
 //! same figure, so its dashboards port by renaming. Each subsystem defines and registers its
-//! own (`server::metrics`, `forward::metrics`, `source::metrics`, `cluster::metrics`) and is
-//! handed only those; this module holds the registry they share, the process-wide figures
-//! (build, reloads) and the text exposition.
+//! own (`server::metrics`, `forward::metrics`, `source::metrics`, `cluster::metrics`,
+//! `node_setup::metrics`) and is handed only those; this module holds the registry they
+//! share, the process-wide figures (build, reloads) and the text exposition.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ pub use crate::cluster::metrics::{Metrics as ClusterMetrics, ServiceKindLabels};
 pub use crate::forward::metrics::{
     CacheTypeLabels, Metrics as ForwardMetrics, UpstreamLabels, UpstreamRcodeLabels,
 };
+pub use crate::node_setup::Metrics as NodeSetupMetrics;
 pub use crate::server::metrics::{
     AddrFamily, DnsMetrics, DropLabels, FAMILIES, Metrics as ServerMetrics, PROTOS, Proto,
     QueryObservation, RCODES, TYPES, rcode_index, type_index,
@@ -42,6 +43,8 @@ pub struct Metrics {
     pub source: Arc<SourceMetrics>,
     /// The cluster's: objects, snapshots, programming latency.
     pub cluster: Arc<ClusterMetrics>,
+    /// The node set-up's (`--setup-interface`): what its keeper restored.
+    pub node_setup: Arc<NodeSetupMetrics>,
     /// `clusterdns_reload_total`: configuration file changes applied.
     pub reloads: Counter,
     /// `clusterdns_reload_failed_total`: configuration file changes rejected (old one kept).
@@ -101,12 +104,14 @@ impl Metrics {
         );
         let source = Arc::new(SourceMetrics::new(&mut registry));
         let cluster = Arc::new(ClusterMetrics::new(&mut registry));
+        let node_setup = Arc::new(NodeSetupMetrics::new(&mut registry));
         Self {
             registry,
             server,
             forward,
             source,
             cluster,
+            node_setup,
             reloads,
             reload_failed,
             reload_restart_required,

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::files::FileWatch;
-use crate::forward::{Endpoint, Forwarder, Probe, loop_error, probes_for, spawn_watch};
+use crate::forward::{
+    Endpoint, ForwardSettings, Forwarder, Probe, loop_error, probes_for, spawn_watch,
+};
 use crate::metrics::Metrics;
 use crate::server::groups::{Group, bind_groups, regroup, serve_groups};
 use crate::server::{DnsHandler, TcpLimits};
@@ -107,11 +109,39 @@ pub fn is_live_key(key: &str) -> bool {
     FORWARD_KEYS.contains(&key) || OTHER_LIVE_KEYS.contains(&key)
 }
 
+/// Sends the loop probe through each upstream `settings` adds to `f`'s: an error when one
+/// forwards back here, else those that did not answer (to be probed again).
+async fn probe_added(
+    f: &Forwarder,
+    settings: &ForwardSettings,
+    metrics: &Metrics,
+) -> anyhow::Result<Vec<Probe>> {
+    let old: std::collections::HashSet<Endpoint> =
+        f.probes().iter().map(|p| p.endpoint().clone()).collect();
+    let added: Vec<Probe> = probes_for(settings, &metrics.forward)
+        .into_iter()
+        .filter(|p| !old.contains(p.endpoint()))
+        .collect();
+    if added.is_empty() {
+        return Ok(Vec::new());
+    }
+    let check = f.check_loops(&added).await;
+    if let Some(upstream) = check.looped {
+        anyhow::bail!(loop_error(&upstream));
+    }
+    Ok(check.unanswered)
+}
+
 /// Applies a new configuration to a running server; the error says why nothing was applied.
 pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> anyhow::Result<()> {
     let mut live = live.lock().await;
     let changed = live.config.loaded.changed(&new.loaded);
-    let restart: Vec<&String> = changed.iter().filter(|k| !is_live_key(k)).collect();
+    // The addresses of `--setup-interface` are put on its interface at start only.
+    let fixed = |k: &str| k == "listen" && live.config.setup_interface.is_some();
+    let restart: Vec<&String> = changed
+        .iter()
+        .filter(|k| !is_live_key(k) || fixed(k))
+        .collect();
     let forward_changed = changed.iter().any(|k| FORWARD_KEYS.contains(&k.as_str()));
     // Everything that can fail first, so a failure leaves the old configuration whole.
     let settings = if forward_changed {
@@ -125,29 +155,17 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
             if settings.is_some() { "on" } else { "off" }
         );
     }
-    let bound = if changed.iter().any(|k| k == "listen") {
+    let bound = if changed.iter().any(|k| k == "listen" && !fixed(k)) {
         let keep: Vec<Option<SocketAddr>> = live.groups.iter().map(|g| g.addr).collect();
         Some(bind_groups(&new.listen_addrs(), &keep)?)
     } else {
         None
     };
     // Upstreams the reload adds must not forward back here.
-    let mut unanswered = Vec::new();
-    if let (Some(settings), Some(f)) = (&settings, &live.forwarder) {
-        let old: std::collections::HashSet<Endpoint> =
-            f.probes().iter().map(|p| p.endpoint().clone()).collect();
-        let added: Vec<Probe> = probes_for(settings, &live.metrics.forward)
-            .into_iter()
-            .filter(|p| !old.contains(p.endpoint()))
-            .collect();
-        if !added.is_empty() {
-            let check = f.check_loops(&added).await;
-            if let Some(upstream) = check.looped {
-                anyhow::bail!(loop_error(&upstream));
-            }
-            unanswered = check.unanswered;
-        }
-    }
+    let unanswered = match (&settings, &live.forwarder) {
+        (Some(settings), Some(f)) => probe_added(f, settings, &live.metrics).await?,
+        _ => Vec::new(),
+    };
     // Then apply.
     if let (Some(settings), Some(f)) = (settings, &live.forwarder) {
         tracing::info!(upstreams = ?settings.upstreams, stub_domains = settings.stub_domains.len(), "forwarding settings changed");

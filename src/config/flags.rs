@@ -15,6 +15,7 @@ use super::parse::{
 };
 use crate::forward::{Endpoint, Policy};
 use crate::logging::LogFormat;
+use crate::node_setup::Firewall;
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
 
@@ -294,14 +295,31 @@ pub struct Config {
     #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
     pub transfer_to: Vec<ipnet::IpNet>,
 
-    /// Node-local mode: create this interface holding the `--listen` addresses, with NOTRACK
-    /// rules for them in the raw table (needs NET_ADMIN), e.g. `nodelocaldns`.
+    /// Before listening, create the network interface NAME holding the `--listen` addresses
+    /// (type dummy, or a bridge without ports where the kernel has no dummy driver; an
+    /// existing one is reused), and take DNS to and from them out of connection tracking
+    /// (NOTRACK rules, through nft or else iptables), as NodeLocal DNSCache's node-cache does;
+    /// both are checked every minute and put back if removed, and removed at exit. Needs the
+    /// NET_ADMIN capability and `ip`, and `nft` or `iptables`. The unspecified addresses
+    /// (0.0.0.0, ::) are left out.
     #[arg(long, value_name = "NAME")]
     pub setup_interface: Option<String>,
 
-    /// Node-local mode: leave the interface and the NOTRACK rules in place at exit.
-    #[arg(long)]
+    /// With `--setup-interface`: leave the interface and its rules in place at exit (the next
+    /// start reuses them), so queries to the addresses are not lost during a restart.
+    #[arg(long, requires = "setup_interface")]
     pub skip_teardown: bool,
+
+    /// How often the `--setup-interface` interface, its addresses and the rules are checked,
+    /// and what is missing put back (node-cache's `-syncinterval`).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub node_setup_interval: Duration,
+
+    /// The firewall program of `--setup-interface`: `auto` is nft when it works, else
+    /// iptables. `iptables` also adds node-cache's ACCEPT rules to the filter table, for a
+    /// node whose iptables filter chains drop untracked packets.
+    #[arg(long, value_enum, default_value_t = Firewall::Auto)]
+    pub node_firewall: Firewall,
 
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
@@ -371,6 +389,7 @@ mod tests {
             (10000, 3600, 1800)
         );
         assert_eq!(c.policy, Policy::Random);
+        assert_eq!(c.node_setup_interval, crate::node_setup::CHECK_EVERY);
     }
 
     #[test]

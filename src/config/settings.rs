@@ -13,6 +13,7 @@ use crate::forward::{
     resolv_conf,
 };
 use crate::metrics::Metrics;
+use crate::node_setup::{SetupError, SetupSpec};
 use crate::server::AnswerOptions;
 use crate::source::kube::KubeSettings;
 use crate::zone::{PodsMode, ZoneConfig};
@@ -83,6 +84,22 @@ impl Config {
             }
             _ => self.listen.clone(),
         }
+    }
+
+    /// What `--setup-interface` sets up, if given: the interface, the listen addresses that
+    /// are not unspecified, the firewall program, whether to tear down at exit.
+    pub fn setup_spec(&self) -> Result<Option<SetupSpec>, SetupError> {
+        self.setup_interface
+            .as_deref()
+            .map(|name| {
+                SetupSpec::new(
+                    name,
+                    &self.listen_addrs(),
+                    self.node_firewall,
+                    !self.skip_teardown,
+                )
+            })
+            .transpose()
     }
 
     /// A metrics registry labelled for this server: `dns://` and the first listen address

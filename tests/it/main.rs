@@ -45,6 +45,7 @@ mod lifecycle;
 mod live_update;
 mod manifest_faults;
 mod node_local;
+mod node_setup;
 mod protocol;
 mod records;
 mod static_zones;
