@@ -1771,17 +1771,34 @@ fn kube_dns_upstream_reaches_the_central_pods() {
 }
 
 #[test]
-fn node_local_runs_the_central_image() {
+fn node_local_runs_the_node_local_image_of_the_same_release() {
     let m = node_local();
     let image = |pods: &Pods| container(pods).image.clone().unwrap_or_default();
     let ds = daemon_set(m);
+    let (node, central) = (image(&ds.pods()), image(&central(m).pods()));
+    let split = |i: &str| {
+        let (name, tag) = i.rsplit_once(':').unwrap_or((i, "latest"));
+        (name.to_owned(), tag.to_owned())
+    };
+    let ((node_name, node_tag), (central_name, central_tag)) = (split(&node), split(&central));
     assert_eq!(
-        image(&ds.pods()),
-        image(&central(m).pods()),
-        "{}: the node caches run the same clusterdns image as the central tier (one \
-         `images:` entry in the overlay sets both)",
+        node_name,
+        format!("{central_name}-node-local"),
+        "{}: the node caches run the node-local image (`--target node-local`: ip, nft and \
+         iptables for --setup-interface) beside the central one",
         ds.origin
     );
+    assert_eq!(node_tag, central_tag, "{}: both tiers run one release", ds.origin);
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Dockerfile"))
+            .unwrap();
+    let stage = dockerfile
+        .split("\nFROM ")
+        .find(|s| s.lines().next().is_some_and(|l| l.ends_with(" AS node-local")))
+        .expect("deploy/Dockerfile has a node-local stage");
+    for tool in ["iproute2", "nftables", "iptables"] {
+        assert!(stage.contains(tool), "the node-local stage installs {tool}");
+    }
 }
 
 #[test]
