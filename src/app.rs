@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::clients::{ClientStats, spawn_collector};
 use crate::cluster::{ALL_KINDS, Cluster, Delta};
 use crate::config::Config;
 use crate::config::Mode;
@@ -171,11 +172,13 @@ async fn serve(
     let (zone, ttl_tx) = publish(config, zone_config, &metrics, &mut tasks).await?;
 
     let draining = Arc::new(AtomicBool::new(false));
+    let clients = client_stats(config, &metrics, &zone, &mut tasks);
     let health = Health {
         zone: Arc::clone(&zone),
         draining: Arc::clone(&draining),
         metrics: Arc::clone(&metrics),
         node: node.clone(),
+        clients: clients.clone(),
     };
     let metrics_addr = side_port(config, health, &mut tasks).await?;
     if node.is_none() {
@@ -187,7 +190,8 @@ async fn serve(
     let (chain, forwarder) = chain(config, &options, &metrics, &mut tasks)?;
     let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics.server))
         .with_options(options)
-        .with_chain(chain);
+        .with_chain(chain)
+        .with_clients(clients);
     let limits = server::TcpLimits {
         idle_timeout: config.tcp_idle_timeout,
         max_connections: config.max_tcp_connections as usize,
@@ -240,6 +244,22 @@ async fn serve(
         fatal,
         node: setup,
     })
+}
+
+/// `--top-clients` with `--pods verified`: the per-client figures and their collector.
+fn client_stats(
+    config: &Config,
+    metrics: &Metrics,
+    zone: &Arc<ArcSwap<Snapshot>>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Option<Arc<ClientStats>> {
+    if config.pods != crate::zone::PodsMode::Verified || config.top_clients == 0 {
+        return None;
+    }
+    let top = config.top_clients as usize;
+    let c = Arc::new(ClientStats::new(top, Arc::clone(&metrics.clients)));
+    tasks.push(spawn_collector(Arc::clone(&c), Arc::clone(zone)));
+    Some(c)
 }
 
 /// The zone served and its publish loop (with the sender of TTL changes a reload makes): in

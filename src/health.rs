@@ -1,5 +1,6 @@
 //! The HTTP side port: `/healthz` (alive), `/readyz` (synced and not draining; in node-local
-//! mode: listening and the central tier reached, and not draining), `/metrics`.
+//! mode: listening and the central tier reached, and not draining), `/metrics`,
+//! `/debug/clients` (the top clients of `--top-clients`, JSON).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Health {
     pub metrics: Arc<Metrics>,
     /// Node-local mode: readiness is listening and the central tier reached, not the zone.
     pub node: Option<Arc<NodeReady>>,
+    /// `--top-clients` with `--pods verified`: the per-client figures of `/debug/clients`.
+    pub clients: Option<Arc<crate::clients::ClientStats>>,
 }
 
 /// What node-local readiness waits for.
@@ -62,6 +65,17 @@ async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
     }
 }
 
+async fn clients(State(h): State<Health>) -> axum::response::Response {
+    match &h.clients {
+        Some(c) => axum::Json((*c.report()).clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "per-client figures need --pods verified and --top-clients above 0\n",
+        )
+            .into_response(),
+    }
+}
+
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     (
         [(
@@ -81,6 +95,7 @@ pub async fn bind(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/debug/clients", get(clients))
         .with_state(health);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;

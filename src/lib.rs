@@ -5,6 +5,7 @@
 //! hands every other name to `forward` (upstream pools behind a cache).
 
 pub mod app;
+pub mod clients;
 pub mod cluster;
 pub mod config;
 pub mod files;

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub use crate::clients::metrics::{ClientLabels, Metrics as ClientMetrics};
 pub use crate::cluster::metrics::{Metrics as ClusterMetrics, ServiceKindLabels};
 pub use crate::forward::metrics::{
     CacheTypeLabels, Metrics as ForwardMetrics, UpstreamLabels, UpstreamRcodeLabels,
@@ -45,6 +46,8 @@ pub struct Metrics {
     pub cluster: Arc<ClusterMetrics>,
     /// The node set-up's (`--setup-interface`): what its keeper restored.
     pub node_setup: Arc<NodeSetupMetrics>,
+    /// The per-client figures' (`--top-clients`).
+    pub clients: Arc<ClientMetrics>,
     /// `clusterdns_reload_total`: configuration file changes applied.
     pub reloads: Counter,
     /// `clusterdns_reload_failed_total`: configuration file changes rejected (old one kept).
@@ -105,7 +108,9 @@ impl Metrics {
         let source = Arc::new(SourceMetrics::new(&mut registry));
         let cluster = Arc::new(ClusterMetrics::new(&mut registry));
         let node_setup = Arc::new(NodeSetupMetrics::new(&mut registry));
+        let clients = Arc::new(ClientMetrics::new(&mut registry));
         Self {
+            clients,
             registry,
             server,
             forward,

@@ -195,6 +195,50 @@ fn fast_answers_with_metrics_allocate_nothing() {
 }
 
 #[test]
+fn fast_answers_recorded_per_client_allocate_nothing() {
+    let metrics = Arc::new(Metrics::new());
+    let clients = Arc::new(clusterdns::clients::ClientStats::new(
+        20,
+        Arc::clone(&metrics.clients),
+    ));
+    let handler = DnsHandler::new(
+        Arc::new(ArcSwap::new(snapshot())),
+        Arc::clone(&metrics.server),
+    )
+    .with_clients(Some(Arc::clone(&clients)));
+    let queries = queries();
+    let mut out = vec![0u8; 1232];
+    let client: std::net::SocketAddr = ([127, 0, 0, 1], 40000).into();
+    for (_, q) in &queries {
+        handler.fast_answer(q, Proto::Udp, client, &mut out);
+    }
+    let before = allocations();
+    // More than the queue holds: both the queued records and the dropped ones are counted
+    // without allocating (no collector drains it here).
+    for _ in 0..2000 {
+        for (_, q) in &queries {
+            std::hint::black_box(handler.fast_answer(q, Proto::Udp, client, &mut out));
+        }
+    }
+    assert_eq!(allocations() - before, 0);
+    let text = metrics.encode();
+    let dropped = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("clusterdns_client_stats_dropped_total ")?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    let recorded = 2001 * queries.len() as u64;
+    assert_eq!(
+        dropped,
+        recorded - 16_384,
+        "the queue held 16,384; the rest dropped"
+    );
+}
+
+#[test]
 fn the_counter_counts() {
     let before = allocations();
     let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(10));

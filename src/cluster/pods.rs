@@ -123,6 +123,12 @@ impl Pods {
         (!list.is_empty()).then(|| list.into_iter().collect())
     }
 
+    /// `namespace/name` of the first pod (by key) that has `ip`.
+    pub fn name_of(&self, ip: &IpAddr) -> Option<Arc<str>> {
+        let key = self.by_ip.get(ip)?.iter().min()?;
+        Some(Arc::from(format!("{}/{}", key.namespace, key.name)))
+    }
+
     /// The addresses whose namespaces may have changed since the last call.
     pub fn take_touched_ips(&mut self) -> BTreeSet<IpAddr> {
         std::mem::take(&mut self.ips_touched)

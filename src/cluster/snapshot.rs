@@ -303,9 +303,13 @@ impl Cluster {
             visible |= apply_changed(
                 &mut next.pod_namespaces,
                 &old.pod_namespaces,
-                touched_ips,
+                touched_ips.iter().copied(),
                 |ip| self.pods.namespaces_of(ip),
             );
+            // Not DNS-visible: no new serial for it.
+            apply_changed(&mut next.pod_names, &old.pod_names, touched_ips, |ip| {
+                self.pods.name_of(ip)
+            });
         }
 
         let dns_key = ObjectKey::new("kube-system", "kube-dns");

@@ -321,6 +321,13 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = Firewall::Auto)]
     pub node_firewall: Firewall,
 
+    /// With `--pods verified`: keep per-client figures (queries, NXDOMAINs and search-list
+    /// misses per pod over the last minute and five minutes) and serve the top N at
+    /// `/debug/clients` on the side port, with `clusterdns_client_requests_total{namespace,
+    /// rcode}`; 0 turns them off.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top_clients: u32,
+
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,

@@ -70,6 +70,8 @@ pub struct DnsHandler {
     /// Whether the chain forwards (the RA bit of every response).
     forwards: bool,
     options: Arc<AnswerOptions>,
+    /// `--top-clients`: where each query is recorded per client.
+    clients: Option<Arc<crate::clients::ClientStats>>,
 }
 
 impl DnsHandler {
@@ -82,7 +84,14 @@ impl DnsHandler {
             chain: Arc::new([Stage::Cluster]),
             forwards: false,
             options: Arc::default(),
+            clients: None,
         }
+    }
+
+    /// The same handler, recording each query per client into `clients`.
+    pub fn with_clients(mut self, clients: Option<Arc<crate::clients::ClientStats>>) -> Self {
+        self.clients = clients;
+        self
     }
 
     /// The same handler answering through `stages` (kept in chain order).

@@ -64,6 +64,10 @@ impl DnsHandler {
             response_size,
             duration,
         });
+        if let (Some(clients), Some(n)) = (&self.clients, name) {
+            let code = u8::try_from(u16::from(rcode)).unwrap_or(u8::MAX);
+            clients.record_text(src.ip(), &n.to_string(), code);
+        }
         let name = name.map(|n| n as &dyn std::fmt::Display);
         crate::querylog::sample(&src, name, qtype, rcode, duration);
     }
@@ -90,6 +94,9 @@ impl DnsHandler {
             response_size,
             duration,
         });
+        if let Some(clients) = &self.clients {
+            clients.record_labels(src.ip(), labels, rcode);
+        }
         crate::querylog::sample(
             &src,
             Some(&WireName(labels)),

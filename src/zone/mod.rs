@@ -302,6 +302,9 @@ pub struct Snapshot {
     pub reverse: ReverseMap,
     /// With `--pods verified`: the namespaces (lower case) that have a pod with this address.
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
+    /// With `--pods verified`: `namespace/name` of a pod with this address (the first by
+    /// key), for the per-client figures.
+    pub pod_names: ShardedMap<IpAddr, Arc<str>>,
     /// The names of the external zones.
     pub external: Arc<ExternalTable>,
 }
@@ -319,6 +322,7 @@ impl Snapshot {
             by_id: ShardedMap::new(),
             reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
+            pod_names: ShardedMap::new(),
             external: Arc::default(),
         }
     }

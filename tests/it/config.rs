@@ -426,6 +426,8 @@ async fn dashboard_and_alerts_use_exported_metrics() {
         "forward/metrics.rs",
         "source/metrics.rs",
         "cluster/metrics.rs",
+        "clients/metrics.rs",
+        "node_setup/metrics.rs",
     ]
     .iter()
     .map(|f| std::fs::read_to_string(src.join(f)).unwrap())

@@ -1788,13 +1788,21 @@ fn node_local_runs_the_node_local_image_of_the_same_release() {
          iptables for --setup-interface) beside the central one",
         ds.origin
     );
-    assert_eq!(node_tag, central_tag, "{}: both tiers run one release", ds.origin);
+    assert_eq!(
+        node_tag, central_tag,
+        "{}: both tiers run one release",
+        ds.origin
+    );
     let dockerfile =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Dockerfile"))
             .unwrap();
     let stage = dockerfile
         .split("\nFROM ")
-        .find(|s| s.lines().next().is_some_and(|l| l.ends_with(" AS node-local")))
+        .find(|s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.ends_with(" AS node-local"))
+        })
         .expect("deploy/Dockerfile has a node-local stage");
     for tool in ["iproute2", "nftables", "iptables"] {
         assert!(stage.contains(tool), "the node-local stage installs {tool}");

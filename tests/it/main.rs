@@ -33,6 +33,7 @@ mod abuse;
 mod answer_options;
 mod apiserver_emulator;
 mod cli;
+mod clients;
 mod config;
 mod deploy;
 mod external_zone;

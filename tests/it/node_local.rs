@@ -45,22 +45,7 @@ fn sum(text: &str, family: &str, label: &str) -> f64 {
 }
 
 async fn readyz(s: &TestServer) -> (u16, String) {
-    let addr = s.running.metrics_addr;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.unwrap();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    common::http_get(s.running.metrics_addr, "/readyz").await
 }
 
 async fn eventually<T>(
