@@ -216,7 +216,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent: u32,
 
-    /// Most entries in the cache of forwarded answers (least recently used evicted first);
+    /// Most entries in the cache of forwarded answers (TinyLFU: a new answer is kept only if
+    /// it is asked for more often than the one it would evict, so one-hit names cannot push
+    /// popular ones out);
     /// 0 turns the cache off.
     #[arg(long, value_name = "N", default_value_t = 10000)]
     pub cache_size: u64,

@@ -289,9 +289,13 @@ impl Cache {
         let evictions = metrics.cache_evictions.clone();
         let inner = moka::sync::Cache::builder()
             .max_capacity(settings.size)
-            .eviction_policy(EvictionPolicy::lru())
+            // TinyLFU: a new entry is admitted only when it is asked for more often than the
+            // entry it would evict, so a flood of one-hit names (a pod resolving random
+            // subdomains) cannot push the popular answers out.
+            .eviction_policy(EvictionPolicy::tiny_lfu())
             .expire_after(StaleExpiry)
             .eviction_listener(move |_, _, cause| {
+                // Evicted for room, or refused at admission.
                 if cause == RemovalCause::Size {
                     evictions.inc();
                 }
@@ -302,6 +306,17 @@ impl Cache {
 
     /// The entry for `key`, fresh or not.
     pub fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.inner.get(key)
+    }
+
+    /// The entry for `key`, fresh or not; a key it does not hold is not counted as a read.
+    /// The general path looks here after the fast path has already looked (and counted the
+    /// read): a one-hit name must count once in TinyLFU's frequencies, not twice, or a flood
+    /// of them looks as popular as a name asked twice.
+    pub fn get_unless_absent(&self, key: &Key) -> Option<Arc<Entry>> {
+        if !self.inner.contains_key(key) {
+            return None;
+        }
         self.inner.get(key)
     }
 

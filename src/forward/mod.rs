@@ -372,7 +372,7 @@ impl Forwarder {
         let m = &self.metrics;
         let cached = self.cache.as_ref().and_then(|c| {
             m.cache_requests.inc();
-            c.get(&key)
+            c.get_unless_absent(&key)
         });
         if let Some(entry) = &cached
             && entry.remaining(now).is_some()
