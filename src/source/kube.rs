@@ -345,6 +345,19 @@ mod tests {
             "{:?}",
             watched_resources(&edge)
         );
+        let gateway_api = KubeSettings {
+            external_kinds: vec![Kind::Service, Kind::HttpRoute],
+            watch_service_imports: true,
+            ..KubeSettings::default()
+        };
+        assert_eq!(
+            watched_resources(&gateway_api)[3..],
+            [
+                ("gateway.networking.k8s.io", "httproutes"),
+                ("gateway.networking.k8s.io", "gateways"),
+                ("multicluster.x-k8s.io", "serviceimports"),
+            ]
+        );
         let filtered = KubeSettings {
             labels: Some(parse_label_selector("app=web").unwrap()),
             ..KubeSettings::default()
