@@ -18,6 +18,9 @@ pub struct EndpointSlices {
     by_key: ObjectMap<EndpointSlice>,
     /// Slice names by the key of their Service.
     by_service: HashMap<ObjectKey, BTreeSet<Box<str>>>,
+    /// Multicluster slice names by the key of their ServiceImport (a separate index: they are
+    /// never a local Service's endpoints).
+    by_import: HashMap<ObjectKey, BTreeSet<Box<str>>>,
     /// Changes with a trigger time, waiting to be published: (Service, Unix ms).
     programming_pending: Vec<(ObjectKey, i64)>,
 }
@@ -28,6 +31,7 @@ impl EndpointSlices {
         Self {
             by_key: ObjectMap::new(),
             by_service: HashMap::new(),
+            by_import: HashMap::new(),
             programming_pending: Vec::new(),
         }
     }
@@ -46,7 +50,17 @@ impl EndpointSlices {
             return;
         }
         let old_service = old.and_then(|o| o.service.clone());
+        let old_import = old.and_then(|o| o.import.as_ref().map(|i| i.service.clone()));
         self.unlink(&slice.key, old_service.as_deref(), touched);
+        self.unlink_import(&slice.key, old_import.as_deref(), touched);
+        if let Some(import) = &slice.import {
+            let key = ObjectKey::new(&slice.key.namespace, &import.service);
+            self.by_import
+                .entry(key.clone())
+                .or_default()
+                .insert(slice.key.name.clone());
+            touched.imports.insert(key);
+        }
         if let Some(svc) = &slice.service {
             let svc_key = ObjectKey::new(&slice.key.namespace, svc);
             if let Some(t) = slice.trigger_time_ms {
@@ -65,7 +79,33 @@ impl EndpointSlices {
     pub fn remove(&mut self, key: &ObjectKey, touched: &mut Touched) {
         if let Some(old) = self.by_key.remove(key) {
             self.unlink(key, old.service.as_deref(), touched);
+            let import = old.import.as_ref().map(|i| &*i.service);
+            self.unlink_import(key, import, touched);
         }
+    }
+
+    fn unlink_import(&mut self, key: &ObjectKey, import: Option<&str>, touched: &mut Touched) {
+        let Some(name) = import else { return };
+        let import_key = ObjectKey::new(&key.namespace, name);
+        if let Some(set) = self.by_import.get_mut(&import_key) {
+            set.remove(&key.name);
+            if set.is_empty() {
+                self.by_import.remove(&import_key);
+            }
+        }
+        touched.imports.insert(import_key);
+    }
+
+    /// The multicluster slices of the ServiceImport `import`.
+    pub fn of_import<'a>(
+        &'a self,
+        import: &'a ObjectKey,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        self.by_import
+            .get(import)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.by_key.get(&ObjectKey::new(&import.namespace, n)))
     }
 
     fn unlink(&mut self, key: &ObjectKey, service: Option<&str>, touched: &mut Touched) {

@@ -4,8 +4,12 @@
 
 mod endpoints;
 mod endpointslices;
+mod external;
+mod gateways;
+mod imports;
 mod ingresses;
 pub mod metrics;
+mod multicluster;
 mod namespaces;
 mod objects;
 mod pods;
@@ -21,6 +25,8 @@ pub use crate::source::Delta;
 use crate::model::{Kind, Object, ObjectKey};
 use crate::zone::{Snapshot, ZoneConfig};
 use endpointslices::EndpointSlices;
+use gateways::{Gateways, Routes};
+use imports::ServiceImports;
 use ingresses::Ingresses;
 use namespaces::Namespaces;
 use pods::Pods;
@@ -36,6 +42,9 @@ pub struct ClusterOptions {
     pub namespaces: HashSet<Box<str>>,
     /// Name endpoints without a hostname after their pod (`targetRef.name`, under 64 characters).
     pub endpoint_pod_names: bool,
+    /// The kinds whose names the external zones serve (`--external-resources`: Service,
+    /// Ingress, Gateway, HTTPRoute, GRPCRoute, TLSRoute); `None`: all of them.
+    pub external_kinds: Option<Vec<Kind>>,
 }
 
 impl ClusterOptions {
@@ -53,6 +62,11 @@ pub struct Cluster {
     slices: EndpointSlices,
     pods: Pods,
     ingresses: Ingresses,
+    imports: ServiceImports,
+    gateways: Gateways,
+    http_routes: Routes,
+    grpc_routes: Routes,
+    tls_routes: Routes,
     /// The next never-used Service id (`ServiceRecords::id`).
     next_id: u32,
     /// Ids of deleted Services, free for new ones.
@@ -70,8 +84,11 @@ struct Touched {
     services: BTreeSet<ObjectKey>,
     namespaces: bool,
     synced: bool,
-    /// A Service's external addresses or an Ingress changed.
+    /// A Service's external addresses, an Ingress, a Gateway or a route changed.
     external: bool,
+    /// ServiceImports whose clusterset records need rebuilding (the import or its slices
+    /// changed).
+    imports: BTreeSet<ObjectKey>,
 }
 
 /// What the apply loop asks of every kind's store, besides its upsert and remove.
@@ -94,6 +111,11 @@ impl Cluster {
             slices: EndpointSlices::new(),
             pods: Pods::new(),
             ingresses: Ingresses::new(),
+            imports: ServiceImports::new(),
+            gateways: Gateways::new(),
+            http_routes: Routes::new(),
+            grpc_routes: Routes::new(),
+            tls_routes: Routes::new(),
             next_id: 0,
             free_ids: Vec::new(),
             expected: expected.iter().copied().collect(),
@@ -168,6 +190,11 @@ impl Cluster {
             Kind::EndpointSlice => &self.slices,
             Kind::Pod => &self.pods,
             Kind::Ingress => &self.ingresses,
+            Kind::ServiceImport => &self.imports,
+            Kind::Gateway => &self.gateways,
+            Kind::HttpRoute => &self.http_routes,
+            Kind::GrpcRoute => &self.grpc_routes,
+            Kind::TlsRoute => &self.tls_routes,
         }
     }
 
@@ -181,6 +208,11 @@ impl Cluster {
             }
             Object::Pod(pod) => self.pods.upsert(pod, &self.services, &self.slices, touched),
             Object::Ingress(ing) => self.ingresses.upsert(ing, touched),
+            Object::ServiceImport(import) => self.imports.upsert(import, touched),
+            Object::Gateway(gw) => self.gateways.upsert(gw, touched),
+            Object::HttpRoute(r) => self.http_routes.upsert(r, touched),
+            Object::GrpcRoute(r) => self.grpc_routes.upsert(r, touched),
+            Object::TlsRoute(r) => self.tls_routes.upsert(r, touched),
         }
     }
 
@@ -191,6 +223,11 @@ impl Cluster {
             Kind::EndpointSlice => self.slices.remove(key, touched),
             Kind::Pod => self.pods.remove(key, &self.services, &self.slices, touched),
             Kind::Ingress => self.ingresses.remove(key, touched),
+            Kind::ServiceImport => self.imports.remove(key, touched),
+            Kind::Gateway => self.gateways.remove(key, touched),
+            Kind::HttpRoute => self.http_routes.remove(key, touched),
+            Kind::GrpcRoute => self.grpc_routes.remove(key, touched),
+            Kind::TlsRoute => self.tls_routes.remove(key, touched),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Cluster, Touched, endpoints};
 use crate::model::{EndpointSlice, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
-    ExternalService, ExternalTable, PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput,
-    ServiceRecords, ShardedMap, Snapshot, build_service, service_key,
+    PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServiceRecords, ShardedMap, Snapshot,
+    build_service, service_key,
 };
 
 /// A Service a publish rebuilds: its key, snapshot key, id, and whether the id is new.
@@ -177,26 +177,6 @@ impl Cluster {
         set
     }
 
-    /// The external zones' names, from every Service with external addresses and every
-    /// Ingress (few objects: rebuilt whole).
-    fn external_table(&self) -> ExternalTable {
-        let services = self.services.with_external().filter_map(|(k, svc)| {
-            Some(ExternalService {
-                namespace: &k.namespace,
-                name: &k.name,
-                ports: &svc.ports,
-                addresses: svc.external.as_deref()?,
-            })
-        });
-        let hosts = self.ingresses.values().flat_map(|i| {
-            i.hosts
-                .iter()
-                .map(move |h| (&**h, &i.addresses))
-                .filter(|(_, a)| !a.is_empty())
-        });
-        ExternalTable::build(&self.config.external_origins, services, hosts)
-    }
-
     /// Serves every record with `ttl` from a new snapshot on (a configuration reload); `None`
     /// when it is the TTL already served.
     pub fn set_ttl(&mut self, ttl: u32) -> Option<Arc<Snapshot>> {
@@ -330,6 +310,7 @@ impl Cluster {
                 visible = true;
             }
         }
+        visible |= self.publish_clusterset(&touched.imports, &mut next, &old);
         if touched.namespaces {
             let set = self.existing_namespaces();
             if set != *next.namespaces {

@@ -11,7 +11,8 @@ use clap::{ArgAction, Parser};
 use super::file::Loaded;
 use super::mode::Mode;
 use super::parse::{
-    StubDomain, parse_duration, parse_network, parse_rate, parse_stub_domain, parse_upstream,
+    ExternalKinds, StubDomain, parse_duration, parse_external_resources, parse_network, parse_rate,
+    parse_stub_domain, parse_upstream,
 };
 use crate::forward::{Endpoint, Policy};
 use crate::logging::LogFormat;
@@ -261,6 +262,23 @@ pub struct Config {
     /// (watches Ingresses). Authoritative, with SOA and NS `ns1.dns.<zone>` at the apex.
     #[arg(long = "external-zone", value_name = "ZONE")]
     pub external_zones: Vec<String>,
+
+    /// The kinds whose names `--external-zone` serves, comma-separated: `Service` (external
+    /// and load balancer addresses), `Ingress` (hosts), `HTTPRoute`, `GRPCRoute`, `TLSRoute`
+    /// (`spec.hostnames`, answering the addresses of the Gateways that accepted the route),
+    /// `Gateway` (listener hostnames). Each listed kind is watched; a route kind also
+    /// watches Gateways. The Gateway API kinds need their CRDs installed (k8s_gateway's
+    /// `resources`).
+    #[arg(long = "external-resources", value_name = "KINDS", default_value = "Service,Ingress", value_parser = parse_external_resources)]
+    pub external_resources: ExternalKinds,
+
+    /// Answer for the clusterset zone of the Multi-Cluster Services API (KEP-1645; normally
+    /// `clusterset.local`): `<svc>.<ns>.svc.<zone>` from ServiceImports
+    /// (multicluster.x-k8s.io/v1alpha1) and `<hostname>.<clusterid>.<svc>.<ns>.svc.<zone>`
+    /// from the EndpointSlices labelled `multicluster.kubernetes.io/service-name` (CoreDNS's
+    /// `multicluster` plugin). Watches ServiceImports. Off by default.
+    #[arg(long = "multicluster-zone", value_name = "ZONE")]
+    pub multicluster_zone: Option<String>,
 
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]

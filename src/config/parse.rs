@@ -50,6 +50,41 @@ pub fn parse_stub_domain(text: &str) -> Result<StubDomain, String> {
     })
 }
 
+/// The kinds whose names the external zones serve (`--external-resources`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalKinds(pub Vec<crate::model::Kind>);
+
+/// The kinds `--external-resources` may name.
+pub const EXTERNAL_KINDS: [crate::model::Kind; 6] = {
+    use crate::model::Kind;
+    [
+        Kind::Service,
+        Kind::Ingress,
+        Kind::Gateway,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::TlsRoute,
+    ]
+};
+
+/// Parses a comma-separated list of kind names (`Service,Ingress,HTTPRoute`), any case.
+pub fn parse_external_resources(text: &str) -> Result<ExternalKinds, String> {
+    let mut kinds = Vec::new();
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let kind = EXTERNAL_KINDS
+            .into_iter()
+            .find(|k| k.row().name.eq_ignore_ascii_case(word))
+            .ok_or_else(|| {
+                let names: Vec<&str> = EXTERNAL_KINDS.iter().map(|k| k.row().name).collect();
+                format!("{word:?} is not one of {}", names.join(", "))
+            })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(ExternalKinds(kinds))
+}
+
 /// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
 pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     let t = text.trim();

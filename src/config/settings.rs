@@ -120,6 +120,7 @@ impl Config {
             .context("--zone")?
             .with_reverse_cidrs(self.reverse_cidrs.clone())
             .with_external_zones(&self.external_zones)
+            .and_then(|z| z.with_clusterset_zone(self.multicluster_zone.as_deref()))
             .map_err(anyhow::Error::msg)
     }
 
@@ -128,6 +129,7 @@ impl Config {
         ClusterOptions {
             namespaces: self.namespaces.iter().map(|n| n.as_str().into()).collect(),
             endpoint_pod_names: self.endpoint_pod_names,
+            external_kinds: Some(self.external_resources.0.clone()),
         }
     }
 
@@ -249,7 +251,12 @@ impl From<&Config> for KubeSettings {
         KubeSettings {
             kubeconfig: config.kubeconfig.clone(),
             watch_pods: config.pods == PodsMode::Verified,
-            watch_ingresses: !config.external_zones.is_empty(),
+            external_kinds: if config.external_zones.is_empty() {
+                Vec::new()
+            } else {
+                config.external_resources.0.clone()
+            },
+            watch_service_imports: config.multicluster_zone.is_some(),
             labels: config.labels.clone(),
         }
     }

@@ -12,12 +12,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, Ingress, Label, Namespace,
-    ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
+    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, ImportSource, Ingress, Label,
+    Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The label that ties an EndpointSlice to a ServiceImport (KEP-1645): such a slice holds
+/// another cluster's endpoints and is never one of a local Service's.
+pub const IMPORT_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
+/// The label naming the cluster a multicluster EndpointSlice's endpoints run in.
+pub const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
 /// The annotation the EndpointSlice controller stamps with the time of the triggering change.
 pub const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
@@ -31,14 +36,14 @@ pub struct ConvertError {
     pub reason: String,
 }
 
-fn err(field: impl Into<String>, reason: impl Into<String>) -> ConvertError {
+pub(super) fn err(field: impl Into<String>, reason: impl Into<String>) -> ConvertError {
     ConvertError {
         field: field.into(),
         reason: reason.into(),
     }
 }
 
-fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
+pub(super) fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
     let name = meta
         .name
         .as_deref()
@@ -48,12 +53,15 @@ fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
     Ok(ObjectKey::new(namespace, name))
 }
 
-fn parse_ip(field: impl FnOnce() -> String, text: &str) -> Result<IpAddr, ConvertError> {
+pub(super) fn parse_ip(field: impl FnOnce() -> String, text: &str) -> Result<IpAddr, ConvertError> {
     text.parse()
         .map_err(|_| err(field(), format!("{text:?} is not an IP address")))
 }
 
-fn protocol(field: impl FnOnce() -> String, p: Option<&str>) -> Result<Protocol, ConvertError> {
+pub(super) fn protocol(
+    field: impl FnOnce() -> String,
+    p: Option<&str>,
+) -> Result<Protocol, ConvertError> {
     match p.unwrap_or("TCP") {
         "TCP" => Ok(Protocol::Tcp),
         "UDP" => Ok(Protocol::Udp),
@@ -62,14 +70,14 @@ fn protocol(field: impl FnOnce() -> String, p: Option<&str>) -> Result<Protocol,
     }
 }
 
-fn port_number(field: impl FnOnce() -> String, n: i32) -> Result<u16, ConvertError> {
+pub(super) fn port_number(field: impl FnOnce() -> String, n: i32) -> Result<u16, ConvertError> {
     u16::try_from(n)
         .ok()
         .filter(|&p| p != 0)
         .ok_or_else(|| err(field(), format!("{n} is not a port number (1-65535)")))
 }
 
-fn port_name(name: Option<&String>) -> Option<Box<str>> {
+pub(super) fn port_name(name: Option<&String>) -> Option<Box<str>> {
     name.filter(|n| !n.is_empty())
         .map(|n| n.to_ascii_lowercase().into_boxed_str())
 }
@@ -160,7 +168,10 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
 }
 
 /// A load balancer `hostname`: lower case, without the trailing dot, a valid name.
-fn lb_hostname(field: impl FnOnce() -> String, h: &str) -> Result<Box<str>, ConvertError> {
+pub(super) fn lb_hostname(
+    field: impl FnOnce() -> String,
+    h: &str,
+) -> Result<Box<str>, ConvertError> {
     let h = h.trim_end_matches('.').to_ascii_lowercase();
     hickory_proto::rr::Name::from_ascii(&h)
         .map_err(|e| err(field(), format!("{h:?} is not a host name: {e}")))?;
@@ -184,7 +195,7 @@ fn lb_ingress<'a>(
     Ok(())
 }
 
-fn external(mut found: (Vec<IpAddr>, Vec<Box<str>>)) -> ExternalAddresses {
+pub(super) fn external(mut found: (Vec<IpAddr>, Vec<Box<str>>)) -> ExternalAddresses {
     let mut seen = std::collections::HashSet::new();
     found.0.retain(|ip| seen.insert(*ip));
     found.1.dedup();
@@ -319,12 +330,7 @@ pub fn from_endpoint_slice(
         });
     }
     let meta = &slice.metadata;
-    let service = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .filter(|s| !s.is_empty())
-        .map(|s| s.as_str().into());
+    let (service, import) = slice_owner(meta);
     let trigger_time_ms = meta
         .annotations
         .as_ref()
@@ -333,10 +339,33 @@ pub fn from_endpoint_slice(
     Ok(EndpointSlice {
         key,
         service,
+        import,
         endpoints: endpoints.into(),
         ports: ports.into(),
         trigger_time_ms,
     })
+}
+
+/// The Service (label `kubernetes.io/service-name`) or, for a multicluster slice, the
+/// ServiceImport and source cluster a slice belongs to: a multicluster slice belongs to its
+/// ServiceImport only, never to a local Service of the same name.
+fn slice_owner(meta: &ObjectMeta) -> (Option<Box<str>>, Option<Box<ImportSource>>) {
+    let label = |name: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(name))
+            .filter(|s| !s.is_empty())
+            .map(|s| Box::<str>::from(s.as_str()))
+    };
+    match label(IMPORT_NAME_LABEL) {
+        Some(service) => {
+            let cluster = label(SOURCE_CLUSTER_LABEL)
+                .map(|c| c.to_ascii_lowercase().into_boxed_str())
+                .unwrap_or_default();
+            (None, Some(Box::new(ImportSource { service, cluster })))
+        }
+        None => (label(SERVICE_NAME_LABEL), None),
+    }
 }
 
 /// Converts a v1 Pod.

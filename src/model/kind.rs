@@ -37,7 +37,10 @@ use serde_json::Value;
 use super::convert::{
     ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
 };
-use super::{EndpointSlice, Ingress, Namespace, ObjectKey, Pod, Service};
+use super::crd::{from_gateway, from_route, from_service_import};
+use super::{
+    EndpointSlice, Gateway, Ingress, Namespace, ObjectKey, Pod, Route, Service, ServiceImport,
+};
 
 /// One row of the table: how the API names a kind, and how its objects become the model.
 #[derive(Debug)]
@@ -217,6 +220,56 @@ kinds! {
         name: "Ingress",
         namespaced: true,
         convert: from_ingress,
+    },
+    /// multicluster.x-k8s.io/v1alpha1 ServiceImport (for `--multicluster-zone`).
+    ServiceImport(ServiceImport) {
+        api_version: "multicluster.x-k8s.io/v1alpha1",
+        group: "multicluster.x-k8s.io",
+        version: "v1alpha1",
+        resource: "serviceimports",
+        name: "ServiceImport",
+        namespaced: true,
+        convert: from_service_import,
+    },
+    /// gateway.networking.k8s.io/v1 Gateway (for `--external-zone`).
+    Gateway(Gateway) {
+        api_version: "gateway.networking.k8s.io/v1",
+        group: "gateway.networking.k8s.io",
+        version: "v1",
+        resource: "gateways",
+        name: "Gateway",
+        namespaced: true,
+        convert: from_gateway,
+    },
+    /// gateway.networking.k8s.io/v1 HTTPRoute (for `--external-zone`).
+    HttpRoute(Route) {
+        api_version: "gateway.networking.k8s.io/v1",
+        group: "gateway.networking.k8s.io",
+        version: "v1",
+        resource: "httproutes",
+        name: "HTTPRoute",
+        namespaced: true,
+        convert: from_route,
+    },
+    /// gateway.networking.k8s.io/v1 GRPCRoute (for `--external-zone`).
+    GrpcRoute(Route) {
+        api_version: "gateway.networking.k8s.io/v1",
+        group: "gateway.networking.k8s.io",
+        version: "v1",
+        resource: "grpcroutes",
+        name: "GRPCRoute",
+        namespaced: true,
+        convert: from_route,
+    },
+    /// gateway.networking.k8s.io/v1alpha2 TLSRoute (for `--external-zone`).
+    TlsRoute(Route) {
+        api_version: "gateway.networking.k8s.io/v1alpha2",
+        group: "gateway.networking.k8s.io",
+        version: "v1alpha2",
+        resource: "tlsroutes",
+        name: "TLSRoute",
+        namespaced: true,
+        convert: from_route,
     },
 }
 

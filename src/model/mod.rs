@@ -8,6 +8,7 @@
 //! Services and Namespaces are DNS-1035/1123 labels).
 
 mod convert;
+mod crd;
 mod ip_list;
 mod kind;
 mod label;
@@ -15,6 +16,7 @@ mod label;
 pub use convert::{
     ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
 };
+pub use crd::{from_gateway, from_route, from_service_import};
 pub use ip_list::IpList;
 pub use kind::{Document, Kind, KindRow, Model, Object};
 pub use label::Label;
@@ -204,8 +206,12 @@ pub struct Endpoint {
 pub struct EndpointSlice {
     /// Namespace and name of the slice.
     pub key: ObjectKey,
-    /// The Service it belongs to (label `kubernetes.io/service-name`).
+    /// The Service it belongs to (label `kubernetes.io/service-name`); `None` for a
+    /// multicluster slice.
     pub service: Option<Box<str>>,
+    /// The ServiceImport and source cluster of a multicluster slice (label
+    /// `multicluster.kubernetes.io/service-name`); boxed: most slices are local.
+    pub import: Option<Box<ImportSource>>,
     /// The endpoints.
     pub endpoints: Box<[Endpoint]>,
     /// The ports every endpoint of this slice serves.
@@ -215,6 +221,83 @@ pub struct EndpointSlice {
 }
 
 impl Model for EndpointSlice {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+}
+
+/// Where a multicluster EndpointSlice's endpoints come from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImportSource {
+    /// The ServiceImport's name (label `multicluster.kubernetes.io/service-name`).
+    pub service: Box<str>,
+    /// The cluster id (label `multicluster.kubernetes.io/source-cluster`), lower case; empty
+    /// when the label is missing (then its endpoints have no per-cluster names).
+    pub cluster: Box<str>,
+}
+
+/// A multicluster.x-k8s.io/v1alpha1 ServiceImport (KEP-1645), reduced to what the clusterset
+/// zone publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceImport {
+    /// Namespace and name (the exported Service's).
+    pub key: ObjectKey,
+    /// `spec.type: Headless`: the name answers the ready endpoints of every exporting cluster.
+    pub headless: bool,
+    /// `spec.ips`: the clusterset IPs (type `ClusterSetIP`).
+    pub ips: Box<[IpAddr]>,
+    /// `spec.ports`.
+    pub ports: Box<[Port]>,
+}
+
+impl Model for ServiceImport {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+}
+
+/// A gateway.networking.k8s.io/v1 Gateway: its listeners' hostnames and its addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Gateway {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.listeners[].hostname`, lower case, without a trailing dot (`*.` kept).
+    pub hostnames: Box<[Box<str>]>,
+    /// `status.addresses`: `IPAddress` ones as IPs, `Hostname` ones as hostnames.
+    pub addresses: ExternalAddresses,
+}
+
+impl Model for Gateway {
+    fn object_key(&self) -> ObjectKey {
+        self.key.clone()
+    }
+
+    fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+}
+
+/// An HTTPRoute, GRPCRoute or TLSRoute: its hostnames and the Gateways that accepted it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.hostnames`, lower case, without a trailing dot (`*.` kept).
+    pub hostnames: Box<[Box<str>]>,
+    /// The Gateways of `spec.parentRefs` whose entry in `status.parents` has the condition
+    /// `Accepted=True`.
+    pub gateways: Box<[ObjectKey]>,
+}
+
+impl Model for Route {
     fn object_key(&self) -> ObjectKey {
         self.key.clone()
     }

@@ -89,8 +89,10 @@ pub fn answer_question(
     let qtype = RecordType::from(q.qtype());
     let found = lookup_labels(snapshot, labels, qtype);
     let zone_labels = match found.zone {
-        // The external zone (its own SOA and NS) takes the general path.
-        AnswerZone::None | AnswerZone::External { .. } => return None,
+        // The external and clusterset zones take the general path.
+        AnswerZone::None | AnswerZone::External { .. } | AnswerZone::Clusterset { .. } => {
+            return None;
+        }
         AnswerZone::Cluster { labels } => labels,
         AnswerZone::ReverseV4 | AnswerZone::ReverseV6 => 2,
     };
@@ -144,6 +146,7 @@ pub fn answer_question(
         // take the general path.
         AnswerData::Ns
         | AnswerData::DnsVersion
+        | AnswerData::ClustersetVersion
         | AnswerData::Cname(_)
         | AnswerData::ExternalNs
         | AnswerData::ExternalSrv(_) => return None,

@@ -13,21 +13,35 @@ pub struct KubeSettings {
     pub kubeconfig: Option<PathBuf>,
     /// Watch Pods (`--pods verified`: pod records and autopath need them).
     pub watch_pods: bool,
-    /// Watch Ingresses (there is an `--external-zone`).
-    pub watch_ingresses: bool,
+    /// The kinds the external zones read (`--external-resources`, when there is an
+    /// `--external-zone`): each is watched (Services always are), and Gateways too when a
+    /// route kind is among them.
+    pub external_kinds: Vec<Kind>,
+    /// Watch ServiceImports (there is a `--multicluster-zone`).
+    pub watch_service_imports: bool,
     /// `--labels`: only the Services matching it are listed and watched.
     pub labels: Option<LabelFilter>,
 }
 
-/// The kinds watched: Namespaces, Services and EndpointSlices always; Pods and Ingresses
-/// when the settings ask for them.
+/// The kinds watched: Namespaces, Services and EndpointSlices always; Pods, the external
+/// zones' kinds and ServiceImports when the settings ask for them.
 pub fn watched_kinds(settings: &KubeSettings) -> Vec<Kind> {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if settings.watch_pods {
         kinds.push(Kind::Pod);
     }
-    if settings.watch_ingresses {
-        kinds.push(Kind::Ingress);
+    let routes = [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute];
+    let mut external = settings.external_kinds.clone();
+    if external.iter().any(|k| routes.contains(k)) {
+        external.push(Kind::Gateway);
+    }
+    for kind in external {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if settings.watch_service_imports {
+        kinds.push(Kind::ServiceImport);
     }
     kinds
 }
@@ -323,13 +337,26 @@ mod tests {
         let plain = KubeSettings::default();
         assert!(!watched_kinds(&plain).contains(&Kind::Ingress));
         let edge = KubeSettings {
-            watch_ingresses: true,
+            external_kinds: vec![Kind::Service, Kind::Ingress],
             ..KubeSettings::default()
         };
         assert!(
             watched_resources(&edge).contains(&("networking.k8s.io", "ingresses")),
             "{:?}",
             watched_resources(&edge)
+        );
+        let gateway_api = KubeSettings {
+            external_kinds: vec![Kind::Service, Kind::HttpRoute],
+            watch_service_imports: true,
+            ..KubeSettings::default()
+        };
+        assert_eq!(
+            watched_resources(&gateway_api)[3..],
+            [
+                ("gateway.networking.k8s.io", "httproutes"),
+                ("gateway.networking.k8s.io", "gateways"),
+                ("multicluster.x-k8s.io", "serviceimports"),
+            ]
         );
         let filtered = KubeSettings {
             labels: Some(parse_label_selector("app=web").unwrap()),

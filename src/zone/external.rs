@@ -4,7 +4,11 @@
 //! - `<svc>.<ns>.<zone>`: A/AAAA of a Service's `externalIPs` and load balancer `ip`s, or a
 //!   CNAME to its load balancer `hostname` when it has no address; SRV on the Service name
 //!   (every port) and on `_<port>._<proto>.<svc>.<ns>.<zone>` (named ports).
-//! - An Ingress host under the zone: its load balancer addresses (or CNAME to its hostname).
+//! - An Ingress host, a route hostname (HTTPRoute, GRPCRoute, TLSRoute) or a Gateway
+//!   listener hostname under the zone: the load balancer's or Gateway's addresses (or a CNAME
+//!   to its hostname). A name several of them claim answers all their addresses.
+//! - A wildcard hostname `*.<base>` (routes and listeners): every name below `<base>` that no
+//!   exact name gives records, the most specific wildcard first.
 //! - The apex: SOA and NS `ns1.dns.<zone>`, whose addresses are kube-system/kube-dns's
 //!   external ones. Ancestors of every name are empty non-terminals (NODATA), the rest is
 //!   NXDOMAIN.
@@ -48,6 +52,8 @@ pub struct ExternalRecords {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExternalTable {
     names: HashMap<Box<[u8]>, ExternalRecords>,
+    /// Wildcard hostnames' records, keyed by the name below `*.`.
+    wildcards: HashMap<Box<[u8]>, ExternalRecords>,
     /// The addresses of `ns1.dns.<zone>` (kube-system/kube-dns's external addresses).
     pub nameserver_addresses: Box<[IpAddr]>,
 }
@@ -63,6 +69,33 @@ pub struct ExternalService<'a> {
     pub ports: &'a [Port],
     /// Its external addresses.
     pub addresses: &'a ExternalAddresses,
+}
+
+/// Adds `addrs` to what a name answers: IPs merge; a CNAME to the first hostname only while
+/// there is no IP.
+fn merge(e: &mut ExternalRecords, addrs: &ExternalAddresses) {
+    let mut ips: Vec<IpAddr> = e.addresses.to_vec();
+    ips.extend_from_slice(&addrs.ips);
+    e.addresses = sorted(&ips).into();
+    if e.addresses.is_empty() {
+        if e.cname.is_none() {
+            e.cname = addrs.hostnames.first().and_then(|h| {
+                let mut n = Name::from_ascii(h).ok()?;
+                n.set_fqdn(true);
+                Some(n)
+            });
+        }
+    } else {
+        // RFC 1034 §3.6.2: a name with addresses cannot be an alias too.
+        e.cname = None;
+    }
+}
+
+impl ExternalRecords {
+    /// Whether the name has records of its own (not an empty non-terminal).
+    pub fn has_data(&self) -> bool {
+        !self.addresses.is_empty() || self.cname.is_some() || !self.srv.is_empty()
+    }
 }
 
 /// Lower-case dotted text of `name` without the final dot.
@@ -108,14 +141,7 @@ impl ExternalTable {
                 }
             }
             for (host, addrs) in hosts.clone() {
-                let Ok(mut name) = Name::from_ascii(host) else {
-                    continue;
-                };
-                name.set_fqdn(true);
-                if zone.zone_of(&name) && name.num_labels() > zone.num_labels() {
-                    table.add_addresses(&name, addrs);
-                    table.add_ent_chain(&name, zone);
-                }
+                table.add_host(host, addrs, zone);
             }
         }
         let ns_addrs = table.nameserver_addresses.clone();
@@ -148,23 +174,34 @@ impl ExternalTable {
         }
     }
 
-    fn add_addresses(&mut self, owner: &Name, addrs: &ExternalAddresses) {
-        let e = self.entry(owner);
-        let mut ips: Vec<IpAddr> = e.addresses.to_vec();
-        ips.extend_from_slice(&addrs.ips);
-        e.addresses = sorted(&ips).into();
-        if e.addresses.is_empty() {
-            if e.cname.is_none() {
-                e.cname = addrs.hostnames.first().and_then(|h| {
-                    let mut n = Name::from_ascii(h).ok()?;
-                    n.set_fqdn(true);
-                    Some(n)
-                });
-            }
-        } else {
-            // RFC 1034 §3.6.2: a name with addresses cannot be an alias too.
-            e.cname = None;
+    /// A hostname (`*.` for a wildcard) with the addresses it answers, if under `zone`.
+    fn add_host(&mut self, host: &str, addrs: &ExternalAddresses, zone: &Name) {
+        let (wildcard, bare) = match host.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, host),
+        };
+        let Ok(mut name) = Name::from_ascii(bare) else {
+            return;
+        };
+        name.set_fqdn(true);
+        if !zone.zone_of(&name) {
+            return;
         }
+        if wildcard {
+            merge(self.wildcards.entry(key_of(&name)).or_default(), addrs);
+            // The wildcard's parent exists (RFC 4592), as do its ancestors.
+            if name.num_labels() > zone.num_labels() {
+                self.entry(&name);
+                self.add_ent_chain(&name, zone);
+            }
+        } else if name.num_labels() > zone.num_labels() {
+            self.add_addresses(&name, addrs);
+            self.add_ent_chain(&name, zone);
+        }
+    }
+
+    fn add_addresses(&mut self, owner: &Name, addrs: &ExternalAddresses) {
+        merge(self.entry(owner), addrs);
     }
 
     fn add_service(&mut self, owner: &Name, zone: &Name, svc: &ExternalService<'_>) {
@@ -208,9 +245,30 @@ impl ExternalTable {
         }
     }
 
-    /// The records of a name (lower case, no final dot).
+    /// The records of a name (lower case, no final dot), wildcards aside.
     pub fn get(&self, key: &[u8]) -> Option<&ExternalRecords> {
         self.names.get(key)
+    }
+
+    /// What a name (lower case, no final dot) answers: its own records; else those of the
+    /// most specific wildcard above it whose base is at least `zone_len` bytes long (under
+    /// the zone); else its entry, an empty non-terminal, if any.
+    pub fn find(&self, key: &[u8], zone_len: usize) -> Option<&ExternalRecords> {
+        let own = self.names.get(key);
+        if own.is_some_and(ExternalRecords::has_data) || self.wildcards.is_empty() {
+            return own;
+        }
+        let mut rest = key;
+        while let Some(dot) = rest.iter().position(|&b| b == b'.') {
+            rest = &rest[dot + 1..];
+            if rest.len() < zone_len {
+                break;
+            }
+            if let Some(w) = self.wildcards.get(rest) {
+                return Some(w);
+            }
+        }
+        own
     }
 
     /// Number of names (empty non-terminals included).

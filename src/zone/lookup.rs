@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RecordType};
 
+use super::clusterset::{clusterset_lookup, clusterset_origin};
 use super::external::{external_origin, spell_lower};
 use super::name::{ClusterName, MAX_LABELS, classify_labels, name_labels};
 use super::reverse::reverse_lookup;
@@ -37,6 +38,8 @@ pub enum AnswerData<'a> {
     Ns,
     /// The `dns-version` TXT record.
     DnsVersion,
+    /// The clusterset zone's `dns-version` TXT record (its own schema version).
+    ClustersetVersion,
     /// A (`v6 == false`) or AAAA records of these addresses at the query name.
     Addresses {
         /// Addresses of both families; only one family is rendered.
@@ -87,6 +90,11 @@ pub enum AnswerZone {
         /// Number of labels of the origin.
         labels: usize,
     },
+    /// The clusterset zone; the last `labels` labels of the query name spell it.
+    Clusterset {
+        /// Number of labels of the origin.
+        labels: usize,
+    },
 }
 
 /// The result of a lookup.
@@ -111,7 +119,7 @@ impl Answer<'_> {
 }
 
 /// Lower-cases `label` into `buf`, returning the written part; `None` if it does not fit.
-fn lower<'b>(label: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+pub(super) fn lower<'b>(label: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let out = buf.get_mut(..label.len())?;
     out.copy_from_slice(label);
     out.make_ascii_lowercase();
@@ -140,7 +148,7 @@ fn namespace_exists(snap: &Snapshot, ns: &[u8]) -> bool {
 }
 
 /// Address records of `addrs` for `qtype`, or NODATA when none of that family exists.
-fn addresses(addrs: &[IpAddr], qtype: RecordType) -> (Rcode, AnswerData<'_>) {
+pub(super) fn addresses(addrs: &[IpAddr], qtype: RecordType) -> (Rcode, AnswerData<'_>) {
     let v6 = match qtype {
         RecordType::A => false,
         RecordType::AAAA => true,
@@ -155,10 +163,10 @@ fn addresses(addrs: &[IpAddr], qtype: RecordType) -> (Rcode, AnswerData<'_>) {
     }
 }
 
-const NODATA: (Rcode, AnswerData<'static>) = (Rcode::NoError, AnswerData::Empty);
-const NXDOMAIN: (Rcode, AnswerData<'static>) = (Rcode::NxDomain, AnswerData::Empty);
+pub(super) const NODATA: (Rcode, AnswerData<'static>) = (Rcode::NoError, AnswerData::Empty);
+pub(super) const NXDOMAIN: (Rcode, AnswerData<'static>) = (Rcode::NxDomain, AnswerData::Empty);
 
-fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode, AnswerData<'_>) {
+pub(super) fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode, AnswerData<'_>) {
     match (&svc.shape, qtype) {
         // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
         (ServiceShape::ExternalName(target), _) => (Rcode::NoError, AnswerData::Cname(target)),
@@ -323,6 +331,17 @@ pub fn lookup_labels<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) 
             zone: AnswerZone::Cluster { labels },
         };
     }
+    if let Some(labels) = clusterset_origin(name, &snap.config) {
+        let (mut rcode, data) = clusterset_lookup(snap, name, labels, qtype);
+        if rcode == Rcode::NxDomain && !snap.synced {
+            rcode = Rcode::ServFail;
+        }
+        return Answer {
+            rcode,
+            data,
+            zone: AnswerZone::Clusterset { labels },
+        };
+    }
     if let Some(labels) = external_origin(name, &snap.config.external_origins) {
         let (mut rcode, data) = external_lookup(snap, name, labels, qtype);
         if rcode == Rcode::NxDomain && !snap.synced {
@@ -351,7 +370,14 @@ fn external_lookup<'s>(
         };
     }
     let mut buf = [0u8; 255];
-    let Some(rec) = spell_lower(name, &mut buf).and_then(|k| snap.external.get(k)) else {
+    let zone = name.get(name.len() - zone_labels..).unwrap_or_default();
+    let zone_len = zone
+        .iter()
+        .map(|l| l.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    let Some(rec) = spell_lower(name, &mut buf).and_then(|k| snap.external.find(k, zone_len))
+    else {
         return NXDOMAIN;
     };
     match &rec.cname {

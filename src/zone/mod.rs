@@ -6,6 +6,7 @@
 //! spelled at answer time, in the question's case.
 
 mod build;
+mod clusterset;
 mod external;
 mod lookup;
 mod name;
@@ -17,7 +18,8 @@ mod soa;
 mod xfr;
 
 pub use crate::model::Label;
-pub use build::{ReadyEndpoint, ServiceInput, build_service};
+pub use build::{ReadyEndpoint, ServiceInput, build_service, dashed};
+pub use clusterset::CLUSTERSET_SCHEMA_VERSION;
 pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
@@ -66,6 +68,8 @@ pub struct ZoneConfig {
     pub reverse_cidrs: Vec<ipnet::IpNet>,
     /// External zones (`--external-zone`), lower case and fully qualified.
     pub external_origins: Vec<Name>,
+    /// The clusterset zone (`--multicluster-zone`, KEP-1645), lower case and fully qualified.
+    pub clusterset_origin: Option<Name>,
 }
 
 /// Why a zone cannot be served; the message names the zone and the flag.
@@ -85,6 +89,14 @@ pub enum ZoneConfigError {
     /// An external zone is no DNS name, the root, or overlaps the cluster zone.
     #[error("--external-zone {zone:?}: {reason}")]
     BadExternal {
+        /// The zone as given.
+        zone: String,
+        /// Why it cannot be served.
+        reason: String,
+    },
+    /// The clusterset zone is no DNS name, the root, or overlaps another served zone.
+    #[error("--multicluster-zone {zone:?}: {reason}")]
+    BadClusterset {
         /// The zone as given.
         zone: String,
         /// Why it cannot be served.
@@ -111,7 +123,32 @@ impl ZoneConfig {
             pods,
             reverse_cidrs: Vec::new(),
             external_origins: Vec::new(),
+            clusterset_origin: None,
         })
+    }
+
+    /// The same, answering for the clusterset zone `zone` too (call after the external
+    /// zones: it must overlap none of them, nor the cluster zone).
+    pub fn with_clusterset_zone(mut self, zone: Option<&str>) -> Result<Self, ZoneConfigError> {
+        let Some(zone) = zone else { return Ok(self) };
+        let bad = |reason: String| ZoneConfigError::BadClusterset {
+            zone: zone.to_owned(),
+            reason,
+        };
+        let mut origin = Name::from_ascii(zone.trim_end_matches('.'))
+            .map_err(|e| bad(e.to_string()))?
+            .to_lowercase();
+        origin.set_fqdn(true);
+        if origin.is_root() {
+            return Err(bad("must not be the root".into()));
+        }
+        for other in std::iter::once(&self.origin).chain(&self.external_origins) {
+            if other.zone_of(&origin) || origin.zone_of(other) {
+                return Err(bad(format!("overlaps the zone {other}")));
+            }
+        }
+        self.clusterset_origin = Some(origin);
+        Ok(self)
     }
 
     /// The same, answering for these external zones too; an error names the zone and why.
@@ -307,6 +344,11 @@ pub struct Snapshot {
     pub pod_names: ShardedMap<IpAddr, Arc<str>>,
     /// The names of the external zones.
     pub external: Arc<ExternalTable>,
+    /// The clusterset zone's Services (ServiceImports) by `service_key`; their ids are unused
+    /// (the clusterset has no PTR records).
+    pub clusterset: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
+    /// The namespaces (lower case) that have a ServiceImport.
+    pub clusterset_namespaces: Arc<HashSet<Box<str>>>,
 }
 
 impl Snapshot {
@@ -324,6 +366,8 @@ impl Snapshot {
             pod_namespaces: ShardedMap::new(),
             pod_names: ShardedMap::new(),
             external: Arc::default(),
+            clusterset: ShardedMap::new(),
+            clusterset_namespaces: Arc::new(HashSet::new()),
         }
     }
 

@@ -11,7 +11,10 @@ use hickory_proto::rr::{Name, RData, Record};
 
 use super::lookup::{Answer, AnswerData, AnswerZone, Rcode};
 use super::soa::{CLUSTER_MNAME, EXTERNAL_MNAME, HOSTMASTER, SOA_TIMERS};
-use super::{DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv, ptr_names};
+use super::{
+    CLUSTERSET_SCHEMA_VERSION, DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv,
+    ptr_names,
+};
 
 /// The sections of a response.
 #[derive(Debug, Default)]
@@ -87,7 +90,9 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
     let ttl = snap.config.ttl;
     let zone = match answer.zone {
         AnswerZone::None => return out,
-        AnswerZone::Cluster { labels } | AnswerZone::External { labels } => qname.trim_to(labels),
+        AnswerZone::Cluster { labels }
+        | AnswerZone::External { labels }
+        | AnswerZone::Clusterset { labels } => qname.trim_to(labels),
         AnswerZone::ReverseV4 | AnswerZone::ReverseV6 => qname.trim_to(2),
     };
     // k8s_external names its zones' nameserver `ns1.dns.<zone>`.
@@ -134,6 +139,11 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             qname.clone(),
             DNS_VERSION_TTL,
             RData::TXT(TXT::new(vec![DNS_SCHEMA_VERSION.to_owned()])),
+        )),
+        AnswerData::ClustersetVersion => out.answers.push(Record::from_rdata(
+            qname.clone(),
+            DNS_VERSION_TTL,
+            RData::TXT(TXT::new(vec![CLUSTERSET_SCHEMA_VERSION.to_owned()])),
         )),
         AnswerData::Addresses { addrs, v6 } => out.answers.extend(
             addrs

@@ -59,6 +59,7 @@ fn slice(ns: &str, name: &str, svc: &str, endpoints: Vec<Endpoint>, ports: Vec<P
     Object::EndpointSlice(EndpointSlice {
         key: ObjectKey::new(ns, name),
         service: Some(svc.into()),
+        import: None,
         endpoints: endpoints.into(),
         ports: ports.into(),
         trigger_time_ms: None,
@@ -406,6 +407,7 @@ fn namespace_filter_and_endpoint_pod_names() {
     let options = super::ClusterOptions {
         namespaces: ["ns".into()].into_iter().collect(),
         endpoint_pod_names: true,
+        external_kinds: None,
     };
     let mut ep = endpoint("172.0.0.2", true, None);
     ep.pod_name = Some("web-7d9f".into());

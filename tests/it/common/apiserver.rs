@@ -2,7 +2,9 @@
 //! on 127.0.0.1, for integration tests of the Kubernetes source.
 //!
 //! Read-only core v1 `services`, `pods`, `namespaces`, discovery.k8s.io/v1 `endpointslices`,
-//! networking.k8s.io/v1 `ingresses` (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
+//! networking.k8s.io/v1 `ingresses`, the custom resources multicluster.x-k8s.io/v1alpha1
+//! `serviceimports`, gateway.networking.k8s.io/v1 `gateways`, `httproutes`, `grpcroutes` and
+//! v1alpha2 `tlsroutes` (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
 //! resourceVersion; LIST paged by `limit`/`continue`, items without `apiVersion`/`kind`, label
 //! and field selectors (`k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`); WATCH as one JSON event per line of a chunked
 //! body, replayed from `resourceVersion`, a `410 Expired` ERROR event once that is compacted
@@ -35,12 +37,20 @@ struct Res(&'static str, &'static str, &'static str, bool);
 
 const SLICES: &str = "discovery.k8s.io/v1";
 const INGRESSES: &str = "networking.k8s.io/v1";
-const RESOURCES: [Res; 5] = [
+const IMPORTS: &str = "multicluster.x-k8s.io/v1alpha1";
+const GATEWAYS: &str = "gateway.networking.k8s.io/v1";
+const GATEWAYS_ALPHA: &str = "gateway.networking.k8s.io/v1alpha2";
+const RESOURCES: [Res; 10] = [
     Res("services", "v1", "Service", true),
     Res("pods", "v1", "Pod", true),
     Res("namespaces", "v1", "Namespace", false),
     Res("endpointslices", SLICES, "EndpointSlice", true),
     Res("ingresses", INGRESSES, "Ingress", true),
+    Res("serviceimports", IMPORTS, "ServiceImport", true),
+    Res("gateways", GATEWAYS, "Gateway", true),
+    Res("httproutes", GATEWAYS, "HTTPRoute", true),
+    Res("grpcroutes", GATEWAYS, "GRPCRoute", true),
+    Res("tlsroutes", GATEWAYS_ALPHA, "TLSRoute", true),
 ];
 
 const VERSION: &str = r#"{"major":"1","minor":"33","emulationMajor":"1","emulationMinor":"33",
@@ -479,6 +489,9 @@ fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
         ["api", "v1", rest @ ..] => ("v1", rest),
         ["apis", "discovery.k8s.io", "v1", rest @ ..] => (SLICES, rest),
         ["apis", "networking.k8s.io", "v1", rest @ ..] => (INGRESSES, rest),
+        ["apis", "multicluster.x-k8s.io", "v1alpha1", rest @ ..] => (IMPORTS, rest),
+        ["apis", "gateway.networking.k8s.io", "v1", rest @ ..] => (GATEWAYS, rest),
+        ["apis", "gateway.networking.k8s.io", "v1alpha2", rest @ ..] => (GATEWAYS_ALPHA, rest),
         _ => return Err(not_found()),
     };
     let (ns, plural) = match rest {
