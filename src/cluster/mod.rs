@@ -2,6 +2,7 @@
 //! touch, and publishes a new zone snapshot that shares every untouched Service with the
 //! previous one (`snapshot.rs`).
 
+mod configmaps;
 mod endpoints;
 mod endpointslices;
 mod ingresses;
@@ -20,6 +21,7 @@ pub use crate::source::Delta;
 
 use crate::model::{Kind, Object, ObjectKey};
 use crate::zone::{Snapshot, ZoneConfig};
+use configmaps::ConfigMaps;
 use endpointslices::EndpointSlices;
 use ingresses::Ingresses;
 use namespaces::Namespaces;
@@ -36,11 +38,17 @@ pub struct ClusterOptions {
     pub namespaces: HashSet<Box<str>>,
     /// Name endpoints without a hostname after their pod (`targetRef.name`, under 64 characters).
     pub endpoint_pod_names: bool,
+    /// `--hosts-configmap`: the ConfigMap key whose host entries the snapshot carries, and
+    /// how they are answered.
+    pub hosts: Option<(crate::model::ConfigMapKey, crate::hosts::HostsOptions)>,
 }
 
 impl ClusterOptions {
     fn admits(&self, obj: &Object) -> bool {
-        self.namespaces.is_empty() || self.namespaces.contains(obj.namespace())
+        // The hosts ConfigMap is read wherever it lives (k3s's is in kube-system).
+        self.namespaces.is_empty()
+            || self.namespaces.contains(obj.namespace())
+            || matches!(obj, Object::ConfigMap(_))
     }
 }
 
@@ -53,6 +61,7 @@ pub struct Cluster {
     slices: EndpointSlices,
     pods: Pods,
     ingresses: Ingresses,
+    configmaps: ConfigMaps,
     /// The next never-used Service id (`ServiceRecords::id`).
     next_id: u32,
     /// Ids of deleted Services, free for new ones.
@@ -72,6 +81,8 @@ struct Touched {
     synced: bool,
     /// A Service's external addresses or an Ingress changed.
     external: bool,
+    /// A ConfigMap changed (the host entries of `--hosts-configmap`).
+    hosts: bool,
 }
 
 /// What the apply loop asks of every kind's store, besides its upsert and remove.
@@ -94,6 +105,7 @@ impl Cluster {
             slices: EndpointSlices::new(),
             pods: Pods::new(),
             ingresses: Ingresses::new(),
+            configmaps: ConfigMaps::new(),
             next_id: 0,
             free_ids: Vec::new(),
             expected: expected.iter().copied().collect(),
@@ -168,6 +180,7 @@ impl Cluster {
             Kind::EndpointSlice => &self.slices,
             Kind::Pod => &self.pods,
             Kind::Ingress => &self.ingresses,
+            Kind::ConfigMap => &self.configmaps,
         }
     }
 
@@ -181,6 +194,7 @@ impl Cluster {
             }
             Object::Pod(pod) => self.pods.upsert(pod, &self.services, &self.slices, touched),
             Object::Ingress(ing) => self.ingresses.upsert(ing, touched),
+            Object::ConfigMap(cm) => self.configmaps.upsert(cm, touched),
         }
     }
 
@@ -191,6 +205,7 @@ impl Cluster {
             Kind::EndpointSlice => self.slices.remove(key, touched),
             Kind::Pod => self.pods.remove(key, &self.services, &self.slices, touched),
             Kind::Ingress => self.ingresses.remove(key, touched),
+            Kind::ConfigMap => self.configmaps.remove(key, touched),
         }
     }
 }

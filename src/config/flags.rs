@@ -15,6 +15,7 @@ use super::parse::{
 };
 use crate::forward::{Endpoint, Policy};
 use crate::logging::LogFormat;
+use crate::model::{ConfigMapKey, parse_configmap_key};
 use crate::node_setup::Firewall;
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
@@ -289,6 +290,31 @@ pub struct Config {
     /// `--pods verified` (the pod watch that maps a client address to its namespace).
     #[arg(long)]
     pub autopath: bool,
+
+    /// Rewrite a question's name before the lookup and the answer's names back, so the
+    /// client sees only its own name: `name exact|prefix|suffix|regex FROM TO` (CoreDNS
+    /// `rewrite name … answer auto`; a regex TO takes groups as `{1}`); repeatable, tried in
+    /// order, the first match applies, once. Applied live on reload.
+    #[arg(long = "rewrite", value_name = "RULE", value_parser = crate::rewrite::parse_rule)]
+    pub rewrites: Vec<crate::rewrite::Rule>,
+
+    /// Answer the names of this `/etc/hosts`-format file (`ADDR NAME [ALIAS...]`), watched;
+    /// other names go on down the chain (CoreDNS `hosts FILE { fallthrough }`).
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+
+    /// Answer the names of this ConfigMap key, in `/etc/hosts` format, watched (k3s's
+    /// `kube-system/coredns:NodeHosts`); from the API, or from `--manifests`.
+    #[arg(long, value_name = "NAMESPACE/NAME:KEY", value_parser = parse_configmap_key)]
+    pub hosts_configmap: Option<ConfigMapKey>,
+
+    /// The TTL of host entries (`--hosts`, `--hosts-configmap`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub hosts_ttl: u32,
+
+    /// No PTR records for the addresses of host entries.
+    #[arg(long)]
+    pub hosts_no_reverse: bool,
 
     /// Allow zone transfers of the cluster zone (AXFR over TCP, IXFR) to clients in this
     /// network (`CIDR`, or one address); repeatable. Everyone else is REFUSED.

@@ -12,6 +12,7 @@ use crate::forward::{
     CacheSettings, Endpoint, ForwardSettings, PoolSettings, StreamSettings, StubRoute, TlsClient,
     resolv_conf,
 };
+use crate::hosts::HostsOptions;
 use crate::metrics::Metrics;
 use crate::node_setup::{SetupError, SetupSpec};
 use crate::server::AnswerOptions;
@@ -128,6 +129,18 @@ impl Config {
         ClusterOptions {
             namespaces: self.namespaces.iter().map(|n| n.as_str().into()).collect(),
             endpoint_pod_names: self.endpoint_pod_names,
+            hosts: self
+                .hosts_configmap
+                .clone()
+                .map(|key| (key, self.hosts_options())),
+        }
+    }
+
+    /// How host entries (`--hosts`, `--hosts-configmap`) are answered.
+    pub fn hosts_options(&self) -> HostsOptions {
+        HostsOptions {
+            ttl: self.hosts_ttl,
+            reverse: !self.hosts_no_reverse,
         }
     }
 
@@ -251,6 +264,7 @@ impl From<&Config> for KubeSettings {
             watch_pods: config.pods == PodsMode::Verified,
             watch_ingresses: !config.external_zones.is_empty(),
             labels: config.labels.clone(),
+            hosts_configmap: config.hosts_configmap.clone(),
         }
     }
 }

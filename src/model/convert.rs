@@ -38,7 +38,7 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> ConvertError {
     }
 }
 
-fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
+pub(super) fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
     let name = meta
         .name
         .as_deref()

@@ -8,7 +8,7 @@
 //! against), the kinds the zone waits for (`Kind::ALL`), the object counts (`Cluster::counts`,
 //! the `kubernetes_objects{kind}` metric) and every `kind` in logs and metric labels.
 //!
-//! Adding a kind (ServiceImport, Gateway, HTTPRoute, ConfigMap...) touches:
+//! Adding a kind (ServiceImport, Gateway, HTTPRoute...) touches:
 //! 1. **the row**, in `kinds!` below: variant, model type, apiVersion, group, version,
 //!    resource, kind name, scope, converter. The `Kind` and `Object` variants come from it; a
 //!    CRD kind needs no k8s-openapi type, the watcher builds its `ApiResource` from the row;
@@ -37,7 +37,9 @@ use serde_json::Value;
 use super::convert::{
     ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
 };
-use super::{EndpointSlice, Ingress, Namespace, ObjectKey, Pod, Service};
+use super::{
+    ConfigMap, EndpointSlice, Ingress, Namespace, ObjectKey, Pod, Service, from_config_map,
+};
 
 /// One row of the table: how the API names a kind, and how its objects become the model.
 #[derive(Debug)]
@@ -218,6 +220,16 @@ kinds! {
         namespaced: true,
         convert: from_ingress,
     },
+    /// v1 ConfigMap (for `--hosts-configmap`).
+    ConfigMap(ConfigMap) {
+        api_version: "v1",
+        group: "",
+        version: "v1",
+        resource: "configmaps",
+        name: "ConfigMap",
+        namespaced: true,
+        convert: from_config_map,
+    },
 }
 
 impl Kind {
@@ -286,6 +298,7 @@ mod tests {
             (Kind::EndpointSlice, api::<discovery::EndpointSlice>()),
             (Kind::Pod, api::<core::Pod>()),
             (Kind::Ingress, api::<net::Ingress>()),
+            (Kind::ConfigMap, api::<core::ConfigMap>()),
         ];
         for (kind, names) in known {
             let r = kind.row();
@@ -308,7 +321,7 @@ mod tests {
             assert_eq!(r.api_version, group_version, "{kind}");
             assert_eq!(Kind::of(r.api_version, r.name), Some(kind));
         }
-        assert_eq!(Kind::of("v1", "ConfigMap"), None);
+        assert_eq!(Kind::of("v1", "Secret"), None);
         assert_eq!(Kind::of("v2", "Service"), None);
     }
 }

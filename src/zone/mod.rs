@@ -304,6 +304,8 @@ pub struct Snapshot {
     pub pod_namespaces: ShardedMap<IpAddr, Arc<[Box<str>]>>,
     /// The names of the external zones.
     pub external: Arc<ExternalTable>,
+    /// The host entries of `--hosts-configmap` (empty without it).
+    pub hosts: Arc<crate::hosts::HostsTable>,
 }
 
 impl Snapshot {
@@ -320,6 +322,7 @@ impl Snapshot {
             reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
             external: Arc::default(),
+            hosts: Arc::default(),
         }
     }
 

@@ -406,6 +406,7 @@ fn namespace_filter_and_endpoint_pod_names() {
     let options = super::ClusterOptions {
         namespaces: ["ns".into()].into_iter().collect(),
         endpoint_pod_names: true,
+        hosts: None,
     };
     let mut ep = endpoint("172.0.0.2", true, None);
     ep.pod_name = Some("web-7d9f".into());
