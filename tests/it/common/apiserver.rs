@@ -1,7 +1,7 @@
 //! An in-process emulator of the Kubernetes API server's list/watch protocol over plain HTTP
 //! on 127.0.0.1, for integration tests of the Kubernetes source.
 //!
-//! Read-only core v1 `services`, `pods`, `namespaces`, discovery.k8s.io/v1 `endpointslices`,
+//! Read-only core v1 `services`, `pods`, `namespaces`, `configmaps`, discovery.k8s.io/v1 `endpointslices`,
 //! networking.k8s.io/v1 `ingresses` (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
 //! resourceVersion; LIST paged by `limit`/`continue`, items without `apiVersion`/`kind`, label
 //! and field selectors (`k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`); WATCH as one JSON event per line of a chunked
@@ -35,12 +35,13 @@ struct Res(&'static str, &'static str, &'static str, bool);
 
 const SLICES: &str = "discovery.k8s.io/v1";
 const INGRESSES: &str = "networking.k8s.io/v1";
-const RESOURCES: [Res; 5] = [
+const RESOURCES: [Res; 6] = [
     Res("services", "v1", "Service", true),
     Res("pods", "v1", "Pod", true),
     Res("namespaces", "v1", "Namespace", false),
     Res("endpointslices", SLICES, "EndpointSlice", true),
     Res("ingresses", INGRESSES, "Ingress", true),
+    Res("configmaps", "v1", "ConfigMap", true),
 ];
 
 const VERSION: &str = r#"{"major":"1","minor":"33","emulationMajor":"1","emulationMinor":"33",
