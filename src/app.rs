@@ -16,9 +16,11 @@ use crate::config::Config;
 use crate::config::Mode;
 use crate::forward::{Forwarder, loop_error, spawn_watch};
 use crate::health::{self, Health, NodeReady};
+use crate::hosts::{self, HostsFile};
 use crate::metrics::Metrics;
 use crate::node_setup::{NodeSetup, spawn_keeper};
 use crate::reload::Live;
+use crate::rewrite::Rewriter;
 use crate::server::groups::{Group, bind_groups, serve_groups};
 use crate::server::{self, DnsHandler};
 use crate::source::kube::{self as kube_source, KubeSettings};
@@ -187,7 +189,9 @@ async fn serve(
 
     let bound = bind_groups(&config.listen_addrs(), &[])?;
     let options = config.answer_options();
-    let (chain, forwarder) = chain(config, &options, &metrics, &mut tasks)?;
+    let rewriter = Rewriter::new(config.rewrites.clone());
+    let (mut chain, forwarder) = chain(config, &options, &metrics, &mut tasks)?;
+    chain.push(server::Stage::Rewrite(Arc::clone(&rewriter)));
     let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics.server))
         .with_options(options)
         .with_chain(chain)
@@ -221,6 +225,7 @@ async fn serve(
         handler,
         limits,
         forwarder,
+        rewriter,
         ttl: ttl_tx,
         metrics: Arc::clone(&metrics),
         fatal: Arc::clone(&fatal_tx),
@@ -322,10 +327,10 @@ async fn load_source(
             let kinds = kube_source::watched_kinds(&settings);
             let cluster = Cluster::new(zone_config, &kinds).with_options(config.cluster_options());
             for kind in kinds {
-                tasks.push(tokio::spawn(kube_source::watch_kind_filtered(
+                tasks.push(tokio::spawn(kube_source::watch_kind_selected(
                     client.clone(),
                     kind,
-                    kube_source::label_selector(&settings, kind),
+                    kube_source::selectors(&settings, kind),
                     tx.clone(),
                     Arc::clone(&metrics.source),
                 )));
@@ -369,6 +374,9 @@ fn chain(
         )));
         chain.push(server::Stage::StaticZones(zones));
     }
+    if let Some(stage) = hosts_stage(config, tasks)? {
+        chain.push(stage);
+    }
     if options.no_aaaa_outside_zone {
         chain.push(server::Stage::AaaaFilter);
     }
@@ -379,6 +387,35 @@ fn chain(
         chain.push(server::Stage::Forward(Arc::clone(f)));
     }
     Ok((chain, forwarder))
+}
+
+/// The host entries' stage, when `--hosts` or `--hosts-configmap` is given: the file read
+/// once (it must be readable at start) and then followed by a task.
+fn hosts_stage(
+    config: &Config,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<Option<server::Stage>> {
+    let Some(path) = &config.hosts else {
+        return Ok(config
+            .hosts_configmap
+            .is_some()
+            .then_some(server::Stage::Hosts(None)));
+    };
+    let file = HostsFile {
+        path: path.clone(),
+        options: config.hosts_options(),
+    };
+    let (table, errors) = file
+        .read()
+        .with_context(|| format!("--hosts {}: cannot read", path.display()))?;
+    tracing::info!(file = %path.display(), names = table.len(), skipped = errors.len(), "hosts file loaded");
+    let table = Arc::new(ArcSwap::from_pointee(table));
+    tasks.push(tokio::spawn(hosts::watch(
+        file,
+        Arc::clone(&table),
+        ZONES_POLL,
+    )));
+    Ok(Some(server::Stage::Hosts(Some(table))))
 }
 
 /// Binds the side port (`/healthz`, `/readyz`, `/metrics`) and serves it in a task: its address.

@@ -18,6 +18,7 @@ use crate::forward::{
     Endpoint, ForwardSettings, Forwarder, Probe, loop_error, probes_for, spawn_watch,
 };
 use crate::metrics::Metrics;
+use crate::rewrite::Rewriter;
 use crate::server::groups::{Group, bind_groups, regroup, serve_groups};
 use crate::server::{DnsHandler, TcpLimits};
 
@@ -71,6 +72,8 @@ pub(crate) struct Live {
     pub(crate) handler: DnsHandler,
     pub(crate) limits: TcpLimits,
     pub(crate) forwarder: Option<Arc<Forwarder>>,
+    /// The `--rewrite` rules in force.
+    pub(crate) rewriter: Arc<Rewriter>,
     /// The publish loop's TTL input.
     pub(crate) ttl: mpsc::UnboundedSender<u32>,
     pub(crate) metrics: Arc<Metrics>,
@@ -102,7 +105,14 @@ const FORWARD_KEYS: [&str; 19] = [
 ];
 
 /// Keys besides `FORWARD_KEYS` that a reload applies while serving.
-const OTHER_LIVE_KEYS: [&str; 5] = ["ttl", "listen", "log-level", "query-log", "query-log-rate"];
+const OTHER_LIVE_KEYS: [&str; 6] = [
+    "ttl",
+    "listen",
+    "log-level",
+    "query-log",
+    "query-log-rate",
+    "rewrite",
+];
 
 /// Whether a reload applies `key` while serving; any other changed key needs a restart.
 pub fn is_live_key(key: &str) -> bool {
@@ -172,6 +182,11 @@ pub(crate) async fn apply(live: &Arc<tokio::sync::Mutex<Live>>, new: Config) -> 
         f.reconfigure(settings);
         // Detached: it ends by itself within `LOOP_WATCH`.
         drop(spawn_watch(f, unanswered, &live.fatal));
+    }
+    if new.rewrites != live.config.rewrites {
+        let rules: Vec<String> = new.rewrites.iter().map(ToString::to_string).collect();
+        tracing::info!(?rules, "rewrite rules changed");
+        live.rewriter.set(new.rewrites.clone());
     }
     if new.ttl != live.config.ttl {
         let _ = live.ttl.send(new.ttl);

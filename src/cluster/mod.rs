@@ -2,6 +2,7 @@
 //! touch, and publishes a new zone snapshot that shares every untouched Service with the
 //! previous one (`snapshot.rs`).
 
+mod configmaps;
 mod endpoints;
 mod endpointslices;
 mod external;
@@ -24,6 +25,7 @@ pub use crate::source::Delta;
 
 use crate::model::{Kind, Object, ObjectKey};
 use crate::zone::{Snapshot, ZoneConfig};
+use configmaps::ConfigMaps;
 use endpointslices::EndpointSlices;
 use gateways::{Gateways, Routes};
 use imports::ServiceImports;
@@ -45,11 +47,17 @@ pub struct ClusterOptions {
     /// The kinds whose names the external zones serve (`--external-resources`: Service,
     /// Ingress, Gateway, HTTPRoute, GRPCRoute, TLSRoute); `None`: all of them.
     pub external_kinds: Option<Vec<Kind>>,
+    /// `--hosts-configmap`: the ConfigMap key whose host entries the snapshot carries, and
+    /// how they are answered.
+    pub hosts: Option<(crate::model::ConfigMapKey, crate::hosts::HostsOptions)>,
 }
 
 impl ClusterOptions {
     fn admits(&self, obj: &Object) -> bool {
-        self.namespaces.is_empty() || self.namespaces.contains(obj.namespace())
+        // The hosts ConfigMap is read wherever it lives (k3s's is in kube-system).
+        self.namespaces.is_empty()
+            || self.namespaces.contains(obj.namespace())
+            || matches!(obj, Object::ConfigMap(_))
     }
 }
 
@@ -67,6 +75,7 @@ pub struct Cluster {
     http_routes: Routes,
     grpc_routes: Routes,
     tls_routes: Routes,
+    configmaps: ConfigMaps,
     /// The next never-used Service id (`ServiceRecords::id`).
     next_id: u32,
     /// Ids of deleted Services, free for new ones.
@@ -89,6 +98,8 @@ struct Touched {
     /// ServiceImports whose clusterset records need rebuilding (the import or its slices
     /// changed).
     imports: BTreeSet<ObjectKey>,
+    /// A ConfigMap changed (the host entries of `--hosts-configmap`).
+    hosts: bool,
 }
 
 /// What the apply loop asks of every kind's store, besides its upsert and remove.
@@ -116,6 +127,7 @@ impl Cluster {
             http_routes: Routes::new(),
             grpc_routes: Routes::new(),
             tls_routes: Routes::new(),
+            configmaps: ConfigMaps::new(),
             next_id: 0,
             free_ids: Vec::new(),
             expected: expected.iter().copied().collect(),
@@ -195,6 +207,7 @@ impl Cluster {
             Kind::HttpRoute => &self.http_routes,
             Kind::GrpcRoute => &self.grpc_routes,
             Kind::TlsRoute => &self.tls_routes,
+            Kind::ConfigMap => &self.configmaps,
         }
     }
 
@@ -213,6 +226,7 @@ impl Cluster {
             Object::HttpRoute(r) => self.http_routes.upsert(r, touched),
             Object::GrpcRoute(r) => self.grpc_routes.upsert(r, touched),
             Object::TlsRoute(r) => self.tls_routes.upsert(r, touched),
+            Object::ConfigMap(cm) => self.configmaps.upsert(cm, touched),
         }
     }
 
@@ -228,6 +242,7 @@ impl Cluster {
             Kind::HttpRoute => self.http_routes.remove(key, touched),
             Kind::GrpcRoute => self.grpc_routes.remove(key, touched),
             Kind::TlsRoute => self.tls_routes.remove(key, touched),
+            Kind::ConfigMap => self.configmaps.remove(key, touched),
         }
     }
 }

@@ -311,6 +311,15 @@ impl Cluster {
             }
         }
         visible |= self.publish_clusterset(&touched.imports, &mut next, &old);
+        if touched.hosts
+            && let Some((source, options)) = &self.options.hosts
+        {
+            let table = self.configmaps.hosts(source, *options);
+            if table != *next.hosts {
+                next.hosts = Arc::new(table);
+                visible = true;
+            }
+        }
         if touched.namespaces {
             let set = self.existing_namespaces();
             if set != *next.namespaces {

@@ -16,6 +16,7 @@ use super::parse::{
 };
 use crate::forward::{Endpoint, Policy};
 use crate::logging::LogFormat;
+use crate::model::{ConfigMapKey, parse_configmap_key};
 use crate::node_setup::Firewall;
 use crate::source::selector::{LabelFilter, parse_label_selector};
 use crate::zone::PodsMode;
@@ -310,6 +311,31 @@ pub struct Config {
     #[arg(long)]
     pub autopath: bool,
 
+    /// Rewrite a question's name before the lookup and the answer's names back, so the
+    /// client sees only its own name: `name exact|prefix|suffix|regex FROM TO` (CoreDNS
+    /// `rewrite name … answer auto`; a regex TO takes groups as `{1}`); repeatable, tried in
+    /// order, the first match applies, once. Applied live on reload.
+    #[arg(long = "rewrite", value_name = "RULE", value_parser = crate::rewrite::parse_rule)]
+    pub rewrites: Vec<crate::rewrite::Rule>,
+
+    /// Answer the names of this `/etc/hosts`-format file (`ADDR NAME [ALIAS...]`), watched;
+    /// other names go on down the chain (CoreDNS `hosts FILE { fallthrough }`).
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+
+    /// Answer the names of this ConfigMap key, in `/etc/hosts` format, watched (k3s's
+    /// `kube-system/coredns:NodeHosts`); from the API, or from `--manifests`.
+    #[arg(long, value_name = "NAMESPACE/NAME:KEY", value_parser = parse_configmap_key)]
+    pub hosts_configmap: Option<ConfigMapKey>,
+
+    /// The TTL of host entries (`--hosts`, `--hosts-configmap`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub hosts_ttl: u32,
+
+    /// No PTR records for the addresses of host entries.
+    #[arg(long)]
+    pub hosts_no_reverse: bool,
+
     /// Allow zone transfers of the cluster zone (AXFR over TCP, IXFR) to clients in this
     /// network (`CIDR`, or one address); repeatable. Everyone else is REFUSED.
     #[arg(long = "transfer-to", value_name = "CIDR", value_parser = parse_network)]
@@ -398,82 +424,5 @@ pub(super) fn possible_values(arg: &clap::Arg) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_the_kubernetes_corefile() {
-        let c = Config::try_parse_from(["clusterdns"]).unwrap();
-        assert_eq!(c.ttl, 30);
-        assert_eq!(c.zone, "cluster.local");
-        assert_eq!(c.pods, PodsMode::Insecure);
-        assert!(c.listen.is_empty(), "defaults are applied at bind time");
-        assert!(Config::try_parse_from(["clusterdns", "--ttl", "3601"]).is_err());
-        assert_eq!(c.upstream_timeout, Duration::from_secs(2));
-        assert_eq!((c.max_fails, c.max_concurrent), (2, 1000));
-        assert_eq!(
-            (c.cache_size, c.cache_max_ttl, c.cache_max_negative_ttl),
-            (10000, 3600, 1800)
-        );
-        assert_eq!(c.policy, Policy::Random);
-        assert_eq!(c.node_setup_interval, crate::node_setup::CHECK_EVERY);
-    }
-
-    #[test]
-    fn every_pods_mode_has_its_flag_value() {
-        for mode in [PodsMode::Disabled, PodsMode::Insecure, PodsMode::Verified] {
-            // Exhaustive: a new mode fails to compile here until `PodsFlag` has it.
-            let value = match mode {
-                PodsMode::Disabled => "disabled",
-                PodsMode::Insecure => "insecure",
-                PodsMode::Verified => "verified",
-            };
-            let c = Config::try_parse_from(["clusterdns", "--pods", value]).unwrap();
-            assert_eq!(c.pods, mode);
-        }
-        assert!(Config::try_parse_from(["clusterdns", "--pods", "Verified"]).is_err());
-    }
-
-    #[test]
-    fn node_local_flags() {
-        let c = Config::try_parse_from(["clusterdns"]).unwrap();
-        assert_eq!(c.mode, Mode::Cluster);
-        assert!(c.cluster_dns.is_empty() && c.setup_interface.is_none() && !c.skip_teardown);
-        assert_eq!(
-            (c.cluster_cache_ttl, c.cluster_cache_negative_ttl),
-            (Duration::from_secs(30), Duration::from_secs(5))
-        );
-        let c = Config::try_parse_from([
-            "clusterdns",
-            "--mode",
-            "node-local",
-            "--cluster-dns",
-            "10.96.0.11",
-            "--cluster-dns=[fd00::11]:5353",
-            "--setup-interface",
-            "nodelocaldns",
-            "--skip-teardown",
-            "--cluster-cache-ttl=10s",
-            "--cluster-cache-negative-ttl=1s",
-        ])
-        .unwrap();
-        assert_eq!(c.mode, Mode::NodeLocal);
-        let shown: Vec<String> = c.cluster_dns.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["10.96.0.11:53", "[fd00::11]:5353"]);
-        assert_eq!(c.setup_interface.as_deref(), Some("nodelocaldns"));
-        assert!(c.skip_teardown);
-        assert_eq!(c.cluster_cache_ttl, Duration::from_secs(10));
-        assert!(Config::try_parse_from(["clusterdns", "--mode", "nodelocal"]).is_err());
-        assert!(Config::try_parse_from(["clusterdns", "--cluster-dns", "kube-dns"]).is_err());
-    }
-
-    #[test]
-    fn policy_and_no_forward() {
-        let c = Config::try_parse_from(["clusterdns", "--policy", "round_robin"]).unwrap();
-        assert_eq!(c.policy, Policy::RoundRobin);
-        assert!(
-            Config::try_parse_from(["clusterdns", "--no-forward", "--upstream", "10.0.0.1"])
-                .is_err()
-        );
-    }
-}
+#[path = "flags_tests.rs"]
+mod tests;

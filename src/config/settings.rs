@@ -12,6 +12,7 @@ use crate::forward::{
     CacheSettings, Endpoint, ForwardSettings, PoolSettings, StreamSettings, StubRoute, TlsClient,
     resolv_conf,
 };
+use crate::hosts::HostsOptions;
 use crate::metrics::Metrics;
 use crate::node_setup::{SetupError, SetupSpec};
 use crate::server::AnswerOptions;
@@ -130,6 +131,18 @@ impl Config {
             namespaces: self.namespaces.iter().map(|n| n.as_str().into()).collect(),
             endpoint_pod_names: self.endpoint_pod_names,
             external_kinds: Some(self.external_resources.0.clone()),
+            hosts: self
+                .hosts_configmap
+                .clone()
+                .map(|key| (key, self.hosts_options())),
+        }
+    }
+
+    /// How host entries (`--hosts`, `--hosts-configmap`) are answered.
+    pub fn hosts_options(&self) -> HostsOptions {
+        HostsOptions {
+            ttl: self.hosts_ttl,
+            reverse: !self.hosts_no_reverse,
         }
     }
 
@@ -258,6 +271,7 @@ impl From<&Config> for KubeSettings {
             },
             watch_service_imports: config.multicluster_zone.is_some(),
             labels: config.labels.clone(),
+            hosts_configmap: config.hosts_configmap.clone(),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! against), the kinds the zone waits for (`Kind::ALL`), the object counts (`Cluster::counts`,
 //! the `kubernetes_objects{kind}` metric) and every `kind` in logs and metric labels.
 //!
-//! Adding a kind (ServiceImport, Gateway, HTTPRoute, ConfigMap...) touches:
+//! Adding a kind (ServiceImport, Gateway, HTTPRoute...) touches:
 //! 1. **the row**, in `kinds!` below: variant, model type, apiVersion, group, version,
 //!    resource, kind name, scope, converter. The `Kind` and `Object` variants come from it; a
 //!    CRD kind needs no k8s-openapi type, the watcher builds its `ApiResource` from the row;
@@ -39,7 +39,8 @@ use super::convert::{
 };
 use super::crd::{from_gateway, from_route, from_service_import};
 use super::{
-    EndpointSlice, Gateway, Ingress, Namespace, ObjectKey, Pod, Route, Service, ServiceImport,
+    ConfigMap, EndpointSlice, Gateway, Ingress, Namespace, ObjectKey, Pod, Route, Service,
+    ServiceImport, from_config_map,
 };
 
 /// One row of the table: how the API names a kind, and how its objects become the model.
@@ -271,6 +272,16 @@ kinds! {
         namespaced: true,
         convert: from_route,
     },
+    /// v1 ConfigMap (for `--hosts-configmap`).
+    ConfigMap(ConfigMap) {
+        api_version: "v1",
+        group: "",
+        version: "v1",
+        resource: "configmaps",
+        name: "ConfigMap",
+        namespaced: true,
+        convert: from_config_map,
+    },
 }
 
 impl Kind {
@@ -339,6 +350,7 @@ mod tests {
             (Kind::EndpointSlice, api::<discovery::EndpointSlice>()),
             (Kind::Pod, api::<core::Pod>()),
             (Kind::Ingress, api::<net::Ingress>()),
+            (Kind::ConfigMap, api::<core::ConfigMap>()),
         ];
         for (kind, names) in known {
             let r = kind.row();
@@ -361,7 +373,7 @@ mod tests {
             assert_eq!(r.api_version, group_version, "{kind}");
             assert_eq!(Kind::of(r.api_version, r.name), Some(kind));
         }
-        assert_eq!(Kind::of("v1", "ConfigMap"), None);
+        assert_eq!(Kind::of("v1", "Secret"), None);
         assert_eq!(Kind::of("v2", "Service"), None);
     }
 }

@@ -7,12 +7,14 @@
 //! Names are stored as Kubernetes spells them (always lower case for the objects DNS serves:
 //! Services and Namespaces are DNS-1035/1123 labels).
 
+mod config_map;
 mod convert;
 mod crd;
 mod ip_list;
 mod kind;
 mod label;
 
+pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_key};
 pub use convert::{
     ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
 };

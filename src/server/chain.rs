@@ -4,20 +4,28 @@
 //! stage's `resolve`. A stage answers, passes the query on, or (on the fast path only)
 //! declines, sending it to the general path.
 //!
-//! The list is built by `app` per mode: `[Cluster, StaticZones, AaaaFilter, Forward]` in
-//! cluster mode, each but `Cluster` only when configured. A query that no stage answers is
-//! REFUSED. An enum, not boxed trait objects, keeps the fast path allocation-free.
+//! The list is built by `app` per mode: `[Rewrite, Cluster, StaticZones, Hosts, AaaaFilter,
+//! Forward]` in cluster mode, `Cluster` only there, `StaticZones`, `Hosts`, `AaaaFilter` and
+//! `Forward` only when configured. A query that no stage answers is REFUSED. An enum, not
+//! boxed trait objects, keeps the fast path allocation-free.
+//!
+//! `Rewrite` answers nothing itself: the general path rewrites the name before asking the
+//! other stages and spells the answer's names back (`DnsHandler::resolve`); on the fast path
+//! it declines the names a rule matches.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_server::proto::op::{Metadata, ResponseCode};
-use hickory_server::proto::rr::{Name, RecordType};
+use hickory_server::proto::rr::rdata::CNAME;
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::Request;
 
 use super::general::{Outcome, outgoing, response_code};
 use super::{DnsHandler, fast};
 use crate::forward::{ForwardError, Forwarder};
+use crate::hosts::HostsTable;
+use crate::rewrite::{Rewriter, Rewritten, revert};
 use crate::static_zones::ZoneSet;
 use crate::wire::{Question, TYPE_AAAA};
 use crate::zone::{AnswerData, Rcode, Rendered, lookup, render};
@@ -25,10 +33,16 @@ use crate::zone::{AnswerData, Rcode, Rendered, lookup, render};
 /// One stage of the chain.
 #[derive(Clone)]
 pub enum Stage {
+    /// `--rewrite`: the question's name rewritten before the other stages, the answer's names
+    /// back after them.
+    Rewrite(Arc<Rewriter>),
     /// The cluster zone and its reverse names, from the current snapshot.
     Cluster,
     /// RFC 1035 zone files (`--zones`).
     StaticZones(Arc<ArcSwap<ZoneSet>>),
+    /// Host entries: `--hosts` (the file's table, when given) and `--hosts-configmap` (the
+    /// table in the snapshot).
+    Hosts(Option<Arc<ArcSwap<HostsTable>>>),
     /// `--no-aaaa-outside-zone`: AAAA for any name the stages before did not answer is NODATA.
     AaaaFilter,
     /// The upstreams, behind the cache.
@@ -39,10 +53,12 @@ impl Stage {
     /// Where the stage stands in the chain: the order `DnsHandler` keeps stages in.
     pub(super) fn rank(&self) -> u8 {
         match self {
-            Self::Cluster => 0,
-            Self::StaticZones(_) => 1,
-            Self::AaaaFilter => 2,
-            Self::Forward(_) => 3,
+            Self::Rewrite(_) => 0,
+            Self::Cluster => 1,
+            Self::StaticZones(_) => 2,
+            Self::Hosts(_) => 3,
+            Self::AaaaFilter => 4,
+            Self::Forward(_) => 5,
         }
     }
 }
@@ -67,6 +83,30 @@ impl Stage {
         out: &mut [u8],
     ) -> Step {
         match self {
+            // One relaxed load when there are no rules.
+            Self::Rewrite(r) if !r.any() => Step::Pass,
+            Self::Rewrite(r) => {
+                let mut buf = [0u8; 256];
+                match q.lower_text(&mut buf) {
+                    Some(text) if !r.matches(text) => Step::Pass,
+                    _ => Step::Decline,
+                }
+            }
+            Self::Hosts(file) => {
+                let snapshot = handler.zone.load();
+                let tables = [
+                    file.as_ref().map(|f| f.load_full()),
+                    Some(Arc::clone(&snapshot.hosts)),
+                ];
+                if tables.iter().flatten().all(|t| t.is_empty()) {
+                    return Step::Pass;
+                }
+                let mut buf = [0u8; 256];
+                match q.lower_text(&mut buf) {
+                    Some(text) if !tables.iter().flatten().any(|t| t.covers(text)) => Step::Pass,
+                    _ => Step::Decline,
+                }
+            }
             Self::Cluster => match fast::answer_question(&handler.zone.load(), q, options, out) {
                 Some(a) => Step::Answered(a),
                 None => Step::Pass,
@@ -103,7 +143,20 @@ impl Stage {
         qtype: RecordType,
     ) -> Option<Outcome> {
         match self {
+            Self::Rewrite(_) => None,
             Self::Cluster => handler.cluster(request, name, qtype).await,
+            Self::Hosts(file) => {
+                let answers = handler.hosts_records(file.as_ref(), name, qtype)?;
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.authoritative = true;
+                metadata.recursion_available = handler.forwards();
+                metadata.response_code = ResponseCode::NoError;
+                let rendered = Rendered {
+                    answers,
+                    ..Rendered::default()
+                };
+                Some(Outcome::Records { metadata, rendered })
+            }
             Self::StaticZones(zones) => {
                 let z = zones.load().lookup(name, qtype)?;
                 let mut metadata = Metadata::response_from_request(&request.metadata);
@@ -125,13 +178,47 @@ impl Stage {
 
 impl DnsHandler {
     /// The answer for `name`/`qtype` (which may differ from the question's name): the first
-    /// stage's that answers; REFUSED when none does.
+    /// stage's that answers; REFUSED when none does. With `--rewrite`, the stages are asked
+    /// the rewritten name (one rewrite, never repeated) and the answer's names that are the
+    /// rewritten name, or below it, are spelled back as `name`.
     pub(super) async fn resolve(
         &self,
         request: &Request,
         name: &Name,
         qtype: RecordType,
     ) -> Outcome {
+        let rewritten = match self.chain.first() {
+            Some(Stage::Rewrite(r)) => r.rewrite(name),
+            _ => None,
+        };
+        match rewritten {
+            None => self.resolve_stages(request, name, qtype).await,
+            Some(Rewritten::Invalid(to)) => {
+                tracing::debug!(%name, %to, "rewritten to a name that is not a domain name: SERVFAIL");
+                Outcome::Error(ResponseCode::ServFail)
+            }
+            Some(Rewritten::Name(asked)) => {
+                tracing::debug!(%name, %asked, "rewritten");
+                let mut outcome = self.resolve_stages(request, &asked, qtype).await;
+                if let Outcome::Records { rendered, .. } = &mut outcome {
+                    for record in &mut rendered.answers {
+                        if let Some(back) = revert(&record.name, &asked, name) {
+                            record.name = back;
+                        }
+                        if let RData::CNAME(CNAME(target)) = &mut record.data
+                            && let Some(back) = revert(target, &asked, name)
+                        {
+                            *target = back;
+                        }
+                    }
+                }
+                outcome
+            }
+        }
+    }
+
+    /// The first stage's answer for `name`/`qtype`; REFUSED when none answers.
+    async fn resolve_stages(&self, request: &Request, name: &Name, qtype: RecordType) -> Outcome {
         for stage in self.chain.iter() {
             if let Some(outcome) = stage.resolve(self, request, name, qtype).await {
                 return outcome;
@@ -184,6 +271,26 @@ impl DnsHandler {
             render(&snapshot, &answer, name),
             cname,
         ))
+    }
+
+    /// The host entries' records for `name`/`qtype` (the file's first, then the ConfigMap's);
+    /// empty for NODATA (a name with entries, none of that type); `None` for a name without
+    /// entries.
+    pub(super) fn hosts_records(
+        &self,
+        file: Option<&Arc<ArcSwap<HostsTable>>>,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Option<Vec<Record>> {
+        let from_file = file.and_then(|f| f.load().lookup(name, qtype));
+        let from_map = self.zone.load().hosts.lookup(name, qtype);
+        match (from_file, from_map) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b.into_iter().filter(|r| !a.contains(r)).collect::<Vec<_>>());
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        }
     }
 
     /// NODATA for an AAAA query outside the served zones (`--no-aaaa-outside-zone`): NOERROR

@@ -90,7 +90,13 @@ impl DnsHandler {
     ) -> ChainEnd {
         for stage in self.chain.iter() {
             match stage {
-                Stage::Cluster => {}
+                Stage::Cluster | Stage::Rewrite(_) => {}
+                Stage::Hosts(file) => {
+                    if let Some(found) = self.hosts_records(file.as_ref(), &target, qtype) {
+                        records.extend(found);
+                        return ChainEnd::found(records);
+                    }
+                }
                 Stage::StaticZones(zones) => {
                     if let Some(z) = zones.load().lookup(&target, qtype) {
                         records.extend(z.answers);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::Kind;
+use crate::model::{ConfigMapKey, Kind};
 use crate::source::selector::LabelFilter;
 
 /// What the API source is configured with (built from the flags by `app`).
@@ -21,10 +21,12 @@ pub struct KubeSettings {
     pub watch_service_imports: bool,
     /// `--labels`: only the Services matching it are listed and watched.
     pub labels: Option<LabelFilter>,
+    /// `--hosts-configmap`: this one ConfigMap is watched (in its namespace, by name).
+    pub hosts_configmap: Option<ConfigMapKey>,
 }
 
 /// The kinds watched: Namespaces, Services and EndpointSlices always; Pods, the external
-/// zones' kinds and ServiceImports when the settings ask for them.
+/// zones' kinds, ServiceImports and ConfigMaps when the settings ask for them.
 pub fn watched_kinds(settings: &KubeSettings) -> Vec<Kind> {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if settings.watch_pods {
@@ -42,6 +44,9 @@ pub fn watched_kinds(settings: &KubeSettings) -> Vec<Kind> {
     }
     if settings.watch_service_imports {
         kinds.push(Kind::ServiceImport);
+    }
+    if settings.hosts_configmap.is_some() {
+        kinds.push(Kind::ConfigMap);
     }
     kinds
 }
@@ -157,10 +162,35 @@ pub fn label_selector(settings: &KubeSettings, kind: Kind) -> Option<String> {
     (kind == Kind::Service).then(|| filter.to_query())
 }
 
+/// What the watcher of a kind lists and watches: a label selector, a field selector, and
+/// one namespace (all when `None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selectors {
+    /// The `labelSelector`.
+    pub labels: Option<String>,
+    /// The `fieldSelector`.
+    pub fields: Option<String>,
+    /// The namespace.
+    pub namespace: Option<String>,
+}
+
+/// The selectors of `kind`'s watcher: `label_selector`; for ConfigMaps, only the one of
+/// `--hosts-configmap` (its namespace, `metadata.name=NAME`), so the watch stays narrow.
+pub fn selectors(settings: &KubeSettings, kind: Kind) -> Selectors {
+    let mut s = Selectors {
+        labels: label_selector(settings, kind),
+        ..Selectors::default()
+    };
+    if kind == Kind::ConfigMap
+        && let Some(key) = &settings.hosts_configmap
+    {
+        s.namespace = Some(key.object.namespace.to_string());
+        s.fields = Some(format!("metadata.name={}", key.object.name));
+    }
+    s
+}
+
 /// `watch_kind`, listing and watching only objects matching `label_selector`.
-// The watch loop is one state machine (list, watch, relist, back off) over one stream: its
-// arms share the restart and sync state, which splitting would pass around.
-#[allow(clippy::too_many_lines)]
 pub async fn watch_kind_filtered(
     client: kube::Client,
     kind: Kind,
@@ -168,15 +198,39 @@ pub async fn watch_kind_filtered(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    let api: Api<DynamicObject> = Api::all_with(client, &api_resource(kind));
+    let selectors = Selectors {
+        labels: label_selector,
+        ..Selectors::default()
+    };
+    watch_kind_selected(client, kind, selectors, sink, metrics).await;
+}
+
+/// `watch_kind`, listing and watching only the objects `selectors` select.
+// The watch loop is one state machine (list, watch, relist, back off) over one stream: its
+// arms share the restart and sync state, which splitting would pass around.
+#[allow(clippy::too_many_lines)]
+pub async fn watch_kind_selected(
+    client: kube::Client,
+    kind: Kind,
+    selectors: Selectors,
+    sink: mpsc::UnboundedSender<Vec<Delta>>,
+    metrics: std::sync::Arc<Metrics>,
+) {
+    let api: Api<DynamicObject> = match &selectors.namespace {
+        Some(ns) => Api::namespaced_with(client, ns, &api_resource(kind)),
+        None => Api::all_with(client, &api_resource(kind)),
+    };
     let labels = KindLabels {
         kind: kind.to_string(),
     };
     let mut streaming = true;
     loop {
         let mut config = watcher::Config::default();
-        if let Some(selector) = &label_selector {
+        if let Some(selector) = &selectors.labels {
             config = config.labels(selector);
+        }
+        if let Some(selector) = &selectors.fields {
+            config = config.fields(selector);
         }
         if streaming {
             config = config.streaming_lists();
@@ -326,6 +380,7 @@ mod tests {
             ),
             (Kind::Pod, ApiResource::erase::<core::Pod>(&())),
             (Kind::Ingress, ApiResource::erase::<net::Ingress>(&())),
+            (Kind::ConfigMap, ApiResource::erase::<core::ConfigMap>(&())),
         ];
         for (kind, erased) in known {
             assert_eq!(api_resource(kind), erased, "{kind}");

@@ -201,6 +201,30 @@ impl<'p> Question<'p> {
         self.plain
     }
 
+    /// The name in lower case, its labels joined by dots and ending in one (`db.example.com.`,
+    /// `.` for the root), written into `buf`; `None` unless every label is plain (letters,
+    /// digits, `-`, `_`), the spelling hickory's `Name::to_ascii` gives such a name.
+    pub fn lower_text<'b>(&self, buf: &'b mut [u8; 256]) -> Option<&'b str> {
+        if !self.plain {
+            return None;
+        }
+        let mut len = 0;
+        for label in self.labels() {
+            let end = len + label.len();
+            let slot = buf.get_mut(len..=end)?;
+            for (to, from) in slot.iter_mut().zip(label.iter()) {
+                *to = from.to_ascii_lowercase();
+            }
+            *slot.last_mut()? = b'.';
+            len = end + 1;
+        }
+        if len == 0 {
+            buf[0] = b'.';
+            len = 1;
+        }
+        std::str::from_utf8(buf.get(..len)?).ok()
+    }
+
     /// The most bytes the response may take (see [`super::reply_limit`]).
     pub fn limit(&self, tcp: bool) -> usize {
         super::reply_limit(tcp, self.edns.map(|e| e.payload))

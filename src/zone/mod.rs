@@ -349,6 +349,8 @@ pub struct Snapshot {
     pub clusterset: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
     /// The namespaces (lower case) that have a ServiceImport.
     pub clusterset_namespaces: Arc<HashSet<Box<str>>>,
+    /// The host entries of `--hosts-configmap` (empty without it).
+    pub hosts: Arc<crate::hosts::HostsTable>,
 }
 
 impl Snapshot {
@@ -368,6 +370,7 @@ impl Snapshot {
             external: Arc::default(),
             clusterset: ShardedMap::new(),
             clusterset_namespaces: Arc::new(HashSet::new()),
+            hosts: Arc::default(),
         }
     }
 

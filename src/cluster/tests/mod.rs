@@ -408,6 +408,7 @@ fn namespace_filter_and_endpoint_pod_names() {
         namespaces: ["ns".into()].into_iter().collect(),
         endpoint_pod_names: true,
         external_kinds: None,
+        hosts: None,
     };
     let mut ep = endpoint("172.0.0.2", true, None);
     ep.pod_name = Some("web-7d9f".into());

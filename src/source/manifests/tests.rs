@@ -132,7 +132,7 @@ fn an_object_in_two_files_falls_back_to_the_other() {
 fn lists_and_other_kinds() {
     let dir = tempfile::tempdir().unwrap();
     let list = format!(
-        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {{name: shop}}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: x}}\n---\n---\n{}",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {{name: shop}}\n- apiVersion: v1\n  kind: Secret\n  metadata: {{name: x}}\n---\n---\n{}",
         service("a", "10.0.0.1")
     );
     write(dir.path(), "l.yaml", &list);

@@ -1,10 +1,11 @@
 //! An in-process emulator of the Kubernetes API server's list/watch protocol over plain HTTP
 //! on 127.0.0.1, for integration tests of the Kubernetes source.
 //!
-//! Read-only core v1 `services`, `pods`, `namespaces`, discovery.k8s.io/v1 `endpointslices`,
-//! networking.k8s.io/v1 `ingresses`, the custom resources multicluster.x-k8s.io/v1alpha1
-//! `serviceimports`, gateway.networking.k8s.io/v1 `gateways`, `httproutes`, `grpcroutes` and
-//! v1alpha2 `tlsroutes` (cluster-wide and per namespace) and `/version`, as the real server serves them: one global
+//! Read-only core v1 `services`, `pods`, `namespaces`, `configmaps`, discovery.k8s.io/v1
+//! `endpointslices`, networking.k8s.io/v1 `ingresses`, the custom resources
+//! multicluster.x-k8s.io/v1alpha1 `serviceimports`, gateway.networking.k8s.io/v1 `gateways`,
+//! `httproutes`, `grpcroutes` and v1alpha2 `tlsroutes` (cluster-wide and per namespace) and
+//! `/version`, as the real server serves them: one global
 //! resourceVersion; LIST paged by `limit`/`continue`, items without `apiVersion`/`kind`, label
 //! and field selectors (`k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`); WATCH as one JSON event per line of a chunked
 //! body, replayed from `resourceVersion`, a `410 Expired` ERROR event once that is compacted
@@ -40,7 +41,7 @@ const INGRESSES: &str = "networking.k8s.io/v1";
 const IMPORTS: &str = "multicluster.x-k8s.io/v1alpha1";
 const GATEWAYS: &str = "gateway.networking.k8s.io/v1";
 const GATEWAYS_ALPHA: &str = "gateway.networking.k8s.io/v1alpha2";
-const RESOURCES: [Res; 10] = [
+const RESOURCES: [Res; 11] = [
     Res("services", "v1", "Service", true),
     Res("pods", "v1", "Pod", true),
     Res("namespaces", "v1", "Namespace", false),
@@ -51,6 +52,7 @@ const RESOURCES: [Res; 10] = [
     Res("httproutes", GATEWAYS, "HTTPRoute", true),
     Res("grpcroutes", GATEWAYS, "GRPCRoute", true),
     Res("tlsroutes", GATEWAYS_ALPHA, "TLSRoute", true),
+    Res("configmaps", "v1", "ConfigMap", true),
 ];
 
 const VERSION: &str = r#"{"major":"1","minor":"33","emulationMajor":"1","emulationMinor":"33",
