@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::clients::metrics::LimitLabels;
 use crate::clients::{ClientStats, spawn_collector};
 use crate::cluster::{ALL_KINDS, Cluster, Delta};
 use crate::config::Config;
@@ -22,6 +23,7 @@ use crate::node_setup::{NodeSetup, spawn_keeper};
 use crate::reload::Live;
 use crate::rewrite::Rewriter;
 use crate::server::groups::{Group, bind_groups, serve_groups};
+use crate::server::limit::ClientLimiter;
 use crate::server::{self, DnsHandler};
 use crate::source::kube::{self as kube_source, KubeSettings};
 use crate::source::manifests::ManifestSource;
@@ -195,11 +197,9 @@ async fn serve(
     let handler = DnsHandler::new(Arc::clone(&zone), Arc::clone(&metrics.server))
         .with_options(options)
         .with_chain(chain)
-        .with_clients(clients);
-    let limits = server::TcpLimits {
-        idle_timeout: config.tcp_idle_timeout,
-        max_connections: config.max_tcp_connections as usize,
-    };
+        .with_clients(clients)
+        .with_limiter(limiter(config, &metrics));
+    let limits = config.tcp_limits();
     let groups = serve_groups(bound, &handler, limits, &metrics.server);
     let udp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.udp.clone()).collect();
     let tcp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.tcp.clone()).collect();
@@ -249,6 +249,26 @@ async fn serve(
         fatal,
         node: setup,
     })
+}
+
+/// `--max-qps-per-client`: the UDP token buckets, when a limit is set.
+fn limiter(config: &Config, metrics: &Metrics) -> Option<Arc<ClientLimiter>> {
+    if config.max_qps_per_client == 0 {
+        return None;
+    }
+    let counter = |action| {
+        metrics
+            .clients
+            .limited
+            .get_or_create(&LimitLabels { action })
+            .clone()
+    };
+    Some(Arc::new(ClientLimiter::new(
+        config.max_qps_per_client,
+        config.client_limit_slip,
+        counter("dropped"),
+        counter("slipped"),
+    )))
 }
 
 /// `--top-clients` with `--pods verified`: the per-client figures and their collector.

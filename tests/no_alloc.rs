@@ -239,6 +239,46 @@ fn fast_answers_recorded_per_client_allocate_nothing() {
 }
 
 #[test]
+fn client_limits_allocate_nothing() {
+    use clusterdns::server::Gate;
+    use clusterdns::server::limit::ClientLimiter;
+    use prometheus_client::metrics::counter::Counter;
+    let (dropped, slipped) = (Counter::default(), Counter::default());
+    let limiter = ClientLimiter::new(1, 2, dropped.clone(), slipped.clone());
+    let metrics = Metrics::new();
+    let handler = DnsHandler::new(
+        Arc::new(ArcSwap::new(snapshot())),
+        Arc::clone(&metrics.server),
+    )
+    .with_limiter(Some(Arc::new(limiter)));
+    let queries = queries();
+    let mut out = vec![0u8; 1232];
+    let client: std::net::SocketAddr = ([127, 0, 0, 1], 40000).into();
+    // Warm-up: each metrics series is created once (that allocates, once per series).
+    for (_, q) in &queries {
+        handler.fast_answer(q, Proto::Udp, client, &mut out);
+    }
+    let before = allocations();
+    let mut passed = 0;
+    for _ in 0..2000 {
+        for (_, q) in &queries {
+            match handler.udp_gate(q, client, &mut out) {
+                Gate::Pass => {
+                    passed += 1;
+                    std::hint::black_box(handler.fast_answer(q, Proto::Udp, client, &mut out));
+                }
+                Gate::Drop | Gate::Reply(_) => {}
+            }
+        }
+    }
+    assert_eq!(allocations() - before, 0);
+    let total = 2000 * queries.len() as u64;
+    assert!(passed >= 1, "the bucket's one token");
+    assert_eq!(dropped.get() + slipped.get() + passed, total);
+    assert!(slipped.get() > 0);
+}
+
+#[test]
 fn the_counter_counts() {
     let before = allocations();
     let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(10));

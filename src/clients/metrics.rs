@@ -15,6 +15,13 @@ pub struct ClientLabels {
     pub rcode: &'static str,
 }
 
+/// Labels of `clusterdns_client_limited_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `dropped`, or `slipped` (answered empty with TC=1).
+    pub action: &'static str,
+}
+
 /// The per-client metrics.
 pub struct Metrics {
     /// `clusterdns_client_requests_total{namespace, rcode}`.
@@ -22,6 +29,8 @@ pub struct Metrics {
     /// `clusterdns_client_stats_dropped_total`: queries not counted per client because the
     /// collector's queue was full.
     pub dropped: Counter,
+    /// `clusterdns_client_limited_total{action}`: UDP queries over `--max-qps-per-client`.
+    pub limited: Family<LimitLabels, Counter>,
 }
 
 impl Metrics {
@@ -30,7 +39,11 @@ impl Metrics {
         let m = Self {
             requests: Family::default(),
             dropped: Counter::default(),
+            limited: Family::default(),
         };
+        for action in ["dropped", "slipped"] {
+            drop(m.limited.get_or_create(&LimitLabels { action }));
+        }
         r.register(
             "client_requests",
             "Queries by the namespace of the client's pod (--top-clients), by response code",
@@ -40,6 +53,11 @@ impl Metrics {
             "client_stats_dropped",
             "Queries left out of the per-client figures because the collector fell behind",
             m.dropped.clone(),
+        );
+        r.register(
+            "client_limited",
+            "UDP queries over --max-qps-per-client, dropped or answered empty with TC=1 (slipped)",
+            m.limited.clone(),
         );
         m
     }

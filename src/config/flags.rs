@@ -374,6 +374,20 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top_clients: u32,
 
+    /// Most UDP queries per second each client address may send (a second's worth at once);
+    /// beyond it queries are dropped, or answered empty with TC=1 (see
+    /// `--client-limit-slip`), and counted in `clusterdns_client_limited_total`. TCP is
+    /// exempt. 0 turns the limit off.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_qps_per_client: u32,
+
+    /// Of the queries over `--max-qps-per-client`, every Nth is answered empty with TC=1
+    /// (RRL's slip: a real client retries over TCP and gets its answer) and the rest
+    /// dropped; 0 drops them all, 1 answers them all.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub client_limit_slip: u32,
+
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,

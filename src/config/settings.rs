@@ -146,6 +146,14 @@ impl Config {
         }
     }
 
+    /// The TCP listeners' bounds.
+    pub fn tcp_limits(&self) -> crate::server::TcpLimits {
+        crate::server::TcpLimits {
+            idle_timeout: self.tcp_idle_timeout,
+            max_connections: self.max_tcp_connections as usize,
+        }
+    }
+
     /// The answer features turned on.
     pub fn answer_options(&self) -> AnswerOptions {
         AnswerOptions {

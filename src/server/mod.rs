@@ -17,6 +17,7 @@ mod cname;
 pub mod fast;
 mod general;
 pub mod groups;
+pub mod limit;
 mod listen;
 pub mod metrics;
 #[cfg(target_os = "linux")]
@@ -72,6 +73,18 @@ pub struct DnsHandler {
     options: Arc<AnswerOptions>,
     /// `--top-clients`: where each query is recorded per client.
     clients: Option<Arc<crate::clients::ClientStats>>,
+    /// `--max-qps-per-client`: the UDP token buckets.
+    limiter: Option<Arc<limit::ClientLimiter>>,
+}
+
+/// What the UDP loops do with a datagram before answering it.
+pub enum Gate {
+    /// Answer it.
+    Pass,
+    /// Over its client's limit: drop it.
+    Drop,
+    /// Over its client's limit: send these first bytes of the output buffer (TC=1, empty).
+    Reply(usize),
 }
 
 impl DnsHandler {
@@ -85,6 +98,29 @@ impl DnsHandler {
             forwards: false,
             options: Arc::default(),
             clients: None,
+            limiter: None,
+        }
+    }
+
+    /// The same handler, limiting each client's UDP queries with `limiter`.
+    pub fn with_limiter(mut self, limiter: Option<Arc<limit::ClientLimiter>>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// UDP admission (`--max-qps-per-client`): whether the datagram from `src` is answered,
+    /// dropped, or slipped (the reply written into `out`). No lock, no allocation.
+    pub fn udp_gate(&self, query: &[u8], src: SocketAddr, out: &mut [u8]) -> Gate {
+        let Some(limiter) = &self.limiter else {
+            return Gate::Pass;
+        };
+        match limiter.check(src.ip()) {
+            limit::Verdict::Allow => Gate::Pass,
+            limit::Verdict::Drop => Gate::Drop,
+            limit::Verdict::Slip => match limit::slip_reply(query, out) {
+                Some(len) => Gate::Reply(len),
+                None => Gate::Drop,
+            },
         }
     }
 

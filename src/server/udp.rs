@@ -27,9 +27,9 @@ use hickory_server::net::xfer::Protocol;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::DnsHandler;
 use super::metrics::{Metrics, Proto};
 use super::pipeline::answer_general;
+use super::{DnsHandler, Gate};
 
 /// Queries waiting on the general path (an upstream, mostly) per UDP socket; beyond it
 /// datagrams are dropped.
@@ -205,7 +205,12 @@ async fn serve_async(
             match received {
                 Ok((n, src)) if src.port() != 0 => {
                     let query = buf.get(..n).unwrap_or_default();
-                    match shared.handler.fast_answer(query, Proto::Udp, src, &mut out) {
+                    let answered = match shared.handler.udp_gate(query, src, &mut out) {
+                        Gate::Pass => shared.handler.fast_answer(query, Proto::Udp, src, &mut out),
+                        Gate::Drop => continue,
+                        Gate::Reply(len) => Some(len),
+                    };
+                    match answered {
                         Some(len) => {
                             let bytes = out.get(..len).unwrap_or_default();
                             if let Err(error) = socket.send_to(bytes, src).await {
@@ -233,7 +238,7 @@ mod threaded {
     use std::os::fd::AsFd;
 
     use super::super::mmsg::{Receiver, Sender, wait};
-    use super::{Batch, MAX_BATCH, Shared};
+    use super::{Batch, Gate, MAX_BATCH, Shared};
 
     use crate::server::metrics::Proto;
     use tokio_util::sync::CancellationToken;
@@ -329,7 +334,12 @@ mod threaded {
             let chunks = self.buf.chunks_exact_mut(Self::SIZE);
             for (i, ((range, src), chunk)) in batch.queries.iter().zip(chunks).enumerate() {
                 let query = batch.data.get(range.clone()).unwrap_or_default();
-                match shared.handler.fast_answer(query, Proto::Udp, *src, chunk) {
+                let fast = match shared.handler.udp_gate(query, *src, chunk) {
+                    Gate::Pass => shared.handler.fast_answer(query, Proto::Udp, *src, chunk),
+                    Gate::Drop => continue,
+                    Gate::Reply(len) => Some(len),
+                };
+                match fast {
                     Some(len) => {
                         if let Some(slot) = self.ready.get_mut(answered) {
                             *slot = (i * Self::SIZE, len, *src);

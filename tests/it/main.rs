@@ -33,6 +33,7 @@ mod abuse;
 mod answer_options;
 mod apiserver_emulator;
 mod cli;
+mod client_limit;
 mod clients;
 mod config;
 mod deploy;
