@@ -54,6 +54,13 @@ pub struct Config {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// Each watch of the Kubernetes API asks the server to end it after this long
+    /// (`timeoutSeconds`) and is made again; one that sends nothing (not even a bookmark)
+    /// for this long plus 5 s is taken for dead, stalled without a FIN, and made again from
+    /// its last resourceVersion. So a silently broken watch is noticed within this plus 5 s.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub watch_timeout: Duration,
+
     /// Serve only these namespaces (comma-separated); others answer NXDOMAIN and their
     /// objects are not kept.
     #[arg(long, value_name = "NS,...", value_delimiter = ',')]

@@ -270,6 +270,7 @@ impl Config {
 impl From<&Config> for KubeSettings {
     fn from(config: &Config) -> Self {
         KubeSettings {
+            watch_timeout: config.watch_timeout,
             kubeconfig: config.kubeconfig.clone(),
             watch_pods: config.pods == PodsMode::Verified,
             external_kinds: if config.external_zones.is_empty() {

@@ -23,6 +23,9 @@ pub struct KubeSettings {
     pub labels: Option<LabelFilter>,
     /// `--hosts-configmap`: this one ConfigMap is watched (in its namespace, by name).
     pub hosts_configmap: Option<ConfigMapKey>,
+    /// `--watch-timeout`: each watch's `timeoutSeconds`, and so how soon a stalled one is
+    /// noticed (this plus 5 s).
+    pub watch_timeout: Duration,
 }
 
 /// The kinds watched: Namespaces, Services and EndpointSlices always; Pods, the external
@@ -81,6 +84,10 @@ use crate::model::{Document, Object, ObjectKey};
 /// watcher falls back to paged lists (servers without the WatchList feature send the objects
 /// but never the bookmark).
 const STREAMING_LIST_GRACE: Duration = Duration::from_secs(10);
+
+/// The pause before relisting a kind whose watch went out of order (no relist storm when a
+/// stream keeps doing it).
+const RELIST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Builds an API client: `--kubeconfig FILE`, else kube's inference (in-cluster service
 /// account, `KUBECONFIG`, `~/.kube/config`).
@@ -172,6 +179,32 @@ pub struct Selectors {
     pub fields: Option<String>,
     /// The namespace.
     pub namespace: Option<String>,
+    /// The watch's `timeoutSeconds` (`--watch-timeout`): the server ends a healthy watch
+    /// then, and a watch that sends nothing for this long plus 5 s is taken for dead
+    /// (stalled without a FIN) and made again. `None`: kube's default, 290 s.
+    pub timeout: Option<u32>,
+}
+
+/// The resourceVersions a watch stream has delivered: they must rise. (They are opaque to
+/// clients in principle; the API server's are etcd revisions, and a version that does not
+/// parse as a number is not checked.)
+#[derive(Default)]
+struct Order {
+    last: u64,
+}
+
+impl Order {
+    /// Whether `rv` comes after every version seen so far (and remembers it).
+    fn in_order(&mut self, rv: &Option<String>) -> bool {
+        let Some(v) = rv.as_deref().and_then(|v| v.parse::<u64>().ok()) else {
+            return true;
+        };
+        if v < self.last {
+            return false;
+        }
+        self.last = v;
+        true
+    }
 }
 
 /// The selectors of `kind`'s watcher: `label_selector`; for ConfigMaps, only the one of
@@ -179,6 +212,7 @@ pub struct Selectors {
 pub fn selectors(settings: &KubeSettings, kind: Kind) -> Selectors {
     let mut s = Selectors {
         labels: label_selector(settings, kind),
+        timeout: Some(u32::try_from(settings.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX)),
         ..Selectors::default()
     };
     if kind == Kind::ConfigMap
@@ -232,10 +266,14 @@ pub async fn watch_kind_selected(
         if let Some(selector) = &selectors.fields {
             config = config.fields(selector);
         }
+        if let Some(secs) = selectors.timeout {
+            config = config.timeout(secs);
+        }
         if streaming {
             config = config.streaming_lists();
         }
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
+        let mut order = Order::default();
         let mut backoff = Duration::ZERO;
         let mut listed: Vec<Object> = Vec::new();
         let mut retain: Vec<ObjectKey> = Vec::new();
@@ -292,6 +330,17 @@ pub async fn watch_kind_selected(
                         },
                         Delta::Synced(kind),
                     ]
+                }
+                Ok(Event::Apply(obj) | Event::Delete(obj))
+                    if !order.in_order(&obj.metadata.resource_version) =>
+                {
+                    // A watch delivers changes in resourceVersion order; one that goes back
+                    // is a broken stream (a proxy, a buggy server): applying it could undo a
+                    // newer change, so it is dropped and the kind relisted.
+                    tracing::warn!(%kind, object = ?key_of(kind, &obj), "watch event out of resourceVersion order; relisting");
+                    metrics.watch_restarts.get_or_create(&labels).inc();
+                    tokio::time::sleep(RELIST_PAUSE).await;
+                    break;
                 }
                 Ok(Event::Apply(obj)) => match convert(kind, obj, &metrics) {
                     Ok(o) => vec![Delta::Upsert(o)],
@@ -392,6 +441,7 @@ mod tests {
         let plain = KubeSettings::default();
         assert!(!watched_kinds(&plain).contains(&Kind::Ingress));
         let edge = KubeSettings {
+            watch_timeout: Duration::from_secs(60),
             external_kinds: vec![Kind::Service, Kind::Ingress],
             ..KubeSettings::default()
         };
@@ -401,6 +451,7 @@ mod tests {
             watched_resources(&edge)
         );
         let gateway_api = KubeSettings {
+            watch_timeout: Duration::from_secs(60),
             external_kinds: vec![Kind::Service, Kind::HttpRoute],
             watch_service_imports: true,
             ..KubeSettings::default()
@@ -414,6 +465,7 @@ mod tests {
             ]
         );
         let filtered = KubeSettings {
+            watch_timeout: Duration::from_secs(60),
             labels: Some(parse_label_selector("app=web").unwrap()),
             ..KubeSettings::default()
         };

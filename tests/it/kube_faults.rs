@@ -647,3 +647,79 @@ async fn the_emulator_throttles_and_cuts_on_the_wire() {
         "{wire}"
     );
 }
+
+/// The sum of the programming-latency histogram for headless Services without a selector,
+/// seconds; `None` before its first observation (prometheus-client writes no empty series).
+fn programming_sum(k: &Kube) -> Option<f64> {
+    let text = k.dns.metrics.encode();
+    let series = "clusterdns_kubernetes_dns_programming_duration_seconds_sum\
+                  {service_kind=\"headless_without_selector\"} ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_watch_that_stalls_without_closing_is_noticed_and_made_again() {
+    // Watches end after 2 s (timeoutSeconds); one silent for 2 + 5 s is taken for dead.
+    let k = cluster(&["--watch-timeout", "2s"]).await;
+    let before = answers(&k).await;
+    let watches = watch_requests(&k.api, "endpointslices");
+    let stalled_at = std::time::Instant::now();
+    k.api.stall_open_watches();
+    // A change the stalled watches never deliver, stamped now.
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let mut moved = slice("db-1", "db", &["10.244.0.1", "10.244.0.3"]);
+    moved["metadata"]["annotations"] =
+        json!({"endpoints.kubernetes.io/last-change-trigger-time": now});
+    // No trigger time so far: the first observation is the stalled change's.
+    assert_eq!(programming_sum(&k), None);
+    k.api.apply(moved);
+    // Meanwhile the last state serves, and readiness stays: a stalled API is no reason to
+    // take the cluster's DNS out.
+    assert_eq!(answers(&k).await, before);
+    assert_eq!(readyz(&k).await, 200);
+    wait_for(&k, "db.a.svc.cluster.local.", A, "10.244.0.3").await;
+    let noticed = stalled_at.elapsed();
+    assert!(
+        watch_requests(&k.api, "endpointslices") > watches,
+        "the watch was made again"
+    );
+    // The histogram carries the delay the stall caused.
+    let added = programming_sum(&k).expect("the stalled change's programming latency");
+    assert!(
+        added >= 2.0,
+        "programming latency of the stalled change: {added} s (noticed after {noticed:?})"
+    );
+    assert_eq!(readyz(&k).await, 200);
+    let text = normalized(&ask(k.addr, "db.a.svc.cluster.local.", A).await);
+    assert!(!text.contains("10.244.0.2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_watch_event_out_of_resource_version_order_is_not_applied() {
+    let k = cluster(&[]).await;
+    let restarted = restarts(&k, "Service");
+    // `one` moves twice; the watches get the second move first, then the first.
+    k.api.reorder_next_change();
+    k.api.apply(cluster_ip("one", "10.96.1.11"));
+    k.api.apply(cluster_ip("one", "10.96.1.12"));
+    // The late, older event must not win: the answer settles on the newest address.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let text = normalized(&ask(k.addr, "one.a.svc.cluster.local.", A).await);
+        if text.contains("10.96.1.12") && restarts(&k, "Service") > restarted {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "settled: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And it stays there (the relist and everything after it agree).
+    for _ in 0..20 {
+        let text = normalized(&ask(k.addr, "one.a.svc.cluster.local.", A).await);
+        assert!(
+            text.contains("10.96.1.12") && !text.contains("10.96.1.11"),
+            "{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

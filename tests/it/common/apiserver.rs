@@ -192,6 +192,13 @@ struct Store {
     cut_next_event: bool,
     /// How many of the next LIST responses are cut mid-body.
     cut_lists: usize,
+    /// Watches made before this generation send nothing more and never end (no FIN).
+    stall_generation: u64,
+    /// The next change is held back from the watches and sent after the one that follows
+    /// it: out of resourceVersion order, once.
+    hold_next: bool,
+    /// The held change's lines, with the watches they are for.
+    held: Vec<(Sender, String)>,
     /// Every request, with when it came.
     stamped: Vec<(Instant, String)>,
 }
@@ -213,9 +220,12 @@ impl Store {
             prev,
         };
         self.watches.retain(|(_, tx)| !tx.is_closed());
+        let release = std::mem::take(&mut self.held);
         for (target, tx) in &self.watches {
             if let Some(line) = target.line(&change) {
-                if self.cut_next_event {
+                if self.hold_next {
+                    self.held.push((tx.clone(), line));
+                } else if self.cut_next_event {
                     let _ = tx.send(Some(half(&line).to_owned()));
                     // A pause first, so the half line is on the wire before the cut.
                     let tx = tx.clone();
@@ -228,6 +238,10 @@ impl Store {
                 }
             }
         }
+        for (tx, line) in release {
+            let _ = tx.send(Some(line));
+        }
+        self.hold_next = false;
         self.cut_next_event = false;
         self.history.push(change);
     }
@@ -614,6 +628,7 @@ fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
     }
     let every = st.bookmark_every;
     let state = WatchBody {
+        generation: st.stall_generation,
         shared: shared.clone(),
         res: target.res,
         tx: tx.clone(),
@@ -628,11 +643,22 @@ fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
         loop {
             tokio::select! {
                 biased;
-                msg = s.rx.recv() => return match msg {
-                    Some(Some(line)) => Some((Ok(line), Some(s))),
-                    _ => Some((Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut")), None)),
-                },
-                () = tokio::time::sleep_until(s.deadline) => return None,
+                msg = s.rx.recv() => {
+                    if lock(&s.shared).stall_generation > s.generation {
+                        // Stalled: the connection stays open and silent.
+                        std::future::pending::<()>().await;
+                    }
+                    return match msg {
+                        Some(Some(line)) => Some((Ok(line), Some(s))),
+                        _ => Some((Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut")), None)),
+                    };
+                }
+                () = tokio::time::sleep_until(s.deadline) => {
+                    if lock(&s.shared).stall_generation > s.generation {
+                        std::future::pending::<()>().await;
+                    }
+                    return None;
+                }
                 // Queued behind the changes already queued (under the same lock), so a
                 // bookmark never overtakes a change.
                 _ = s.tick.tick(), if s.bookmarks => {
@@ -647,6 +673,8 @@ fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
 
 /// The state of one watch response body.
 struct WatchBody {
+    /// The stall generation it was made in (`ApiServer::stall_open_watches`).
+    generation: u64,
     shared: Shared,
     res: usize,
     tx: Sender,
@@ -694,6 +722,18 @@ impl ApiServer {
     /// Open watches are left alone (see [`ApiServer::drop_connections`]).
     pub fn set_throttled(&self, retry_after: Option<u64>) {
         self.lock().throttled = retry_after;
+    }
+
+    /// Every watch open now stops sending (no event, no bookmark, no end: no FIN either), as
+    /// a connection that died silently; watches made afterwards are served as usual.
+    pub fn stall_open_watches(&self) {
+        self.lock().stall_generation += 1;
+    }
+
+    /// The next change reaches the watches only after the change that follows it: two
+    /// events out of resourceVersion order, once.
+    pub fn reorder_next_change(&self) {
+        self.lock().hold_next = true;
     }
 
     /// The next change reaches each watch that sees it as the first half of its event line,
