@@ -36,6 +36,7 @@ mod cli;
 mod clients;
 mod config;
 mod deploy;
+mod expected;
 mod external_zone;
 mod fast_path;
 mod forward;
