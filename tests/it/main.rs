@@ -50,6 +50,7 @@ mod node_local;
 mod node_setup;
 mod protocol;
 mod records;
+mod serving;
 mod static_zones;
 mod upstream_fake;
 mod upstream_transport;
