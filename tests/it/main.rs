@@ -41,6 +41,7 @@ mod external_zone;
 mod fast_path;
 mod forward;
 mod kube_faults;
+mod kube_refused;
 mod kube_source;
 mod label_filter;
 mod lifecycle;

@@ -171,6 +171,8 @@ struct Store {
     history: Vec<Change>,
     watches: Vec<(Target, Sender)>,
     failing: bool,
+    /// Resources (plural names) whose every request is refused with this status code.
+    refused: Vec<(String, u16)>,
     streaming: bool,
     bookmark_every: Duration,
     requests: Vec<String>,
@@ -334,6 +336,16 @@ impl ApiServer {
         self.lock().failing = on;
     }
 
+    /// While set, every request for `plural` (`endpointslices`, `services`, …) is refused with
+    /// `code` (401 Unauthorized or 403 Forbidden, as with missing RBAC); `None` lifts it.
+    pub fn set_refused(&self, plural: &str, code: Option<u16>) {
+        let mut st = self.lock();
+        st.refused.retain(|(p, _)| p != plural);
+        if let Some(code) = code {
+            st.refused.push((plural.to_owned(), code));
+        }
+    }
+
     /// Off: streaming lists are refused with `422 Invalid`, as by a server without WatchList.
     pub fn set_streaming_lists_supported(&self, on: bool) {
         self.lock().streaming = on;
@@ -486,6 +498,19 @@ fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
         ["namespaces", ns, plural] => (Some((*ns).to_owned()), *plural),
         _ => return Err(not_found()),
     };
+    if let Some((_, code)) = st.refused.iter().find(|(p, _)| p == plural) {
+        let (reason, message) = match code {
+            401 => ("Unauthorized", "Unauthorized".to_owned()),
+            _ => (
+                "Forbidden",
+                format!(
+                    "{plural} is forbidden: User \"system:serviceaccount:kube-system:clusterdns\" \
+                     cannot list resource \"{plural}\" at the cluster scope"
+                ),
+            ),
+        };
+        return Err(status(*code, reason, &message));
+    }
     let found = (RESOURCES.iter()).position(|r| r.0 == plural && r.1 == group_version);
     let res = found
         .filter(|&r| ns.is_none() || RESOURCES[r].3)
