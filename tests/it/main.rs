@@ -40,6 +40,7 @@ mod expected;
 mod external_zone;
 mod fast_path;
 mod forward;
+mod kube_auth;
 mod kube_faults;
 mod kube_refused;
 mod kube_source;

@@ -171,6 +171,11 @@ struct Store {
     history: Vec<Change>,
     watches: Vec<(Target, Sender)>,
     failing: bool,
+    /// While set, a request without `Authorization: Bearer <this>` is refused with 401.
+    token: Option<String>,
+    /// Requests that carried the token, and those refused for want of it.
+    authorized: usize,
+    unauthorized: usize,
     /// Resources (plural names) whose every request is refused with this status code.
     refused: Vec<(String, u16)>,
     streaming: bool,
@@ -336,6 +341,18 @@ impl ApiServer {
         self.lock().failing = on;
     }
 
+    /// While set, only requests bearing this token (`Authorization: Bearer TOKEN`) are
+    /// served, the others refused with 401; `None` serves everyone.
+    pub fn set_token(&self, token: Option<&str>) {
+        self.lock().token = token.map(str::to_owned);
+    }
+
+    /// Requests served with the token, and requests refused for want of it, so far.
+    pub fn token_checks(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.authorized, st.unauthorized)
+    }
+
     /// While set, every request for `plural` (`endpointslices`, `services`, …) is refused with
     /// `code` (401 Unauthorized or 403 Forbidden, as with missing RBAC); `None` lifts it.
     pub fn set_refused(&self, plural: &str, code: Option<u16>) {
@@ -444,8 +461,35 @@ fn serve(listener: tokio::net::TcpListener, shared: Shared) -> Serving {
     (signal, task)
 }
 
-async fn handle(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
-    respond(&shared, &method, &uri).unwrap_or_else(|status| {
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: header::HeaderMap,
+) -> Response {
+    let bearer = (headers.get(header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let authorized = {
+        let mut st = lock(&shared);
+        match st.token.clone() {
+            None => true,
+            Some(token) if bearer == Some(token.as_str()) => {
+                st.authorized += 1;
+                true
+            }
+            Some(_) => {
+                st.unauthorized += 1;
+                false
+            }
+        }
+    };
+    let answer = if authorized {
+        respond(&shared, &method, &uri)
+    } else {
+        Err(status(401, "Unauthorized", "Unauthorized"))
+    };
+    answer.unwrap_or_else(|status| {
         let code = status["code"].as_u64().and_then(|c| u16::try_from(c).ok());
         let code = code.and_then(|c| StatusCode::from_u16(c).ok());
         let retry_after = status["details"]["retryAfterSeconds"].as_u64();
