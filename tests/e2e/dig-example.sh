@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end: the release binary serves examples/cluster on 127.0.0.1:5353 and `dig` (UDP and
 # TCP) gets the answers the README promises. Loopback only; exits non-zero on any mismatch.
+# The server runs as examples/cluster/EXPECTED.md says; every row of that page's tables is
+# asked by tests/it/expected.rs, this script checks a sample of them with dig itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-target/release/clusterdns}
 PORT=${PORT:-5353}
-"$BIN" --manifests examples/cluster --listen "127.0.0.1:$PORT" --metrics-listen 127.0.0.1:0 --no-forward >/tmp/clusterdns-e2e.log 2>&1 &
+"$BIN" --manifests examples/cluster --listen "127.0.0.1:$PORT" --metrics-listen 127.0.0.1:0 --no-forward \
+  --reverse-cidr 10.96.0.0/12 --reverse-cidr 10.244.0.0/16 >/tmp/clusterdns-e2e.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
@@ -55,4 +58,5 @@ status "empty.data.svc.cluster.local A" NXDOMAIN
 status "nope.shop.svc.cluster.local A" NXDOMAIN
 status "web.shop.svc.cluster.local AAAA" NOERROR
 status "example.com A" REFUSED
+status "-x 10.244.3.32" NXDOMAIN
 exit $fail

@@ -59,13 +59,24 @@ fn unbindable_address_and_missing_directory_fail_clearly() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = example_dir();
-    let (_, err) = one_line_error(&["--manifests", dir.to_str().unwrap(), "--listen", &addr]);
+    // The side port on loopback too: its default (0.0.0.0:9153) is every interface's, and
+    // another server of the machine may hold it.
+    let (_, err) = one_line_error(&[
+        "--manifests",
+        dir.to_str().unwrap(),
+        "--listen",
+        &addr,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
     assert!(err.contains(&format!("cannot bind UDP {addr}")), "{err}");
 
     let (_, err) = one_line_error(&[
         "--manifests",
         "/nonexistent/manifests",
         "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
         "127.0.0.1:0",
     ]);
     assert!(err.contains("/nonexistent/manifests"), "{err}");

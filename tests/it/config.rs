@@ -33,11 +33,12 @@ fn write(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// A series that must be there: a missing one fails the test rather than reading as 0.
 fn value(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no series {series} in\n{metrics}"))
 }
 
 async fn wait_metric(running: &Running, series: &str, at_least: f64) {

@@ -146,7 +146,10 @@ async fn wait_for(k: &Kube, name: &str, qtype: RecordType, want: &str) {
     );
 }
 
-/// The sum of a metric's samples whose line starts with `prefix`.
+/// The sum of a metric's samples whose line starts with `prefix`. A labelled series nothing
+/// has counted yet is not written out at all (prometheus-client writes no empty family), so
+/// none reads as 0: the checks on these counters are that they grow past a first reading,
+/// which a misspelt name never does.
 fn metric(k: &Kube, prefix: &str) -> u64 {
     (k.dns.metrics.encode().lines())
         .filter(|l| l.starts_with(prefix))

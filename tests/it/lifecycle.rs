@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::upstream::{Behaviour, FakeUpstream};
+use common::upstream::{Behaviour, FakeUpstream, Gate};
 use common::{TestServer, query, udp, udp_raw};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -27,25 +27,31 @@ async fn readyz(addr: std::net::SocketAddr) -> u16 {
 
 #[tokio::test]
 async fn lameduck_keeps_answering_while_not_ready() {
-    let s = TestServer::example(&["--lameduck", "1s", "--shutdown-grace", "3s"]).await;
+    let s = TestServer::example(&["--lameduck", "5s", "--shutdown-grace", "10s"]).await;
     assert_eq!(readyz(s.running.metrics_addr).await, 200);
     let addr = s.addr;
     let metrics_addr = s.running.metrics_addr;
     let TestServer { running, dir, .. } = s;
     let stopping = tokio::spawn(running.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Not ready any more, but still answering.
-    let probe = readyz(metrics_addr).await;
-    assert_eq!(probe, 503, "readiness turns false first");
+    // Not ready any more (the first thing the shutdown does), but still answering.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while readyz(metrics_addr).await != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readiness turns false first"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!stopping.is_finished(), "still in the lameduck period");
     let (r, _) = udp(
         addr,
         &query("web.shop.svc.cluster.local.", RecordType::A, None),
     )
     .await;
     assert_eq!(r.answers.len(), 1, "answered during the lameduck period");
-    tokio::time::timeout(Duration::from_secs(5), stopping)
+    tokio::time::timeout(Duration::from_secs(30), stopping)
         .await
-        .expect("shut down within the grace")
+        .expect("shut down after the lameduck period and the grace")
         .unwrap();
     // Closed now.
     let q = query("web.shop.svc.cluster.local.", RecordType::A, None);
@@ -60,35 +66,51 @@ async fn lameduck_keeps_answering_while_not_ready() {
 #[tokio::test]
 async fn queries_in_flight_are_answered_before_exit() {
     let up = FakeUpstream::start().await;
-    up.add("slow.example.com. 60 IN A 192.0.2.9");
-    up.behave(
-        "slow.example.com.",
-        Behaviour::Delay(Duration::from_millis(800)),
-    );
+    up.add("u.slow.example.com. 60 IN A 192.0.2.9");
+    up.add("t.slow.example.com. 60 IN A 192.0.2.9");
+    let gate = Gate::new();
+    up.behave("slow.example.com.", Behaviour::Hold(gate.clone()));
     let s = TestServer::example(&[
         "--upstream",
         &up.addr().to_string(),
         "--shutdown-grace",
-        "3s",
+        "20s",
     ])
     .await;
     let addr = s.addr;
     let udp_ask = tokio::spawn(async move {
-        udp(addr, &query("slow.example.com.", RecordType::A, None))
+        udp(addr, &query("u.slow.example.com.", RecordType::A, None))
             .await
             .0
     });
     let tcp_ask = tokio::spawn(async move {
-        common::tcp(addr, &query("slow.example.com.", RecordType::A, None)).await
+        common::tcp(addr, &query("t.slow.example.com.", RecordType::A, None)).await
     });
-    // Both queries are with the (slow) upstream when the shutdown starts.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while up.count("slow.example.com.", RecordType::A) < 1 {
-        assert!(tokio::time::Instant::now() < deadline);
+    // Both queries are held at the upstream when the shutdown starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while up.count("u.slow.example.com.", RecordType::A) < 1
+        || up.count("t.slow.example.com.", RecordType::A) < 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both at the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    s.running.shutdown().await;
+    let stopping = tokio::spawn(s.running.shutdown());
+    // The upstream answers only once the listeners are closed: the queries were in flight
+    // through the whole of the shutdown's start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "listeners closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!stopping.is_finished(), "the shutdown waits for them");
+    gate.open();
+    tokio::time::timeout(Duration::from_secs(20), stopping)
+        .await
+        .expect("shut down within the grace")
+        .unwrap();
     let (u, t): (Message, Message) = (udp_ask.await.unwrap(), tcp_ask.await.unwrap());
     for r in [u, t] {
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
@@ -156,10 +178,11 @@ async fn tcp_connections_beyond_the_cap_are_closed_and_the_others_keep_working()
     let s = TestServer::example(&["--max-tcp-connections", "2"]).await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        held.push(TcpStream::connect(s.addr).await.unwrap());
+        let mut conn = TcpStream::connect(s.addr).await.unwrap();
+        // Answered: the server has accepted it.
+        ask_on(&mut conn).await;
+        held.push(conn);
     }
-    // Give the server a moment to accept both.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut extra = TcpStream::connect(s.addr).await.unwrap();
     let mut buf = [0u8; 1];
     let closed = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf)).await;
@@ -174,27 +197,47 @@ async fn tcp_connections_beyond_the_cap_are_closed_and_the_others_keep_working()
     );
     // The two held connections still answer.
     for conn in held.iter_mut() {
-        let q = query("web.shop.svc.cluster.local.", RecordType::A, None);
-        let bytes = q.to_vec().unwrap();
-        conn.write_all(&(bytes.len() as u16).to_be_bytes())
-            .await
-            .unwrap();
-        conn.write_all(&bytes).await.unwrap();
-        let mut len = [0u8; 2];
-        conn.read_exact(&mut len).await.unwrap();
-        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
-        conn.read_exact(&mut body).await.unwrap();
-        let r = Message::from_vec(&body).unwrap();
-        assert_eq!(r.metadata.id, q.metadata.id);
-        assert_eq!(r.answers.len(), 1);
+        ask_on(conn).await;
     }
-    // A slot frees when a connection closes.
+    // A slot frees when a connection closes: once the server has seen the close, a new
+    // connection is served.
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let r = common::tcp(
-        s.addr,
-        &query("web.shop.svc.cluster.local.", RecordType::A, None),
-    )
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = TcpStream::connect(s.addr).await.unwrap();
+        if let Some(r) = try_ask_on(&mut conn).await {
+            assert_eq!(r.answers.len(), 1);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a slot freed by the close"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks for web.shop over `conn`; `None` when the connection is closed instead.
+async fn try_ask_on(conn: &mut TcpStream) -> Option<Message> {
+    let q = query("web.shop.svc.cluster.local.", RecordType::A, None);
+    let bytes = q.to_vec().unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    conn.write_all(&framed).await.ok()?;
+    let mut len = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut len))
+        .await
+        .expect("an answer or a close")
+        .ok()?;
+    let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).await.ok()?;
+    let r = Message::from_vec(&body).unwrap();
+    assert_eq!(r.metadata.id, q.metadata.id);
+    Some(r)
+}
+
+/// Asks for web.shop over `conn`, which must answer.
+async fn ask_on(conn: &mut TcpStream) {
+    let r = try_ask_on(conn).await.expect("answered on the connection");
     assert_eq!(r.answers.len(), 1);
 }

@@ -16,6 +16,18 @@ fn service(name: &str, ip: &str) -> String {
     )
 }
 
+/// `clusterdns_zone_snapshots_total`, which must be there.
+fn snapshots(server: &TestServer) -> f64 {
+    let text = server.running.metrics.encode();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("clusterdns_zone_snapshots_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no clusterdns_zone_snapshots_total in\n{text}"))
+}
+
 async fn serial(addr: std::net::SocketAddr) -> u32 {
     let (m, _) = common::udp(
         addr,
@@ -63,19 +75,31 @@ async fn add_change_and_delete_files() {
 async fn a_broken_file_keeps_its_last_good_objects() {
     let server = TestServer::with_files(&[("a.yaml", &service("alpha", "10.96.1.1"))], &[]).await;
     let alpha = "alpha.default.svc.cluster.local.";
-    let snap0 = server.running.snapshot();
+    let snap0 = snapshots(&server);
 
-    // Invalid YAML: nothing changes.
+    // Invalid YAML: nothing changes. A file written after it is served once a scan has read
+    // both (a fixed sleep would pass as well before any scan).
     std::fs::write(
         server.path("a.yaml"),
         "apiVersion: v1\nkind: Service\nmetadata: {name: alpha\n",
     )
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    std::fs::write(server.path(".scan"), service("scan", "10.96.1.250")).unwrap();
+    std::fs::rename(server.path(".scan"), server.path("scan.yaml")).unwrap();
+    let got = eventually(
+        server.addr,
+        "scan.default.svc.cluster.local.",
+        A,
+        WITHIN,
+        |t| t.contains("10.96.1.250"),
+    )
+    .await;
+    assert!(got.contains("10.96.1.250"), "the scan file served: {got}");
     assert!(ask(server.addr, alpha, A).await.contains("10.96.1.1"));
-    assert!(
-        std::sync::Arc::ptr_eq(&snap0, &server.running.snapshot()),
-        "no new snapshot for a broken file"
+    assert_eq!(
+        snapshots(&server),
+        snap0 + 1.0,
+        "one new snapshot, the scan file's: none for the broken file"
     );
 
     // A bad field in one object: that object keeps its last good version, the others load.

@@ -19,8 +19,35 @@ use tokio::task::JoinHandle;
 
 /// Several polls (`--manifests-poll 200ms`) and file-system events.
 const WITHIN: Duration = Duration::from_secs(5);
-/// Past a poll and the event settle time, for checking that nothing changed.
-const PAST_POLL: Duration = Duration::from_millis(800);
+
+/// Waits for a scan of `dir` that began after every change made so far: a file written now,
+/// holding a Service of its own, is served once a scan (event or poll) has read it, and the
+/// files changed before it with it. A fixed sleep "past a poll" before checking that nothing
+/// changed passes as well when a loaded machine has not scanned yet. Returns the name served.
+async fn scanned(addr: SocketAddr, dir: &Path) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("scan-{n}");
+    let ip = format!("10.96.250.{n}");
+    // Written beside and renamed in, so no scan reads it half-written.
+    let tmp = dir.join(format!(".scan-{n}"));
+    std::fs::write(&tmp, service(&name, &ip)).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("zz-scan-{n}.yaml"))).unwrap();
+    wait_a(addr, &name, &ip).await;
+    name
+}
+
+/// `clusterdns_zone_snapshots_total`, which must be there.
+fn snapshots(server: &TestServer) -> f64 {
+    let text = server.running.metrics.encode();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("clusterdns_zone_snapshots_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no clusterdns_zone_snapshots_total in\n{text}"))
+}
 
 fn service(name: &str, ip: &str) -> String {
     format!(
@@ -190,7 +217,7 @@ async fn a_configmap_style_link_swap_switches_at_once() {
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     std::fs::remove_dir_all(dir.join("..2025_01_01")).unwrap();
     wait_a(addr, "alpha", "10.96.1.9").await;
-    tokio::time::sleep(PAST_POLL).await;
+    scanned(addr, dir).await;
     assert_eq!(a(addr, "alpha").await, a_text("alpha", "10.96.1.9"));
     alpha.finish().await;
     steady.finish().await;
@@ -217,13 +244,13 @@ async fn a_file_truncated_mid_write_keeps_its_last_good_objects() {
     let server = TestServer::with_files(&[("a.yaml", &old), ("z.yaml", &other)], &[]).await;
     let addr = server.addr;
     let steady = Sampler::steady(addr, &["omega"]).await;
-    let before = server.running.snapshot();
+    let before = snapshots(&server);
 
     // The new version in flow style, cut inside the second document's mapping: not YAML.
     let new = "apiVersion: v1\nkind: Service\nmetadata: {name: alpha, namespace: default}\nspec: {clusterIP: 10.96.1.11, ports: [{name: http, port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: beta, namespace: default}\nspec: {clusterIP: 10.96.1.12, ports: [{name: http, port: 80}]}\n";
     let cut = new.find("10.96.1.12").unwrap();
     let mut f = write_part(&server.path("a.yaml"), &new[..cut]);
-    tokio::time::sleep(PAST_POLL).await;
+    scanned(addr, server.dir.path()).await;
     for (name, ip) in [
         ("alpha", "10.96.1.1"),
         ("beta", "10.96.1.2"),
@@ -235,8 +262,10 @@ async fn a_file_truncated_mid_write_keeps_its_last_good_objects() {
             "{name} kept while cut"
         );
     }
-    assert!(
-        Arc::ptr_eq(&before, &server.running.snapshot()),
+    // One snapshot since: the scan file's (the half-written file changed nothing).
+    assert_eq!(
+        snapshots(&server),
+        before + 1.0,
         "no snapshot published for the half-written file"
     );
 
@@ -343,7 +372,8 @@ async fn the_directory_removed_and_recreated_keeps_serving() {
     let moved = aside.path().join("moved");
     std::fs::rename(&dir, &moved).unwrap();
     std::fs::remove_dir_all(&moved).unwrap();
-    tokio::time::sleep(PAST_POLL).await;
+    // No scan of a missing directory shows: the sampler asks through a few polls (200 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
     steady.finish().await;
 
     // Back in one step, with a change to one file.
@@ -386,7 +416,7 @@ async fn the_directory_removed_and_recreated_keeps_serving() {
     ] {
         wait_a(addr, name, ip).await;
     }
-    tokio::time::sleep(PAST_POLL).await;
+    scanned(addr, &dir).await;
     assert_eq!(a(addr, "alpha").await, a_text("alpha", "10.96.1.9"));
     server.running.shutdown().await;
 }

@@ -95,10 +95,33 @@ async fn zone_files_reload_and_a_broken_file_keeps_its_last_good_zone() {
     assert!(text.contains("10.9.0.2"), "{text}");
 
     // A broken edit (and a new, added name) is ignored: the last good zone stays.
+    // A zone file written after it is served once a scan has read both (a fixed sleep would
+    // pass as well before any scan).
     std::fs::write(&file, format!("{ZONE}new IN A not-an-address\n")).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let scan = zones.path().join("scan.test.zone");
+    std::fs::write(
+        zones.path().join(".scan"),
+        ZONE.replace("corp.test", "scan.test"),
+    )
+    .unwrap();
+    std::fs::rename(zones.path().join(".scan"), &scan).unwrap();
+    let text = eventually(
+        s.addr,
+        "app.scan.test.",
+        RecordType::A,
+        Duration::from_secs(10),
+        |t| t.contains("10.9.0.1"),
+    )
+    .await;
+    assert!(text.contains("10.9.0.1"), "the scan zone served: {text}");
     let text = ask(s.addr, "app.corp.test.", RecordType::A).await;
     assert!(text.contains("10.9.0.2"), "{text}");
+    let text = ask(s.addr, "new.corp.test.", RecordType::A).await;
+    assert!(
+        text.starts_with("NXDomain aa"),
+        "the broken edit's name: {text}"
+    );
+    std::fs::remove_file(&scan).unwrap();
 
     // Fixed: served. A second zone file appears: served too.
     std::fs::write(&file, format!("{ZONE}new IN A 10.9.0.7\n")).unwrap();

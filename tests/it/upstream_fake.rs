@@ -3,7 +3,9 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::upstream::{Behaviour, DEFAULT_SOA, FakeUpstream, Proto, parse_record};
+use futures::StreamExt;
+
+use common::upstream::{Behaviour, DEFAULT_SOA, FakeUpstream, Gate, Proto, parse_record};
 use common::{query, tcp, udp, udp_raw};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
@@ -193,12 +195,27 @@ async fn delays_each_query_independently() {
         udp(addr, &query("www.example.com.", RecordType::A, None)).await;
         started.elapsed()
     };
-    let (slow_at, fast_at) = tokio::join!(futures::future::join_all((0..3).map(slow)), fast);
-    assert!(fast_at < DELAY, "other names are not delayed: {fast_at:?}");
-    for at in slow_at {
-        // Three delays in a row would take 3 * DELAY.
-        assert!(at >= DELAY && at < 2 * DELAY, "delays overlap: {at:?}");
+    // The three slow queries overlap: all of them are in when the first is answered (in
+    // turn, the second would arrive only after the first answer).
+    let overlap = async {
+        let mut slow: futures::stream::FuturesUnordered<_> = (0..3).map(slow).collect();
+        let first = slow.next().await.unwrap();
+        let in_at_first = fake.count("slow.example.com.", RecordType::A);
+        let mut all = vec![first];
+        while let Some(at) = slow.next().await {
+            all.push(at);
+        }
+        (all, in_at_first)
+    };
+    let ((slow_at, in_at_first), fast_at) = tokio::join!(overlap, fast);
+    for at in &slow_at {
+        assert!(*at >= DELAY, "delayed: {at:?}");
+        assert!(
+            fast_at < *at,
+            "other names are not delayed: {fast_at:?}, {at:?}"
+        );
     }
+    assert_eq!(in_at_first, 3, "delays overlap");
 }
 
 #[tokio::test]
@@ -372,10 +389,8 @@ async fn logs_and_counts_queries() {
 async fn several_queries_per_tcp_connection_and_garbage_survived() {
     let fake = www().await;
     fake.add("slow.example.com. 60 IN A 192.0.2.7");
-    fake.behave(
-        "slow.example.com",
-        Behaviour::Delay(Duration::from_millis(200)),
-    );
+    let gate = Gate::new();
+    fake.behave("slow.example.com", Behaviour::Hold(gate.clone()));
     // Garbage, mangled queries and a truncated TCP frame do not stop the fake.
     udp_raw(fake.addr(), &[0xde, 0xad], Duration::from_millis(100)).await;
     let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -402,7 +417,9 @@ async fn several_queries_per_tcp_connection_and_garbage_survived() {
     let fast = query("www.example.com.", RecordType::A, None);
     write_query(&mut stream, &slow).await;
     write_query(&mut stream, &fast).await;
+    // The slow one is held until the fast one, asked after it, has been answered.
     let first = read_reply(&mut stream).await;
+    gate.open();
     let second = read_reply(&mut stream).await;
     assert_eq!(
         first.metadata.id, fast.metadata.id,
@@ -423,7 +440,11 @@ async fn stop_frees_the_port_and_restart_serves_it_again() {
     // A connection and a query still pending at stop.
     let mut open = TcpStream::connect(addr).await.unwrap();
     write_query(&mut open, &query("slow.example.com.", RecordType::A, None)).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fake.count("slow.example.com.", RecordType::A) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the query arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     fake.stop().await;
     let mut byte = [0u8; 1];

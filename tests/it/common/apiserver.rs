@@ -183,6 +183,13 @@ struct Store {
     history: Vec<Change>,
     watches: Vec<(Target, Sender)>,
     failing: bool,
+    /// While set, a request without `Authorization: Bearer <this>` is refused with 401.
+    token: Option<String>,
+    /// Requests that carried the token, and those refused for want of it.
+    authorized: usize,
+    unauthorized: usize,
+    /// Resources (plural names) whose every request is refused with this status code.
+    refused: Vec<(String, u16)>,
     streaming: bool,
     bookmark_every: Duration,
     requests: Vec<String>,
@@ -360,6 +367,28 @@ impl ApiServer {
         self.lock().failing = on;
     }
 
+    /// While set, only requests bearing this token (`Authorization: Bearer TOKEN`) are
+    /// served, the others refused with 401; `None` serves everyone.
+    pub fn set_token(&self, token: Option<&str>) {
+        self.lock().token = token.map(str::to_owned);
+    }
+
+    /// Requests served with the token, and requests refused for want of it, so far.
+    pub fn token_checks(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.authorized, st.unauthorized)
+    }
+
+    /// While set, every request for `plural` (`endpointslices`, `services`, …) is refused with
+    /// `code` (401 Unauthorized or 403 Forbidden, as with missing RBAC); `None` lifts it.
+    pub fn set_refused(&self, plural: &str, code: Option<u16>) {
+        let mut st = self.lock();
+        st.refused.retain(|(p, _)| p != plural);
+        if let Some(code) = code {
+            st.refused.push((plural.to_owned(), code));
+        }
+    }
+
     /// Off: streaming lists are refused with `422 Invalid`, as by a server without WatchList.
     pub fn set_streaming_lists_supported(&self, on: bool) {
         self.lock().streaming = on;
@@ -458,8 +487,35 @@ fn serve(listener: tokio::net::TcpListener, shared: Shared) -> Serving {
     (signal, task)
 }
 
-async fn handle(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
-    respond(&shared, &method, &uri).unwrap_or_else(|status| {
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: header::HeaderMap,
+) -> Response {
+    let bearer = (headers.get(header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let authorized = {
+        let mut st = lock(&shared);
+        match st.token.clone() {
+            None => true,
+            Some(token) if bearer == Some(token.as_str()) => {
+                st.authorized += 1;
+                true
+            }
+            Some(_) => {
+                st.unauthorized += 1;
+                false
+            }
+        }
+    };
+    let answer = if authorized {
+        respond(&shared, &method, &uri)
+    } else {
+        Err(status(401, "Unauthorized", "Unauthorized"))
+    };
+    answer.unwrap_or_else(|status| {
         let code = status["code"].as_u64().and_then(|c| u16::try_from(c).ok());
         let code = code.and_then(|c| StatusCode::from_u16(c).ok());
         let retry_after = status["details"]["retryAfterSeconds"].as_u64();
@@ -515,6 +571,19 @@ fn respond(shared: &Shared, method: &Method, uri: &Uri) -> Reply {
         ["namespaces", ns, plural] => (Some((*ns).to_owned()), *plural),
         _ => return Err(not_found()),
     };
+    if let Some((_, code)) = st.refused.iter().find(|(p, _)| p == plural) {
+        let (reason, message) = match code {
+            401 => ("Unauthorized", "Unauthorized".to_owned()),
+            _ => (
+                "Forbidden",
+                format!(
+                    "{plural} is forbidden: User \"system:serviceaccount:kube-system:clusterdns\" \
+                     cannot list resource \"{plural}\" at the cluster scope"
+                ),
+            ),
+        };
+        return Err(status(*code, reason, &message));
+    }
     let found = (RESOURCES.iter()).position(|r| r.0 == plural && r.1 == group_version);
     let res = found
         .filter(|&r| ns.is_none() || RESOURCES[r].3)

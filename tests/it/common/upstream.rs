@@ -52,6 +52,8 @@ pub enum Behaviour {
     Answer,
     /// Answer normally after this delay (each query independently).
     Delay(Duration),
+    /// Answer normally once the gate is opened (each held query waits for it).
+    Hold(Gate),
     /// Never answer.
     Silent,
     /// An empty answer with this rcode.
@@ -71,6 +73,35 @@ pub enum Behaviour {
     /// Over TCP, the first query under the suffix gets half of its reply and then the
     /// connection is closed (a server dying mid-answer); later ones are answered.
     CutTcpOnce,
+}
+
+/// Holds queries (`Behaviour::Hold`) until a test opens it: the wait for an event that a
+/// fixed delay only guesses at. Gates compare equal when they are the same gate.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<watch::Sender<bool>>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets every held query (and every later one) through.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives as long as `self`: the wait ends only when the gate opens.
+        let _ = open.wait_for(|o| *o).await;
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A fake upstream DNS server; dropping it stops serving (as `stop`, without waiting).
@@ -556,6 +587,10 @@ async fn respond(
         Behaviour::Answer | Behaviour::CutTcpOnce => fit(answer(state, query), proto, query),
         Behaviour::Delay(delay) => {
             tokio::time::sleep(delay).await;
+            fit(answer(state, query), proto, query)
+        }
+        Behaviour::Hold(gate) => {
+            gate.passed().await;
             fit(answer(state, query), proto, query)
         }
         Behaviour::Silent => None,
