@@ -1,0 +1,137 @@
+# Helpers shared by bench/run and bench/node-local (sourced, not run).
+#
+# The caller sets: WORK (temporary directory), GEN (clusterdns-bench), SECONDS_RUN (length of
+# a perf_round), HZ (getconf CLK_TCK), LOG_NAME (prefix of log lines) and the array `pids`
+# (every process started, killed by the caller's EXIT trap).
+# shellcheck shell=bash
+
+log() { echo "${LOG_NAME:-bench}: $*" >&2; }
+
+# install_missing PACKAGE:COMMAND...: apt-get install the packages whose command is missing
+# (as root, or through sudo).
+install_missing() {
+  local missing=() spec pkg cmd
+  for spec in "$@"; do
+    pkg=${spec%%:*}; cmd=${spec#*:}
+    command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+kib() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$2/status"; }
+threads() { find "/proc/$1/task" -mindepth 1 -maxdepth 1 | wc -l; }
+
+# wait_answer PORT NAME TIMEOUT_S: until NAME answers NOERROR with one A record.
+wait_answer() {
+  local deadline=$(($(date +%s) + $3))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    "$GEN" probe "127.0.0.1:$1" "$2" --timeout-ms 500 2>/dev/null | grep -q '^NOERROR answers=[1-9]' && return 0
+    sleep 0.2
+  done
+  log "no answer for $2 on port $1 within $3 s"
+  return 1
+}
+
+# wait_rd PORT NAME TIMEOUT_S: as wait_answer, with recursion desired (a forwarder's cache).
+wait_rd() {
+  local deadline=$(($(date +%s) + $3))
+  echo "$2 A" >"$WORK/one-query.txt"
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/one-query.txt" -n 1 -t 1 2>/dev/null | grep -q 'NOERROR 1 ' && return 0
+    sleep 0.2
+  done
+  log "no answer for $2 on port $1 within $3 s"
+  return 1
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# latencies LOG: the per-query latencies (s) of a dnsperf -v log, one per line (lost queries,
+# "> T name type", have none).
+latencies() { awk '/^> / && $NF ~ /^[0-9.]+$/ { print $NF }' "$1"; }
+
+# perf_round PID PORT QFILE OUT: one dnsperf run against the server PID; appends
+# "answered lost ticks avg_ms sd_ms p99_ms" to OUT.
+perf_round() {
+  local pid=$1 port=$2 qfile=$3 out=$4 a b log=$WORK/dnsperf.log
+  a=$(cpu_ticks "$pid")
+  taskset -c "${LOAD_CPUS:-1}" dnsperf -s 127.0.0.1 -p "$port" -d "$qfile" -c 4 -q 100 -t 2 -l "$SECONDS_RUN" -v \
+    -T "${LOAD_THREADS:-1}" \
+    >"$log" 2>&1 || true
+  b=$(cpu_ticks "$pid")
+  local answered lost avg sd p99
+  answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' "$log")
+  lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$log")
+  avg=$(sed -n 's/^ *Average Latency (s): *\([0-9.]*\).*/\1/p' "$log")
+  sd=$(sed -n 's/^ *Latency StdDev (s): *\([0-9.]*\).*/\1/p' "$log")
+  p99=$(latencies "$log" | sort -g | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print v[i] + 0 }')
+  echo "${answered:-0} ${lost:-0} $((b - a)) $(awk -v a="${avg:-0}" -v s="${sd:-0}" -v p="$p99" 'BEGIN { printf "%.3f %.3f %.3f", a * 1000, s * 1000, p * 1000 }')" >>"$out"
+}
+
+# summarize OUT: "qpc_min qpc_max qpc_all avg sd p99 lost answered" over the rounds in OUT.
+summarize() {
+  awk -v hz="$HZ" '{
+      q = $3 > 0 ? $1 * hz / $3 : 0
+      if (NR == 1 || q < mn) mn = q; if (q > mx) mx = q
+      ans += $1; lost += $2; t += $3; avg += $4; sd += $5; if ($6 > p99) p99 = $6
+    } END { printf "%d %d %d %.3f %.3f %.3f %d %d", mn, mx, (t > 0 ? ans * hz / t : 0), avg / NR, sd / NR, p99, lost, ans }' "$1"
+}
+
+knot_conf() { # knot_conf DIR PORT ZONE FILE
+  mkdir -p "$1"
+  cat >"$1/knot.conf" <<CONF
+server:
+    rundir: "$1"
+    listen: 127.0.0.1@$2
+    udp-workers: ${KNOT_WORKERS:-1}
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$1"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$1"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: $3
+    file: "$4"
+CONF
+}
+
+# example_test_zone DIR QUERIES: the upstream's zone, example.test with 1000 A records
+# host0..host999 (TTL 3600), in DIR/example.test.zone, and one query line per host in QUERIES.
+example_test_zone() {
+  mkdir -p "$1"
+  {
+    # shellcheck disable=SC2016
+    echo '$TTL 3600'
+    echo 'example.test. IN SOA ns.example.test. hostmaster.example.test. 1 7200 1800 86400 3600'
+    echo 'example.test. IN NS ns.example.test.'
+    echo 'ns.example.test. IN A 192.0.2.1'
+    for i in $(seq 0 999); do echo "host$i.example.test. IN A 198.51.$((i / 250)).$((i % 250 + 1))"; done
+  } >"$1/example.test.zone"
+  for i in $(seq 0 999); do echo "host$i.example.test A"; done >"$2"
+}
+
+# generated_cluster SERVICES SEED CACHE: the directory of the generated cluster, generated
+# on first use.
+generated_cluster() {
+  local dir=$3/$1-s$2
+  if [ ! -f "$dir/summary.txt" ]; then
+    log "generating $1 Services (seed $2) into $dir"
+    "$GEN" gen --services "$1" --seed "$2" --out "$dir.tmp" >/dev/null
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir"
+}
