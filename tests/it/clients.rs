@@ -259,6 +259,45 @@ async fn the_figures_stay_bounded_whatever_asks() {
 }
 
 #[tokio::test]
+async fn the_figures_name_the_pods_the_api_watch_knows() {
+    use serde_json::json;
+    let api = common::apiserver::ApiServer::start().await;
+    for ns in ["shop", "data"] {
+        api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    api.apply(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"clusterIP": "10.96.10.20", "clusterIPs": ["10.96.10.20"],
+                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}));
+    let pod = |ns: &str, name: &str, ip: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+               "spec": {"containers": [{"name": "app", "image": "app"}]},
+               "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
+    };
+    api.apply(pod("shop", "frontend-0", "127.0.0.11"));
+    api.apply(pod("data", "batch-0", "127.0.0.12"));
+    let s = TestServer::kube(&api, &["--pods", "verified"]).await;
+    let nx = ResponseCode::NXDomain;
+    let ok = ResponseCode::NoError;
+    let web = "web.shop.svc.cluster.local.";
+    assert_eq!(
+        ask_from(FRONTEND, s.addr, web).await.metadata.response_code,
+        ok
+    );
+    // batch-0 walks its search list for web.shop: one miss before the name answers.
+    assert_eq!(resolve(BATCH, s.addr, "data", "web.shop").await, [nx, ok]);
+    let r = report_with(&s, 3).await;
+    let clients = r["clients"].as_array().unwrap();
+    let find = |c: &str| clients.iter().find(|x| x["client"] == c).cloned();
+    let frontend = find("shop/frontend-0").unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(frontend["last_minute"]["queries"], 1);
+    let batch = find("data/batch-0").unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(batch["namespace"], "data");
+    assert_eq!(batch["last_minute"]["queries"], 2);
+    assert_eq!(batch["last_minute"]["search_misses"], 1);
+}
+
+#[tokio::test]
 async fn without_verified_pods_there_are_no_client_figures() {
     let s = TestServer::example(&[]).await;
     let (status, body) = http_get(s.running.metrics_addr, "/debug/clients").await;
