@@ -9,6 +9,8 @@
 //! (hickory's decoder) answers it. What only some paths accept (letters-digits-hyphen
 //! labels, OPT options kept as opaque bytes) is recorded, for each path to check.
 
+use std::mem::MaybeUninit;
+
 use super::{CLASS_IN, TYPE_OPT, clamp_payload, u16_at};
 
 /// Most labels a DNS name can have (255 octets: 127 one-character labels and the root).
@@ -44,8 +46,12 @@ impl ClientEdns {
 /// One query's question, as read from its packet.
 pub struct Question<'p> {
     packet: &'p [u8],
-    labels: [&'p [u8]; MAX_LABELS],
-    offsets: [u16; MAX_LABELS],
+    /// The labels read so far: the first `count` are written, the rest never read. Left
+    /// uninitialised rather than zeroed: zeroing the 2 KiB on every packet cost more than
+    /// reading a typical name.
+    labels: [MaybeUninit<&'p [u8]>; MAX_LABELS],
+    /// Where each label of `labels` starts in the packet; the first `count` are written.
+    offsets: [MaybeUninit<u16>; MAX_LABELS],
     count: usize,
     name_end: usize,
     question_end: usize,
@@ -68,8 +74,8 @@ impl<'p> Question<'p> {
     pub fn unread(packet: &'p [u8]) -> Self {
         Self {
             packet,
-            labels: [&[]; MAX_LABELS],
-            offsets: [0; MAX_LABELS],
+            labels: [const { MaybeUninit::uninit() }; MAX_LABELS],
+            offsets: [const { MaybeUninit::uninit() }; MAX_LABELS],
             count: 0,
             name_end: 0,
             question_end: 0,
@@ -110,8 +116,10 @@ impl<'p> Question<'p> {
             q.plain &= label
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
-            q.labels[q.count] = label;
-            q.offsets[q.count] = u16::try_from(pos).ok()?;
+            let offset = u16::try_from(pos).ok()?;
+            // Both written before `count` covers them (see `labels` and `offsets`).
+            q.labels[q.count] = MaybeUninit::new(label);
+            q.offsets[q.count] = MaybeUninit::new(offset);
             q.count += 1;
             pos += 1 + len;
         }
@@ -158,12 +166,20 @@ impl<'p> Question<'p> {
 
     /// The name's labels, left to right, as the client spelled them.
     pub fn labels(&self) -> &[&'p [u8]] {
-        &self.labels[..self.count]
+        let written = self.labels.get(..self.count).unwrap_or_default();
+        // SAFETY: `read_parts` writes `labels[i]` before it raises `count` past `i`, and
+        // `count` only ever rises (from 0 in `unread`), so the first `count` elements are
+        // initialised; `MaybeUninit<T>` has the size, alignment and validity of `T` once
+        // initialised, so a slice of initialised `MaybeUninit<&[u8]>` is a valid `[&[u8]]`
+        // of the same length, borrowed for as long as `self`.
+        unsafe { &*(std::ptr::from_ref(written) as *const [&'p [u8]]) }
     }
 
     /// Where each label starts in the packet.
     pub fn offsets(&self) -> &[u16] {
-        &self.offsets[..self.count]
+        let written = self.offsets.get(..self.count).unwrap_or_default();
+        // SAFETY: as in `labels`: `read_parts` writes `offsets[i]` before `count` passes `i`.
+        unsafe { &*(std::ptr::from_ref(written) as *const [u16]) }
     }
 
     /// The name in wire form, root label included.
