@@ -9,19 +9,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TestServer, query, tcp};
+use common::{TestServer, metric, query, tcp};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
 const WEB: &str = "web.shop.svc.cluster.local.";
-
-fn metric(s: &TestServer, series: &str) -> f64 {
-    let text = s.running.metrics.encode();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
 
 /// Sends `n` queries for `WEB` from one socket at once, then reads replies until none comes
 /// for a second: the replies by ID, and how long the sending took.

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::upstream::FakeUpstream;
-use common::{TestServer, http_get, query};
+use common::{TestServer, http_get, metric, query};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
@@ -85,13 +85,6 @@ async fn report_with(s: &TestServer, total: u64) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn metric(s: &TestServer, series: &str) -> f64 {
-    let text = s.running.metrics.encode();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
 const FRONTEND: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::process::{self, SpawnGated, free_port};
 use common::upstream::{Behaviour, FakeUpstream, Gate, Proto};
-use common::{TestServer, ask, query, tcp, udp, zone_text};
+use common::{TestServer, ask, metric, query, tcp, udp, wait_for, zone_text};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -44,29 +44,6 @@ fn hex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
-}
-
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// A series that must be there: a missing one fails the test rather than reading as 0.
-fn metric(s: &TestServer, series: &str) -> f64 {
-    let text = s.running.metrics.encode();
-    value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
-}
-
-async fn wait_for(what: &str, within: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !pred() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

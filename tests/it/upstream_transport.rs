@@ -12,32 +12,9 @@ use std::time::Duration;
 use clap::Parser;
 use common::tls::{TestPki, TlsFront};
 use common::upstream::{Behaviour, FakeUpstream, Proto};
-use common::{TestServer, query, udp, zone_text};
+use common::{TestServer, metric, query, udp, wait_for, zone_text};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// A metric that must exist (a missing series fails the test rather than reading as 0).
-fn metric(s: &TestServer, series: &str) -> f64 {
-    let text = s.running.metrics.encode();
-    value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
-}
-
-async fn wait_for(what: &str, within: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !pred() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The client ports of the TCP connections the upstream saw queries for `name` on.
 fn connections_for(up: &FakeUpstream, name: &str) -> Vec<SocketAddr> {

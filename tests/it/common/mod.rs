@@ -240,6 +240,32 @@ pub async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> String {
     zone_text(&udp(addr, &query(name, qtype, Some(1232))).await.0)
 }
 
+/// The value of `series` (its full name with labels) in a text exposition, if there.
+pub fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A series of `s`'s metrics that must be there: a missing one fails the test rather than
+/// reading as 0.
+pub fn metric(s: &TestServer, series: &str) -> f64 {
+    let text = s.running.metrics.encode();
+    series_value(&text, series).unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
+/// Polls `pred` every 20 ms until it holds; fails the test after `within`.
+pub async fn wait_for(what: &str, within: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !pred() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A plain HTTP/1.1 GET: the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
