@@ -196,7 +196,7 @@ fn records(m: &Message) -> Vec<(u8, String)> {
 
 /// The header as text, without the TC bit.
 fn header_but_tc(m: &Message) -> String {
-    let mut h = m.metadata.clone();
+    let mut h = m.metadata;
     h.truncation = false;
     format!("{h:?}")
 }
