@@ -1,5 +1,7 @@
 //! Arbitrary bytes as a manifests file: `parse_file` gives an error or objects, never a panic;
-//! every error names the file; the objects then build a zone whose names all answer.
+//! every error names the file; the objects then build a zone whose names all answer. A YAML
+//! file and the same documents written as JSON give the same objects and the same errors
+//! (by object).
 //!
 //! Input: one control byte (odd: the file is `.json`, even: `.yaml`), then the file's text.
 
@@ -10,7 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clusterdns::cluster::{ALL_KINDS, Cluster, Delta};
-use clusterdns::source::manifests::parse_file;
+use clusterdns::model::Object;
+use clusterdns::source::manifests::{ManifestError, parse_file};
 use clusterdns::zone::{PodsMode, Rcode, ServiceShape, Snapshot, ZoneConfig, lookup, render};
 use clusterdns_fuzz::ZONE;
 use hickory_proto::ProtoError;
@@ -43,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
     for e in &errors {
         assert_eq!(e.file, file, "object error names the file");
         assert!(!e.object.is_empty(), "object error names the object: {e}");
+    }
+    if control & 1 == 0 {
+        same_as_json(text, &objects, &errors);
     }
     if objects.is_empty() {
         return;
@@ -129,4 +135,43 @@ fn reverse_name(ip: IpAddr) -> Name {
         }
     };
     Name::from_ascii(text).expect("reverse name")
+}
+
+/// The YAML `text`, whose documents `parse_file` read as `objects` and `errors`, written as a
+/// JSON stream of the same documents, reads as the same objects with errors for the same
+/// objects. A first document that is an array is left out (a JSON file starting with `[`
+/// is a list of items, not a stream of documents).
+fn same_as_json(text: &str, objects: &[Object], errors: &[ManifestError]) {
+    let mut json = String::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        let Ok(value) = <serde_json::Value as serde::Deserialize>::deserialize(doc) else {
+            panic!("parse_file read a YAML document this does not");
+        };
+        if json.is_empty() && value.is_array() {
+            return;
+        }
+        json.push_str(&serde_json::to_string(&value).expect("a JSON value writes"));
+        json.push('\n');
+    }
+    let file = Path::new("fuzz/in.json");
+    let (json_objects, json_errors) = match parse_file(file, &json) {
+        Ok(parsed) => parsed,
+        Err(e) => panic!("the YAML reads, its JSON does not: {e}\n{json}"),
+    };
+    assert_eq!(
+        format!("{objects:?}"),
+        format!("{json_objects:?}"),
+        "YAML and JSON objects differ for\n{json}"
+    );
+    let named = |errors: &[ManifestError]| -> Vec<String> {
+        errors
+            .iter()
+            .map(|e| format!("{} {:?}", e.object, e.field))
+            .collect()
+    };
+    assert_eq!(
+        named(errors),
+        named(&json_errors),
+        "YAML and JSON errors differ for\n{json}"
+    );
 }

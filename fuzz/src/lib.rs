@@ -1,6 +1,9 @@
 //! What the clusterdns fuzz targets share: snapshots of the example cluster, the request path
 //! as clusterdns's UDP and TCP loops run it for one packet, and the checks on an answer.
 
+pub mod checks;
+pub mod structured;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -200,9 +203,18 @@ pub fn describe(bytes: &[u8]) -> String {
         m.additionals.len() + usize::from(m.edns.is_some()),
     );
     for q in &m.queries {
-        s.push_str(&format!("? {} {} {}\n", q.name(), q.query_class(), q.query_type()));
+        s.push_str(&format!(
+            "? {} {} {}\n",
+            q.name(),
+            q.query_class(),
+            q.query_type()
+        ));
     }
-    for (section, records) in [("an", &m.answers), ("ns", &m.authorities), ("ad", &m.additionals)] {
+    for (section, records) in [
+        ("an", &m.answers),
+        ("ns", &m.authorities),
+        ("ad", &m.additionals),
+    ] {
         for r in records {
             s.push_str(&format!("{section} {r}\n"));
         }

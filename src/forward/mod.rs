@@ -340,6 +340,16 @@ impl Forwarder {
         self.cache.as_ref().map_or(0, Cache::len)
     }
 
+    /// Stores `entry` as the cached answer to `q`, under the key `resolve` looks it up by, as
+    /// an upstream's reply is stored. For callers with no upstream to ask (the fuzz targets).
+    pub fn store(&self, q: &Outgoing, entry: Entry) {
+        if let Some(cache) = &self.cache {
+            let dnssec_ok = q.edns.is_some_and(|(_, d)| d);
+            let key = Key::new(&q.name, q.qtype, q.qclass, dnssec_ok, q.cd);
+            cache.insert(key, Arc::new(entry));
+        }
+    }
+
     /// Answers the query `q` from a fresh cache entry straight into `out` (see [`wire`]):
     /// the response's length, or `None` when the general path must answer it (a miss, an
     /// entry due for prefetch, a response over `limit`). Counts the hit as `resolve` does.

@@ -123,7 +123,16 @@ fn values(set: &str) -> Result<BTreeSet<String>, String> {
     if inner.trim().is_empty() {
         return Err("the list of values is empty".into());
     }
-    inner.split(',').map(|v| value(v.trim())).collect()
+    let set: BTreeSet<String> = inner
+        .split(',')
+        .map(|v| value(v.trim()))
+        .collect::<Result<_, _>>()?;
+    // `(,)` is the set of the empty value alone, which the query form cannot spell: it
+    // writes `in ()`, an empty list the API rejects.
+    if set.iter().all(String::is_empty) {
+        return Err("the list of values holds only empty values".into());
+    }
+    Ok(set)
 }
 
 /// A label name: at most 63 characters, alphanumeric at both ends, `-`, `_`, `.` inside.
@@ -216,6 +225,9 @@ mod tests {
             ("a=b,", "empty requirement"),
             ("a in x", "parenthesised"),
             ("a in ()", "empty"),
+            // Its query form would be `a in ()` (found by fuzz/fuzz_targets/label_selector.rs).
+            ("a in (,)", "only empty values"),
+            ("a notin ( , ,)", "only empty values"),
             ("a in (x", "without"),
             ("-a=b", "label name"),
             ("a=b c", "label value"),
@@ -226,6 +238,13 @@ mod tests {
             let err = parse_label_selector(text).expect_err(text);
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn an_empty_value_beside_others_keeps_its_query_form() {
+        let f = parse_label_selector("a in (x,)").unwrap();
+        assert_eq!(f.to_query(), "a in (,x)");
+        assert_eq!(parse_label_selector(&f.to_query()).unwrap(), f);
     }
 
     #[test]
