@@ -54,6 +54,15 @@ GEN=$WORK/clusterdns-bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 TOOL="python3 bench/dnstool.py"
+# cpu_split CPU FILE_BEFORE FILE_AFTER: that CPU's time between two /proc/stat copies, in %:
+# user, nice (e.g. niced fuzzers), system, softirq, idle, steal.
+cpu_split() {
+  awk -v c="cpu$1" '$1 == c { for (i = 2; i <= 9; i++) v[FNR == NR ? "a" i : "b" i] = $i; if (FNR != NR) {
+      t = 0; for (i = 2; i <= 9; i++) t += v["b" i] - v["a" i]
+      printf "user %.0f%%, nice %.0f%%, system %.0f%%, softirq %.0f%%, idle %.0f%%, steal %.0f%%",
+        100 * (v["b2"] - v["a2"]) / t, 100 * (v["b3"] - v["a3"]) / t, 100 * (v["b4"] - v["a4"]) / t,
+        100 * (v["b8"] - v["a8"]) / t, 100 * (v["b5"] - v["a5"]) / t, 100 * (v["b9"] - v["a9"]) / t } }' "$2" "$3"
+}
 
 dir=$(generated_cluster "$SERVICES" 1 "$CACHE")
 probe=$(sed -n 's/.*probe=\([^ ]*\).*/\1/p' "$dir/summary.txt")
@@ -75,9 +84,11 @@ ps -eo pid,ni,pcpu,comm --sort=-pcpu | head -8 >"$WORK/ps-before.txt"
 
 # --- 1. capacity ---------------------------------------------------------------------------
 a=$(cpu_ticks "$server"); t0=$(date +%s.%N)
+cp /proc/stat "$WORK/stat0"
 taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$dir/queries.txt" -c 4 -q 100 -t 2 -l "$CAPACITY_SECONDS" \
   >"$WORK/capacity.log" 2>&1 || true
 b=$(cpu_ticks "$server"); t1=$(date +%s.%N)
+cp /proc/stat "$WORK/stat1"
 cap_answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' "$WORK/capacity.log")
 capacity=$(awk -v n="$cap_answered" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')
 cap_qpc=$(awk -v n="$cap_answered" -v t=$((b - a)) -v hz="$HZ" 'BEGIN { printf "%d", (t > 0 ? n * hz / t : 0) }')
@@ -104,6 +115,7 @@ sleep 5
 snmp0_rcv=$(udp RcvbufErrors); snmp0_in=$(udp InErrors)
 drop0=$(metric clusterdns_dropped_total); req0=$(metric clusterdns_dns_requests_total)
 a=$(cpu_ticks "$server")
+cp /proc/stat "$WORK/stat2"
 start=$(date +%s.%N)
 loaders=()
 for i in $(seq 1 "$SOURCES"); do
@@ -115,6 +127,7 @@ done
 # The overload ends when the loaders stop sending (-l), before they wait out the last timeouts.
 sleep "$OVERLOAD_SECONDS"
 end=$(date +%s.%N)
+cp /proc/stat "$WORK/stat3"
 first=$($TOOL query --server "127.0.0.1:$PORT" --bind 127.0.0.3 "$probe" --timeout 2 || true)
 for p in "${loaders[@]}"; do wait "$p" || true; done
 b=$(cpu_ticks "$server")
@@ -149,6 +162,8 @@ echo "|---|---:|"
 echo "| capacity (dnsperf -c 4 -q 100, ${CAPACITY_SECONDS} s) | $capacity answered/s (server CPU $cap_share%; $cap_qpc per CPU-s) |"
 echo "| offered during the overload ($SOURCES dnsperf × -c 8, -Q $rate each) | $offered q/s ($(awk -v o="$offered" -v c="$capacity" 'BEGIN { printf "%.2f", o / c }')× capacity) |"
 echo "| answered during the overload | **$ans_rate q/s = $(awk -v o="$ans_rate" -v c="$capacity" 'BEGIN { printf "%.0f", 100 * o / c }')% of capacity** (server CPU $ov_share%; $ov_qpc per CPU-s) |"
+echo "| CPU 0 during the capacity run / the overload (/proc/stat) | $(cpu_split 0 "$WORK/stat0" "$WORK/stat1") / $(cpu_split 0 "$WORK/stat2" "$WORK/stat3") |"
+echo "| answered during the overload, per server CPU-second, against the capacity's | $(awk -v a="$ov_qpc" -v c="$cap_qpc" 'BEGIN { printf "%.0f%%", c ? 100 * a / c : 0 }') |"
 echo "| loaders' queries sent / answered / lost | $sent / $answered / $lost |"
 echo "| requests the server counted (clusterdns_dns_requests_total) | $((req1 - req0)) |"
 echo "| kernel UDP receive-buffer drops (/proc/net/snmp RcvbufErrors, all sockets) | $((snmp1_rcv - snmp0_rcv)) (InErrors $((snmp1_in - snmp0_in))) |"

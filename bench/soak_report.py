@@ -202,10 +202,10 @@ def main():
         ax1.set_title(f"clusterdns soak: {writes * slices / churn_secs:.0f} EndpointSlice changes/s, {params['qps']} q/s "
                       f"({duration / 60:.0f} min)", fontsize=10)
         if iv_pts:
-            ax2.plot([v[0] / 60 for v in iv_pts], [v[1] for v in iv_pts], label="client p50")
-            ax2.plot([v[0] / 60 for v in iv_pts], [v[2] for v in iv_pts], label="client p99")
+            ax2.plot([v[0] / 60 for v in iv_pts], [v[1] for v in iv_pts], label="client p50", marker=".")
+            ax2.plot([v[0] / 60 for v in iv_pts], [v[2] for v in iv_pts], label="client p99", marker=".")
         if seg_lat:
-            ax2.plot([v[0] / 60 for v in seg_lat], [v[1] for v in seg_lat], label="dnsperf mean")
+            ax2.plot([v[0] / 60 for v in seg_lat], [v[1] for v in seg_lat], label="dnsperf mean", marker=".")
         ax2.set_ylabel("query latency (ms)")
         ax2.legend(loc="upper right", fontsize=8)
         ax3.plot([v[0] / 60 for v in prog_pts], [v[1] for v in prog_pts], label="probe p50")

@@ -62,6 +62,15 @@ GEN=$WORK/clusterdns-bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 TOOL="python3 bench/dnstool.py"
+# cpu_split CPU FILE_BEFORE FILE_AFTER: that CPU's time between two /proc/stat copies, in %:
+# user, nice (e.g. niced fuzzers), system, softirq, idle, steal.
+cpu_split() {
+  awk -v c="cpu$1" '$1 == c { for (i = 2; i <= 9; i++) v[FNR == NR ? "a" i : "b" i] = $i; if (FNR != NR) {
+      t = 0; for (i = 2; i <= 9; i++) t += v["b" i] - v["a" i]
+      printf "user %.0f%%, nice %.0f%%, system %.0f%%, softirq %.0f%%, idle %.0f%%, steal %.0f%%",
+        100 * (v["b2"] - v["a2"]) / t, 100 * (v["b3"] - v["a3"]) / t, 100 * (v["b4"] - v["a4"]) / t,
+        100 * (v["b8"] - v["a8"]) / t, 100 * (v["b5"] - v["a5"]) / t, 100 * (v["b9"] - v["a9"]) / t } }' "$2" "$3"
+}
 
 dir=$(generated_cluster "$SERVICES" 1 "$CACHE")
 probe=$(sed -n 's/.*probe=\([^ ]*\).*/\1/p' "$dir/summary.txt")
@@ -128,12 +137,14 @@ client=$!
 pids+=("$client")
 sleep "$BEFORE_SECONDS"
 snap s1
+cp /proc/stat "$WORK/stat1"
 taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -a 127.0.0.2 -d "$WORK/flood.txt" -c 1 -q 10000 -t 2 \
   -Q "$FLOOD_RATE" -l "$FLOOD_SECONDS" >"$WORK/flood.log" 2>&1 &
 flood=$!
 pids+=("$flood")
 sleep "$FLOOD_SECONDS"
 snap s2
+cp /proc/stat "$WORK/stat2"
 wait "$flood" || true
 wait "$hot" || true
 wait "$client" || true
@@ -179,6 +190,8 @@ echo "| the upstream's received rate (mean / peak second) and most queries in fl
 echo "| cache entries before / after the flood | $(awk '$1 == "entries" { print $2 }' "$WORK/s1") / $(awk '$1 == "entries" { print $2 }' "$WORK/s2") |"
 echo "| clusterdns_dropped_total; kernel RcvbufErrors | $dropped; $rcvbuf |"
 echo "| server CPU during the flood | $(awk -v t="$ticks" -v hz="$HZ" -v s="$secs" 'BEGIN { printf "%.0f%%", 100 * t / hz / s }') |"
+echo "| CPU 0 during the flood (/proc/stat) | $(cpu_split 0 "$WORK/stat1" "$WORK/stat2") |"
+echo "| CPU 1 during the flood | $(cpu_split 1 "$WORK/stat1" "$WORK/stat2") |"
 echo "| cluster zone (127.0.0.4, $CLUSTER_RATE q/s) before: answered/sent, p50 / p99 / max ms | $b_ans/$b_sent, $b_p50 / $b_p99 / $b_max |"
 echo "| **cluster zone during: answered/sent, p50 / p99 / max ms** | **$c_ans/$c_sent, $c_p50 / $c_p99** / $c_max |"
 echo
