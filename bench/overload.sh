@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Overload: three times what one core answers, for a minute, and a well-behaved client beside it.
+#
+# clusterdns serves the generated 10k-Service cluster from manifests (--no-forward), pinned to
+# CPU 0 (one UDP thread). Everything else runs on CPU 1.
+#
+#  1. Capacity: dnsperf -c 4 -q 100 for CAPACITY_SECONDS; answered per second (wall) and per
+#     server CPU-second.
+#  2. Overload: SOURCES dnsperf processes (each -c 8, its own sockets and source ports), each
+#     rate-limited to FACTOR x capacity / SOURCES (-Q), for OVERLOAD_SECONDS, each query given
+#     0.5 s (-t 0.5). Meanwhile a well-behaved client (bench/dnstool.py client) sends CLIENT_RATE
+#     queries a second from 127.0.0.2, each once with 2 s to be answered, from 5 s before the
+#     overload to 10 s after it; the server's RSS is sampled every second.
+#  3. Reported: offered and answered rate (answered >= 90% of capacity: no collapse), the
+#     client's answered share and p50/p99 during the overload, RSS (min/max), the kernel's UDP
+#     drops (/proc/net/snmp RcvbufErrors), clusterdns_dropped_total, and the first query the
+#     client sent after the overload ended (answered? latency).
+#
+#   bench/overload.sh
+#   OVERLOAD_SECONDS=30 FACTOR=2 bench/overload.sh
+# Environment: SERVICES (10000), CAPACITY_SECONDS (15), OVERLOAD_SECONDS (60), FACTOR (3),
+# SOURCES (4), CLIENT_RATE (100), PORT (15570), BENCH_CACHE, NO_BUILD=1, KEEP_WORK=1.
+# Loopback only (127.0.0.1, the client from 127.0.0.2); every load bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SERVICES=${SERVICES:-10000}
+CAPACITY_SECONDS=${CAPACITY_SECONDS:-15}
+OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-60}
+FACTOR=${FACTOR:-3}
+SOURCES=${SOURCES:-4}
+CLIENT_RATE=${CLIENT_RATE:-100}
+PORT=${PORT:-15570}
+SIDE=$((PORT + 1))
+CACHE=${BENCH_CACHE:-/tmp/clusterdns-bench-cache}
+TARGET=${CARGO_TARGET_DIR:-target}
+HZ=$(getconf CLK_TCK)
+LOG_NAME=overload
+for c in dnsperf taskset python3 curl; do
+  command -v "$c" >/dev/null || { echo "overload.sh: $c is missing" >&2; exit 2; }
+done
+[ "$(nproc)" -ge 2 ] || { echo "overload.sh: needs 2 CPUs" >&2; exit 2; }
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --bin clusterdns --bin clusterdns-bench >&2
+
+WORK=$(mktemp -d -t clusterdns-overload.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP_WORK:-}" ]; then echo "overload.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+cp "$TARGET/release/clusterdns" "$TARGET/release/clusterdns-bench" "$WORK/"
+GEN=$WORK/clusterdns-bench
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+TOOL="python3 bench/dnstool.py"
+# cpu_split CPU FILE_BEFORE FILE_AFTER: that CPU's time between two /proc/stat copies, in %:
+# user, nice (e.g. niced fuzzers), system, softirq, idle, steal.
+cpu_split() {
+  awk -v c="cpu$1" '$1 == c { for (i = 2; i <= 9; i++) v[FNR == NR ? "a" i : "b" i] = $i; if (FNR != NR) {
+      t = 0; for (i = 2; i <= 9; i++) t += v["b" i] - v["a" i]
+      printf "user %.0f%%, nice %.0f%%, system %.0f%%, softirq %.0f%%, idle %.0f%%, steal %.0f%%",
+        100 * (v["b2"] - v["a2"]) / t, 100 * (v["b3"] - v["a3"]) / t, 100 * (v["b4"] - v["a4"]) / t,
+        100 * (v["b8"] - v["a8"]) / t, 100 * (v["b5"] - v["a5"]) / t, 100 * (v["b9"] - v["a9"]) / t } }' "$2" "$3"
+}
+
+dir=$(generated_cluster "$SERVICES" 1 "$CACHE")
+probe=$(sed -n 's/.*probe=\([^ ]*\).*/\1/p' "$dir/summary.txt")
+mkdir -p "$WORK/m"
+ln -s "$dir/manifests/cluster.yaml" "$WORK/m/cluster.yaml"
+# The client's names: the first 1,000 lines of the query file (its mix).
+head -1000 "$dir/queries.txt" >"$WORK/client.txt"
+
+taskset -c 0 "$WORK/clusterdns" --manifests "$WORK/m" --no-forward --listen "127.0.0.1:$PORT" \
+  --metrics-listen "127.0.0.1:$SIDE" --log-level warn >"$WORK/server.log" 2>&1 &
+server=$!
+pids+=("$server")
+wait_answer "$PORT" "$probe" 300
+metric() { curl -s "http://127.0.0.1:$SIDE/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
+udp() { awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == f) print $i }' /proc/net/snmp; }
+
+log "what else runs: $(uptime | sed 's/.*load average/load average/')"
+ps -eo pid,ni,pcpu,comm --sort=-pcpu | head -8 >"$WORK/ps-before.txt"
+
+# --- 1. capacity ---------------------------------------------------------------------------
+a=$(cpu_ticks "$server"); t0=$(date +%s.%N)
+cp /proc/stat "$WORK/stat0"
+taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$dir/queries.txt" -c 4 -q 100 -t 2 -l "$CAPACITY_SECONDS" \
+  >"$WORK/capacity.log" 2>&1 || true
+b=$(cpu_ticks "$server"); t1=$(date +%s.%N)
+cp /proc/stat "$WORK/stat1"
+cap_answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' "$WORK/capacity.log")
+capacity=$(awk -v n="$cap_answered" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')
+cap_qpc=$(awk -v n="$cap_answered" -v t=$((b - a)) -v hz="$HZ" 'BEGIN { printf "%d", (t > 0 ? n * hz / t : 0) }')
+cap_share=$(awk -v t=$((b - a)) -v hz="$HZ" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", 100 * t / hz / (b - a) }')
+log "capacity: $capacity answered/s (server CPU ${cap_share}%), $cap_qpc per server CPU-second"
+
+# --- 2. overload ---------------------------------------------------------------------------
+rate=$((capacity * FACTOR / SOURCES))
+rss_log=$WORK/rss.txt
+(
+  while kill -0 "$server" 2>/dev/null; do
+    echo "$(date +%s) $(kib VmRSS "$server") $(cpu_ticks "$server")"
+    sleep 1
+  done
+) >"$rss_log" &
+sampler=$!
+pids+=("$sampler")
+$TOOL client --server "127.0.0.1:$PORT" --bind 127.0.0.2 --rate "$CLIENT_RATE" \
+  --seconds $((OVERLOAD_SECONDS + 15)) --names "$WORK/client.txt" --timeout 2 \
+  --log "$WORK/client.log" >"$WORK/client.out" 2>/dev/null &
+client=$!
+pids+=("$client")
+sleep 5
+snmp0_rcv=$(udp RcvbufErrors); snmp0_in=$(udp InErrors)
+drop0=$(metric clusterdns_dropped_total); req0=$(metric clusterdns_dns_requests_total)
+a=$(cpu_ticks "$server")
+cp /proc/stat "$WORK/stat2"
+start=$(date +%s.%N)
+loaders=()
+for i in $(seq 1 "$SOURCES"); do
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$dir/queries.txt" -c 8 -q 100000 -t 0.5 -Q "$rate" \
+    -l "$OVERLOAD_SECONDS" >"$WORK/load$i.log" 2>&1 &
+  loaders+=($!)
+  pids+=($!)
+done
+# The overload ends when the loaders stop sending (-l), before they wait out the last timeouts.
+sleep "$OVERLOAD_SECONDS"
+end=$(date +%s.%N)
+cp /proc/stat "$WORK/stat3"
+first=$($TOOL query --server "127.0.0.1:$PORT" --bind 127.0.0.3 "$probe" --timeout 2 || true)
+for p in "${loaders[@]}"; do wait "$p" || true; done
+b=$(cpu_ticks "$server")
+snmp1_rcv=$(udp RcvbufErrors); snmp1_in=$(udp InErrors)
+drop1=$(metric clusterdns_dropped_total); req1=$(metric clusterdns_dns_requests_total)
+wait "$client" || true
+kill "$sampler" 2>/dev/null || true
+ps -eo pid,ni,pcpu,comm --sort=-pcpu | head -8 >"$WORK/ps-after.txt"
+
+sum_field() { cat "$WORK"/load*.log | sed -n "s/^ *$1: *\([0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'; }
+sent=$(sum_field "Queries sent"); answered=$(sum_field "Queries completed"); lost=$(sum_field "Queries lost")
+secs=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
+offered=$(awk -v n="$sent" -v s="$secs" 'BEGIN { printf "%d", n / s }')
+ans_rate=$(awk -v n="$answered" -v s="$secs" 'BEGIN { printf "%d", n / s }')
+ov_share=$(awk -v t=$((b - a)) -v hz="$HZ" -v s="$secs" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
+ov_qpc=$(awk -v n="$answered" -v t=$((b - a)) -v hz="$HZ" 'BEGIN { printf "%d", (t > 0 ? n * hz / t : 0) }')
+# The client before, during and after the overload (queries by their send time).
+read -r b_sent b_ans _ b_p50 b_p99 _ < <($TOOL window "$WORK/client.log" --to "$start")
+read -r c_sent c_ans c_lost c_p50 c_p99 c_max < <($TOOL window "$WORK/client.log" --from "$start" --to "$end")
+read -r a_sent a_ans _ a_p50 a_p99 _ < <($TOOL window "$WORK/client.log" --from "$end")
+read -r f_at f_lat < <($TOOL window "$WORK/client.log" --from "$end" --first)
+read -r rss_first rss_min rss_max rss_last < <(awk -v a="$start" -v b="$end" '$1 >= a && $1 <= b + 1 {
+    if (!n++) f = $2; if (!mn || $2 < mn) mn = $2; if ($2 > mx) mx = $2; l = $2 } END {
+    printf "%.1f %.1f %.1f %.1f\n", f / 1024, mn / 1024, mx / 1024, l / 1024 }' "$rss_log")
+
+echo "### Overload: ${FACTOR}x one core's capacity for ${OVERLOAD_SECONDS} s"
+echo
+echo "clusterdns on CPU 0 serving $SERVICES Services (--no-forward); load on CPU 1. Load average at the start: $(awk '{ print $1, $2, $3 }' /proc/loadavg)."
+echo
+echo "| figure | value |"
+echo "|---|---:|"
+echo "| capacity (dnsperf -c 4 -q 100, ${CAPACITY_SECONDS} s) | $capacity answered/s (server CPU $cap_share%; $cap_qpc per CPU-s) |"
+echo "| offered during the overload ($SOURCES dnsperf × -c 8, -Q $rate each) | $offered q/s ($(awk -v o="$offered" -v c="$capacity" 'BEGIN { printf "%.2f", o / c }')× capacity) |"
+echo "| answered during the overload | **$ans_rate q/s = $(awk -v o="$ans_rate" -v c="$capacity" 'BEGIN { printf "%.0f", 100 * o / c }')% of capacity** (server CPU $ov_share%; $ov_qpc per CPU-s) |"
+echo "| CPU 0 during the capacity run / the overload (/proc/stat) | $(cpu_split 0 "$WORK/stat0" "$WORK/stat1") / $(cpu_split 0 "$WORK/stat2" "$WORK/stat3") |"
+echo "| answered during the overload, per server CPU-second, against the capacity's | $(awk -v a="$ov_qpc" -v c="$cap_qpc" 'BEGIN { printf "%.0f%%", c ? 100 * a / c : 0 }') |"
+echo "| loaders' queries sent / answered / lost | $sent / $answered / $lost |"
+echo "| requests the server counted (clusterdns_dns_requests_total) | $((req1 - req0)) |"
+echo "| kernel UDP receive-buffer drops (/proc/net/snmp RcvbufErrors, all sockets) | $((snmp1_rcv - snmp0_rcv)) (InErrors $((snmp1_in - snmp0_in))) |"
+echo "| clusterdns_dropped_total | $((drop1 - drop0)) |"
+echo "| client (127.0.0.2, $CLIENT_RATE q/s) before: sent / answered, p50 / p99 ms | $b_sent / $b_ans, $b_p50 / $b_p99 |"
+echo "| client during: sent / answered / lost | **$c_sent / $c_ans / $c_lost ($(awk -v a="$c_ans" -v s="$c_sent" 'BEGIN { printf "%.1f", s ? 100 * a / s : 0 }')% answered)** |"
+echo "| client during: p50 / p99 / max ms | **$c_p50 / $c_p99** / $c_max |"
+echo "| client after: sent / answered, p50 / p99 ms | $a_sent / $a_ans, $a_p50 / $a_p99 |"
+echo "| client's first query after the end (sent +${f_at:-?} s) | ${f_lat:-?} ms |"
+echo "| a fresh query at the end (127.0.0.3, before the loaders' last timeouts) | $first (rcode, answers, ms) |"
+echo "| RSS during (first / min / max / last MiB, 1 s samples) | $rss_first / $rss_min / $rss_max / $rss_last |"
+echo
+echo "Top processes before and after:"
+echo '```'
+cat "$WORK/ps-before.txt"; echo; cat "$WORK/ps-after.txt"
+echo '```'
+cp "$rss_log" "${RSS_OUT:-/dev/null}" 2>/dev/null || true
