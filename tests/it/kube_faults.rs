@@ -5,6 +5,8 @@
 
 use crate::common;
 
+use common::objects::{cluster_ip, headless, namespace, slice};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use clusterdns::app::Running;
 use common::apiserver::ApiServer;
 use common::{TestServer, ask, eventually};
 use hickory_proto::rr::RecordType::{self, A, PTR, SRV};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Long enough for kube's default backoff (exponential, capped at 30 s) to come round again.
@@ -37,32 +39,6 @@ async fn start_against(api: ApiServer, extra: &[&str]) -> Kube {
         addr: s.addr,
         _dir: s.dir,
     }
-}
-
-fn namespace(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn cluster_ip(name: &str, ip: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "a"},
-           "spec": {"clusterIP": ip, "clusterIPs": [ip],
-                    "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
-}
-
-fn headless(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "a"},
-           "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}})
-}
-
-fn slice(name: &str, svc: &str, ips: &[&str]) -> Value {
-    let eps: Vec<Value> = (ips.iter())
-        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
-        .collect();
-    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-           "metadata": {"name": name, "namespace": "a",
-                        "labels": {"kubernetes.io/service-name": svc}},
-           "addressType": "IPv4", "endpoints": eps,
-           "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
 }
 
 /// Namespace `a` with ClusterIP Services `one` and `two` and headless `db` with two endpoints.

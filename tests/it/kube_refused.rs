@@ -5,41 +5,16 @@
 
 use crate::common;
 
+use common::objects::{cluster_ip, headless, namespace, slice};
+
 use std::time::Duration;
 
 use common::apiserver::ApiServer;
 use common::{TestServer, ask, eventually, http_get};
 use hickory_proto::rr::RecordType::A;
-use serde_json::{Value, json};
 
 /// Long enough for kube's default backoff (exponential, capped at 30 s) to come round again.
 const WITHIN: Duration = Duration::from_secs(45);
-
-fn namespace(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn cluster_ip(name: &str, ip: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "a"},
-           "spec": {"clusterIP": ip, "clusterIPs": [ip],
-                    "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
-}
-
-fn headless(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "a"},
-           "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}})
-}
-
-fn slice(name: &str, svc: &str, ips: &[&str]) -> Value {
-    let eps: Vec<Value> = (ips.iter())
-        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
-        .collect();
-    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-           "metadata": {"name": name, "namespace": "a",
-                        "labels": {"kubernetes.io/service-name": svc}},
-           "addressType": "IPv4", "endpoints": eps,
-           "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
-}
 
 /// The sum of the samples of `series` (a labelled family: `series` ends before the value).
 fn restarts(s: &TestServer, kind: &str) -> Option<f64> {
