@@ -17,8 +17,9 @@ use prometheus_client::registry::Registry;
 /// Labels of queries or connections dropped unanswered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
-    /// `udp_inflight` (too many UDP queries in flight) or `tcp_connections` (over
-    /// `--max-tcp-connections`).
+    /// `udp_inflight` (too many UDP queries in flight on the general path), `udp_queue_wait`
+    /// (waited longer than the UDP loop's bound in its queue), `udp_queue_full` (made room in
+    /// a full queue) or `tcp_connections` (over `--max-tcp-connections`).
     pub reason: &'static str,
 }
 

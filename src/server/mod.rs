@@ -21,9 +21,10 @@ pub mod limit;
 mod listen;
 pub mod metrics;
 #[cfg(target_os = "linux")]
-mod mmsg;
+pub mod mmsg;
 mod observe;
 mod pipeline;
+mod queue;
 mod shuffle;
 mod tcp;
 mod udp;

@@ -3,7 +3,7 @@
 //!
 //! On Linux each socket has a thread of its own. It reads up to `MAX_BATCH` datagrams a
 //! `recvmmsg` call, and keeps reading while the socket holds more (into a bounded queue of its
-//! own); then it answers a batch: those the fast path takes (the cluster zone, cache hits) into
+//! own, `MAX_READS` calls at most); then it answers a batch: those the fast path takes (the cluster zone, cache hits) into
 //! buffers allocated once, written back with one `sendmmsg` call; no task, no allocation and no
 //! lock for them. Queries that need the general path (forwarding, autopath, refusals) go to
 //! the tokio runtime, a batch per task. Elsewhere (or if a thread cannot be started) a tokio
@@ -12,9 +12,11 @@
 //! Reading first matters under load: reading a datagram costs a fraction of answering it, so a
 //! burst or a flood from one source moves out of the kernel's buffer (a few hundred datagrams
 //! at the default `net.core.rmem_max`) into the loop's queue, and another client's query that
-//! arrives meanwhile still finds room and waits its turn instead of being dropped. Queries
-//! waiting on the general path are capped per socket (`MAX_UDP_INFLIGHT`); beyond it they are
-//! dropped and counted.
+//! arrives meanwhile still finds room and is seen. The queue (`queue.rs`) serves light sources
+//! first while it is backed up and drops what waited longer than 100 ms, so a pod's query is
+//! answered within milliseconds even at several times the capacity. Queries waiting on the
+//! general path are capped per socket (`MAX_UDP_INFLIGHT`); beyond it they are dropped and
+//! counted.
 //!
 //! Shutdown: once the token is cancelled the loop stops reading, answers what it has read and
 //! what is in flight on the general path, and `serve` returns.
@@ -29,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use super::metrics::{Metrics, Proto};
 use super::pipeline::answer_general;
+use super::queue::Batch;
 use super::{DnsHandler, Gate};
 
 /// Queries waiting on the general path (an upstream, mostly) per UDP socket; beyond it
@@ -78,25 +81,6 @@ impl Socket {
     }
 }
 
-/// Datagrams for the general path: their bytes back to back, and where each came from.
-#[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    queries: Vec<(std::ops::Range<usize>, SocketAddr)>,
-}
-
-impl Batch {
-    fn push(&mut self, bytes: &[u8], src: SocketAddr) {
-        let start = self.data.len();
-        self.data.extend_from_slice(bytes);
-        self.queries.push((start..self.data.len(), src));
-    }
-
-    fn len(&self) -> usize {
-        self.queries.len()
-    }
-}
-
 /// What the loops of one socket share.
 #[derive(Clone)]
 struct Shared {
@@ -128,14 +112,14 @@ impl Shared {
         }
         let shared = self.clone();
         runtime.spawn(self.tasks.track_future(async move {
-            let answers = batch.queries.iter().map(|(range, src)| {
-                let raw = batch.data.get(range.clone()).unwrap_or_default().to_vec();
+            let answers = batch.iter().map(|(query, src)| {
+                let raw = query.to_vec();
                 let shared = &shared;
                 async move {
                     if let Some(bytes) =
-                        answer_general(&shared.handler, raw, *src, Protocol::Udp).await
+                        answer_general(&shared.handler, raw, src, Protocol::Udp).await
                     {
-                        shared.socket.send(&bytes, *src).await;
+                        shared.socket.send(&bytes, src).await;
                     }
                 }
             });
@@ -237,10 +221,15 @@ async fn serve_async(
 mod threaded {
     use std::os::fd::AsFd;
 
+    use std::time::Instant;
+
+    use prometheus_client::metrics::counter::Counter;
+
     use super::super::mmsg::{Receiver, Sender, wait};
+    use super::super::queue::{Dropped, Queue};
     use super::{Batch, Gate, MAX_BATCH, Shared};
 
-    use crate::server::metrics::Proto;
+    use crate::server::metrics::{DropLabels, Metrics, Proto};
     use tokio_util::sync::CancellationToken;
 
     /// How long a full send buffer is waited for, at most, each time.
@@ -281,6 +270,10 @@ mod threaded {
         }
     }
 
+    /// Most `recvmmsg` calls between two answered batches: reading may run this many times
+    /// ahead of answering before the kernel's buffer takes the excess.
+    const MAX_READS: usize = 8;
+
     fn run(
         shared: &Shared,
         socket: &std::net::UdpSocket,
@@ -291,17 +284,86 @@ mod threaded {
         let mut rx = Receiver::new(MAX_BATCH);
         let mut out = Answers::new(fd);
         let mut queue = Queue::default();
+        let drops = Drops::new(&shared.metrics);
         while !shutdown.is_cancelled() {
             // With nothing to answer, the first receive call waits (`RECEIVE_TIMEOUT` at most).
-            queue.drain(fd, &mut rx);
-            if let Some(batch) = queue.pop() {
+            let read_at = drain(&mut queue, fd, &mut rx);
+            if queue.is_empty() {
+                continue;
+            }
+            if let Some(batch) = queue.pop(read_at.unwrap_or_else(Instant::now)) {
                 out.answer(shared, runtime, &batch);
                 queue.recycle(batch);
             }
+            drops.count(queue.take_dropped());
         }
         // Datagrams read before the shutdown are answered; the socket is read no more.
-        while let Some(batch) = queue.pop() {
+        while let Some(batch) = queue.pop_any() {
             out.answer(shared, runtime, &batch);
+        }
+    }
+
+    /// Reads what the socket holds into the queue (up to `MAX_READS` calls), waiting for the
+    /// first datagram when the queue is empty; returns when the datagrams were read, if any
+    /// were (one clock read serves the whole call, which takes microseconds).
+    fn drain(
+        queue: &mut Queue,
+        fd: std::os::fd::BorrowedFd<'_>,
+        rx: &mut Receiver,
+    ) -> Option<Instant> {
+        let mut block = queue.is_empty();
+        let mut read_at = None;
+        for _ in 0..MAX_READS {
+            let n = match rx.recv(fd, std::mem::take(&mut block)) {
+                Ok(n) => n,
+                Err(error) => {
+                    // ICMP errors from earlier answers surface here; nothing to do with them.
+                    tracing::debug!(%error, "UDP receive error");
+                    break;
+                }
+            };
+            if n > 0 {
+                let now = *read_at.get_or_insert_with(Instant::now);
+                // Cut datagrams, unknown families and port 0 cannot be answered.
+                let datagrams = (0..n)
+                    .filter_map(|i| rx.datagram(i))
+                    .filter(|(_, src)| src.port() != 0);
+                queue.admit(now, datagrams);
+            }
+            if n < MAX_BATCH {
+                break;
+            }
+        }
+        read_at
+    }
+
+    /// The queue's drop counters, looked up once.
+    struct Drops {
+        wait: Counter,
+        full: Counter,
+    }
+
+    impl Drops {
+        fn new(metrics: &Metrics) -> Self {
+            let counter = |reason| {
+                metrics
+                    .dropped
+                    .get_or_create(&DropLabels { reason })
+                    .clone()
+            };
+            Self {
+                wait: counter("udp_queue_wait"),
+                full: counter("udp_queue_full"),
+            }
+        }
+
+        fn count(&self, dropped: Dropped) {
+            if dropped.wait > 0 {
+                self.wait.inc_by(dropped.wait);
+            }
+            if dropped.full > 0 {
+                self.full.inc_by(dropped.full);
+            }
         }
     }
 
@@ -332,97 +394,25 @@ mod threaded {
             let mut general = Batch::default();
             let mut answered = 0;
             let chunks = self.buf.chunks_exact_mut(Self::SIZE);
-            for (i, ((range, src), chunk)) in batch.queries.iter().zip(chunks).enumerate() {
-                let query = batch.data.get(range.clone()).unwrap_or_default();
-                let fast = match shared.handler.udp_gate(query, *src, chunk) {
-                    Gate::Pass => shared.handler.fast_answer(query, Proto::Udp, *src, chunk),
+            for (i, ((query, src), chunk)) in batch.iter().zip(chunks).enumerate() {
+                let fast = match shared.handler.udp_gate(query, src, chunk) {
+                    Gate::Pass => shared.handler.fast_answer(query, Proto::Udp, src, chunk),
                     Gate::Drop => continue,
                     Gate::Reply(len) => Some(len),
                 };
                 match fast {
                     Some(len) => {
                         if let Some(slot) = self.ready.get_mut(answered) {
-                            *slot = (i * Self::SIZE, len, *src);
+                            *slot = (i * Self::SIZE, len, src);
                             answered += 1;
                         }
                     }
-                    None => general.push(query, *src),
+                    None => general.push(query, src),
                 }
             }
             let ready = self.ready.get(..answered).unwrap_or_default();
             send_all(self.fd, &mut self.tx, &self.buf, ready);
             shared.general(runtime, general);
-        }
-    }
-
-    /// Most bytes of datagrams read but not yet answered, per socket.
-    const QUEUE_BYTES: usize = 16 << 20;
-    /// Most datagrams read but not yet answered, per socket.
-    const QUEUE_DATAGRAMS: usize = 64 * 1024;
-    /// Emptied batches kept for reuse.
-    const POOL: usize = 64;
-
-    /// Datagrams read but not yet answered, in batches of at most `MAX_BATCH`.
-    ///
-    /// The loop reads everything the socket holds before it answers a batch: reading costs a
-    /// fraction of answering, so a burst (or a flood from one source) moves from the kernel's
-    /// buffer, a few hundred datagrams at the default `net.core.rmem_max`, into this one, and
-    /// other clients' datagrams that arrive meanwhile still find room in the kernel's.
-    #[derive(Default)]
-    struct Queue {
-        batches: std::collections::VecDeque<Batch>,
-        pool: Vec<Batch>,
-        bytes: usize,
-        datagrams: usize,
-    }
-
-    impl Queue {
-        /// Reads until the socket is empty or the queue full; when the queue is empty, the
-        /// first read waits for a datagram.
-        fn drain(&mut self, fd: std::os::fd::BorrowedFd<'_>, rx: &mut Receiver) {
-            let mut block = self.batches.is_empty();
-            while self.bytes < QUEUE_BYTES && self.datagrams < QUEUE_DATAGRAMS {
-                let n = match rx.recv(fd, std::mem::take(&mut block)) {
-                    Ok(n) => n,
-                    Err(error) => {
-                        // ICMP errors from earlier answers surface here; nothing to do with them.
-                        tracing::debug!(%error, "UDP receive error");
-                        return;
-                    }
-                };
-                let mut batch = self.pool.pop().unwrap_or_default();
-                for i in 0..n {
-                    // Cut datagrams, unknown families and port 0 cannot be answered.
-                    if let Some((query, src)) = rx.datagram(i).filter(|(_, src)| src.port() != 0) {
-                        batch.push(query, src);
-                    }
-                }
-                if batch.len() > 0 {
-                    self.bytes += batch.data.len();
-                    self.datagrams += batch.len();
-                    self.batches.push_back(batch);
-                } else {
-                    self.pool.push(batch);
-                }
-                if n < MAX_BATCH {
-                    return;
-                }
-            }
-        }
-
-        fn pop(&mut self) -> Option<Batch> {
-            let batch = self.batches.pop_front()?;
-            self.bytes -= batch.data.len();
-            self.datagrams -= batch.len();
-            Some(batch)
-        }
-
-        fn recycle(&mut self, mut batch: Batch) {
-            if self.pool.len() < POOL {
-                batch.data.clear();
-                batch.queries.clear();
-                self.pool.push(batch);
-            }
         }
     }
 
