@@ -3,6 +3,7 @@
 //! `gen` writes manifests clusterdns loads, the equivalent zone file for an authoritative
 //! reference server, and a dnsperf query file; `probe` sends one UDP query and prints the rcode.
 
+mod flood;
 mod generate;
 mod load;
 mod plan;
@@ -65,6 +66,31 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         changes: usize,
     },
+    /// Offer a fixed rate of UDP queries (open loop, `sendmmsg` over many sockets) for a
+    /// while and print how many were sent, answered within the timeout, late and lost.
+    Flood {
+        /// The server, e.g. 127.0.0.1:5353.
+        #[arg(long)]
+        server: SocketAddr,
+        /// dnsperf's query file: `NAME TYPE` a line, sent in turn.
+        #[arg(long, value_name = "FILE")]
+        queries: PathBuf,
+        /// Queries a second, all sockets together.
+        #[arg(long)]
+        rate: u64,
+        /// How long to send.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Sockets (source ports) to send from.
+        #[arg(long, default_value_t = 32)]
+        sockets: usize,
+        /// The address the sockets bind to.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// A reply later than this is counted late, not answered.
+        #[arg(long, default_value_t = 500)]
+        timeout_ms: u64,
+    },
     /// Send one UDP query and print the rcode and answer count; exit 1 without a reply.
     Probe {
         /// The server, e.g. 127.0.0.1:5353.
@@ -100,6 +126,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Flood {
+            server,
+            queries,
+            rate,
+            seconds,
+            sockets,
+            bind,
+            timeout_ms,
+        } => flood::flood(&flood::Plan {
+            server,
+            queries: &queries,
+            rate,
+            seconds,
+            sockets,
+            bind,
+            timeout: Duration::from_millis(timeout_ms),
+        })
+        .map(|()| ExitCode::SUCCESS),
         Command::Load { dir } => load::load(&dir).map(|()| ExitCode::SUCCESS),
         Command::Apply { dir, changes } => load::apply(&dir, changes).map(|()| ExitCode::SUCCESS),
         Command::Probe {
