@@ -102,3 +102,38 @@ pub fn set_level(level: &str) -> Result<(), LogError> {
     let f = filter(level)?;
     Ok(handle.reload(f)?)
 }
+
+/// An error and its causes as one line, each cause once: a cause whose text the line holds
+/// already (an error that prints its source) is not repeated. kube's connection errors say
+/// only `client error (Connect)`; why (a certificate refused, a connection refused) is below.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn error_chain_names_each_cause_once() {
+        let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let top = anyhow::Error::new(io).context("client error (Connect)");
+        let e: &(dyn std::error::Error + 'static) = top.as_ref();
+        assert_eq!(
+            error_chain(e),
+            "client error (Connect): invalid peer certificate: UnknownIssuer"
+        );
+        let repeating = anyhow::anyhow!("refused: no route").context("refused: no route");
+        assert_eq!(error_chain(repeating.as_ref()), "refused: no route");
+    }
+}

@@ -9,7 +9,7 @@ use crate::source::selector::LabelFilter;
 /// What the API source is configured with (built from the flags by `app`).
 #[derive(Clone, Debug, Default)]
 pub struct KubeSettings {
-    /// `--kubeconfig`; `None`: kube's inference (in-cluster, `KUBECONFIG`, `~/.kube/config`).
+    /// `--kubeconfig`; `None`: in-cluster, else `KUBECONFIG`, else `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
     /// Watch Pods (`--pods verified`: pod records and autopath need them).
     pub watch_pods: bool,
@@ -89,8 +89,9 @@ const STREAMING_LIST_GRACE: Duration = Duration::from_secs(10);
 /// stream keeps doing it).
 const RELIST_PAUSE: Duration = Duration::from_secs(1);
 
-/// Builds an API client: `--kubeconfig FILE`, else kube's inference (in-cluster service
-/// account, `KUBECONFIG`, `~/.kube/config`).
+/// Builds an API client: `--kubeconfig FILE`, else the in-cluster service account, else
+/// `KUBECONFIG`, else `~/.kube/config`. (kube's own inference tries the kubeconfigs first: in
+/// a pod, a `KUBECONFIG` meant for something else would win over the pod's service account.)
 pub async fn connect(settings: &KubeSettings) -> anyhow::Result<kube::Client> {
     let kube_config = match &settings.kubeconfig {
         Some(path) => {
@@ -100,11 +101,18 @@ pub async fn connect(settings: &KubeSettings) -> anyhow::Result<kube::Client> {
                 .await
                 .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?
         }
-        None => kube::Config::infer().await.map_err(|e| {
-            anyhow::anyhow!(
-                "no Kubernetes API configuration (in-cluster, KUBECONFIG or --kubeconfig): {e}"
-            )
-        })?,
+        None => match kube::Config::incluster() {
+            Ok(mut in_cluster) => {
+                // As `infer` does (the `KUBE_RS_DEBUG_*` variables).
+                in_cluster.apply_debug_overrides();
+                in_cluster
+            }
+            Err(_) => kube::Config::infer().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "no Kubernetes API configuration (in-cluster, KUBECONFIG or --kubeconfig): {e}"
+                )
+            })?,
+        },
     };
     Ok(kube::Client::try_from(kube_config)?)
 }
@@ -352,7 +360,7 @@ pub async fn watch_kind_selected(
                 },
                 Err(e) => {
                     metrics.watch_restarts.get_or_create(&labels).inc();
-                    let cause = e.to_string();
+                    let cause = crate::logging::error_chain(&e);
                     if streaming && !synced_once && is_client_error(&e) {
                         tracing::info!(%kind, error = %cause, "streaming lists refused; using paged lists");
                         streaming = false;

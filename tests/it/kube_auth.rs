@@ -3,9 +3,8 @@
 //! bearing the current token. After a rotation (the file rewritten, the old token refused),
 //! the watches pick the new token up from the file and keep following the cluster.
 //!
-//! kube's in-cluster configuration reads fixed paths (`/var/run/secrets/kubernetes.io/
-//! serviceaccount/`) and speaks HTTPS only; the token-file reload it uses is the one a
-//! kubeconfig's `tokenFile` uses, tested here over the emulator's plain HTTP.
+//! The same over HTTPS with the cluster's CA is `kube_tls`; the in-cluster configuration
+//! proper (the fixed service account paths, no kubeconfig) is `kube_incluster`.
 
 use crate::common;
 

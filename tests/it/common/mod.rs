@@ -2,6 +2,7 @@
 //! the API server emulator, and talk to it over real UDP and TCP sockets.
 #![allow(dead_code)]
 pub mod apiserver;
+pub mod binary;
 pub mod objects;
 pub mod process;
 pub mod strict;

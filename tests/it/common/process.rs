@@ -65,3 +65,41 @@ pub fn free_port() -> u16 {
     closed_for_good();
     port
 }
+
+/// A long-running child (a server), its standard output and error in a file of its own;
+/// killed and reaped when dropped (a failed test too).
+pub struct Daemon {
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Daemon {
+    /// Spawns `cmd` (gated) with stdin from /dev/null and its output into the log.
+    pub fn spawn(cmd: &mut Command) -> Daemon {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap())
+            .spawn_gated()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Daemon { child, log }
+    }
+
+    /// What it has written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

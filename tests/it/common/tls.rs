@@ -1,10 +1,13 @@
-//! DNS over TLS in front of a fake upstream: a rustls server on loopback that terminates TLS
-//! and passes the byte stream to the fake's TCP port, with a private CA made for the test.
+//! TLS in front of a plain TCP server of the tests: a rustls server on loopback that
+//! terminates TLS and passes the byte stream to the backend's TCP port, with a private CA made
+//! for the test. DNS over TLS in front of a fake upstream; HTTPS in front of the API server
+//! emulator.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::apiserver::ApiServer;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -21,7 +24,8 @@ pub struct TestPki {
 }
 
 impl TestPki {
-    /// A CA and a certificate for `name` (a DNS name), the CA written into `dir`.
+    /// A CA and a certificate for `name` (a DNS name, or an IP address: an IP SAN), the CA
+    /// written into `dir`.
     pub fn new(dir: &Path, name: &str) -> Self {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -88,5 +92,29 @@ impl TlsFront {
             }
         });
         Self { addr, task }
+    }
+}
+
+/// The API server emulator behind TLS, as a cluster's API server: a certificate for
+/// 127.0.0.1 (an IP SAN) from a CA of the test's own, its PEM in `pki.ca_file`.
+pub struct HttpsApi {
+    pub api: ApiServer,
+    pub pki: TestPki,
+    pub front: TlsFront,
+}
+
+impl HttpsApi {
+    /// The emulator and its TLS front, the CA written into `dir`.
+    pub async fn start(dir: &Path) -> Self {
+        let api = ApiServer::start().await;
+        let backend: SocketAddr = api.url().trim_start_matches("http://").parse().unwrap();
+        let pki = TestPki::new(dir, "127.0.0.1");
+        let front = TlsFront::start(&pki, backend).await;
+        Self { api, pki, front }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.front.addr)
     }
 }
