@@ -80,6 +80,7 @@ def svg(path, width, height, title, series, panels):
     body = [f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">{escape(title)}</text>']
     for i, s in enumerate(series):  # legend
         lx = 20 + i * 190
+        s = "limit (bench/limit.c, UDP only)" if s == "limit" else s
         body.append(f'<rect x="{lx}" y="{height - 18}" width="12" height="12" fill="{COLOURS.get(kind(s), "#9467bd")}"/>')
         body.append(f'<text x="{lx + 16}" y="{height - 8}" font-size="12">{escape(s)}</text>')
     for p in panels:
