@@ -22,7 +22,24 @@ install_missing() {
   fi
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ticks "PID...": utime + stime of the processes (a space-separated list), in ticks; read
+# after the ") " that ends the command name, which may hold spaces ("nsd: server 1").
+cpu_ticks() {
+  local p
+  # shellcheck disable=SC2086
+  for p in $1; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ s += $12 + $13 } END { print s + 0 }'
+}
+# descendants PID: PID and every process below it, parents first.
+descendants() {
+  local p
+  echo "$1"
+  for p in $(pgrep -P "$1"); do descendants "$p"; done
+}
+# busiest: the load average and the five busiest processes over one second (top's second frame).
+busiest() {
+  echo "uptime: $(uptime)"
+  top -b -n 2 -d 1 -w 160 | awk '/^top -/ { n++ } n == 2 && /^ *PID/ { on = 1; next } on && c < 5 { c++; print "  " $0 }'
+}
 kib() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$2/status"; }
 threads() { find "/proc/$1/task" -mindepth 1 -maxdepth 1 | wc -l; }
 
@@ -55,31 +72,34 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # "> T name type", have none).
 latencies() { awk '/^> / && $NF ~ /^[0-9.]+$/ { print $NF }' "$1"; }
 
-# perf_round PID PORT QFILE OUT: one dnsperf run against the server PID; appends
-# "answered lost ticks avg_ms sd_ms p99_ms" to OUT.
+# perf_round "PID..." PORT QFILE OUT: one dnsperf run against the server (its processes'
+# CPU time counted); appends "answered lost ticks avg_ms sd_ms p99_ms p50_ms" to OUT.
+# PERF_MODE=tcp: dnsperf -m tcp (its -c connections, queries pipelined on each).
 perf_round() {
   local pid=$1 port=$2 qfile=$3 out=$4 a b log=$WORK/dnsperf.log
   a=$(cpu_ticks "$pid")
   taskset -c "${LOAD_CPUS:-1}" dnsperf -s 127.0.0.1 -p "$port" -d "$qfile" -c 4 -q 100 -t 2 -l "$SECONDS_RUN" -v \
-    -T "${LOAD_THREADS:-1}" \
+    -T "${LOAD_THREADS:-1}" -m "${PERF_MODE:-udp}" \
     >"$log" 2>&1 || true
   b=$(cpu_ticks "$pid")
-  local answered lost avg sd p99
+  local answered lost avg sd p99 p50
   answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' "$log")
   lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$log")
   avg=$(sed -n 's/^ *Average Latency (s): *\([0-9.]*\).*/\1/p' "$log")
   sd=$(sed -n 's/^ *Latency StdDev (s): *\([0-9.]*\).*/\1/p' "$log")
-  p99=$(latencies "$log" | sort -g | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print v[i] + 0 }')
-  echo "${answered:-0} ${lost:-0} $((b - a)) $(awk -v a="${avg:-0}" -v s="${sd:-0}" -v p="$p99" 'BEGIN { printf "%.3f %.3f %.3f", a * 1000, s * 1000, p * 1000 }')" >>"$out"
+  read -r p50 p99 <<<"$(latencies "$log" | sort -g | awk '{ v[NR] = $1 }
+    END { i = int(NR * 0.5); if (i < 1) i = 1; j = int(NR * 0.99); if (j < 1) j = 1; print v[i] + 0, v[j] + 0 }')"
+  echo "${answered:-0} ${lost:-0} $((b - a)) $(awk -v a="${avg:-0}" -v s="${sd:-0}" -v p="$p99" -v m="$p50" 'BEGIN { printf "%.3f %.3f %.3f %.3f", a * 1000, s * 1000, p * 1000, m * 1000 }')" >>"$out"
 }
 
-# summarize OUT: "qpc_min qpc_max qpc_all avg sd p99 lost answered" over the rounds in OUT.
+# summarize OUT: "qpc_min qpc_max qpc_all avg sd p99 lost answered p50" over the rounds in OUT
+# (p99 and p50: the highest round's).
 summarize() {
   awk -v hz="$HZ" '{
       q = $3 > 0 ? $1 * hz / $3 : 0
       if (NR == 1 || q < mn) mn = q; if (q > mx) mx = q
-      ans += $1; lost += $2; t += $3; avg += $4; sd += $5; if ($6 > p99) p99 = $6
-    } END { printf "%d %d %d %.3f %.3f %.3f %d %d", mn, mx, (t > 0 ? ans * hz / t : 0), avg / NR, sd / NR, p99, lost, ans }' "$1"
+      ans += $1; lost += $2; t += $3; avg += $4; sd += $5; if ($6 > p99) p99 = $6; if ($7 > p50) p50 = $7
+    } END { printf "%d %d %d %.3f %.3f %.3f %d %d %.3f", mn, mx, (t > 0 ? ans * hz / t : 0), avg / NR, sd / NR, p99, lost, ans, p50 }' "$1"
 }
 
 knot_conf() { # knot_conf DIR PORT ZONE FILE
@@ -134,4 +154,32 @@ generated_cluster() {
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
   fi
   echo "$dir"
+}
+
+nsd_conf() { # nsd_conf DIR PORT ZONE FILE: one server process, no rate limiting, no database
+  mkdir -p "$1"
+  cat >"$1/nsd.conf" <<CONF
+server:
+    ip-address: 127.0.0.1@$2
+    do-ip6: no
+    server-count: 1
+    username: ""
+    chroot: ""
+    zonesdir: "$1"
+    database: ""
+    zonelistfile: "$1/zone.list"
+    xfrdfile: "$1/xfrd.state"
+    xfrdir: "$1"
+    pidfile: "$1/nsd.pid"
+    logfile: "$1/nsd.log"
+    verbosity: 0
+    minimal-responses: yes
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: $3
+    zonefile: "$4"
+CONF
 }
