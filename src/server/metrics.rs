@@ -88,11 +88,45 @@ const DURATION_BOUNDS: [f64; 16] = [
     0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
     2.048, 4.096, 8.192,
 ];
+/// The same in nanoseconds, as durations are observed (integer compares and adds).
+const DURATION_BOUNDS_NS: [u64; 16] = {
+    let mut ns = [0u64; 16];
+    let mut i = 0;
+    while i < 16 {
+        ns[i] = 250_000 << i;
+        i += 1;
+    }
+    ns
+};
 /// Upper bounds of the message size buckets, in bytes (as CoreDNS).
 const SIZE_BOUNDS: [f64; 14] = [
     0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16000.0, 32000.0,
     48000.0, 64000.0,
 ];
+/// The same as integers.
+const SIZE_BOUNDS_INT: [u64; 14] = [
+    0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000,
+];
+
+/// A histogram's buckets: as exposed, as observed (integers in `unit`s), and the unit.
+#[derive(Debug)]
+struct Buckets {
+    bounds: &'static [f64],
+    ints: &'static [u64],
+    /// What one observed integer is, in the exposed unit (1e-9 s for nanoseconds).
+    unit: f64,
+}
+
+const DURATION: Buckets = Buckets {
+    bounds: &DURATION_BOUNDS,
+    ints: &DURATION_BOUNDS_NS,
+    unit: 1e-9,
+};
+const SIZE: Buckets = Buckets {
+    bounds: &SIZE_BOUNDS,
+    ints: &SIZE_BOUNDS_INT,
+    unit: 1.0,
+};
 
 /// The transport of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,36 +216,34 @@ pub struct QueryObservation {
 /// `(sum, count, per-bucket counts)` of a histogram.
 type HistogramValues = (f64, u64, Vec<(f64, u64)>);
 
-/// A histogram of fixed buckets in atomics: observed with a few relaxed atomic adds.
+/// A histogram of fixed buckets in atomics: observed with two relaxed atomic adds (the
+/// sum is an integer, in the buckets' unit).
 #[derive(Debug)]
 struct AtomicHistogram {
-    bounds: &'static [f64],
+    buckets: &'static Buckets,
     /// Non-cumulative counts; the last one is `+Inf`.
     counts: Box<[AtomicU64]>,
-    /// The sum, as `f64` bits.
+    /// The sum, in `buckets.unit`s.
     sum: AtomicU64,
 }
 
 impl AtomicHistogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    fn new(buckets: &'static Buckets) -> Self {
         Self {
-            bounds,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicU64::new(0f64.to_bits()),
+            buckets,
+            counts: (0..=buckets.ints.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            sum: AtomicU64::new(0),
         }
     }
 
-    fn observe(&self, v: f64) {
-        let i = self.bounds.partition_point(|b| *b < v);
+    fn observe(&self, v: u64) {
+        let i = self.buckets.ints.partition_point(|b| *b < v);
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        // Lock-free float add.
-        let _ = self
-            .sum
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + v).to_bits())
-            });
+        self.sum.fetch_add(v, Ordering::Relaxed);
     }
 
     /// `(sum, count, per-bucket counts)` (the encoder makes them cumulative), or `None` when
@@ -222,11 +254,12 @@ impl AtomicHistogram {
         for (i, c) in self.counts.iter().enumerate() {
             let n = c.load(Ordering::Relaxed);
             total += n;
-            buckets.push((self.bounds.get(i).copied().unwrap_or(f64::INFINITY), n));
+            let bound = self.buckets.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+            buckets.push((bound, n));
         }
         (total > 0).then(|| {
             (
-                f64::from_bits(self.sum.load(Ordering::Relaxed)),
+                self.sum.load(Ordering::Relaxed) as f64 * self.buckets.unit,
                 total,
                 buckets,
             )
@@ -276,13 +309,14 @@ impl DnsMetrics {
         zl.push((".".to_owned(), Vec::new()));
         let (s, z) = (servers.len(), zl.len());
         let atomics = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
-        let hists = |n: usize, b: &'static [f64]| (0..n).map(|_| AtomicHistogram::new(b)).collect();
+        let hists =
+            |n: usize, b: &'static Buckets| (0..n).map(|_| AtomicHistogram::new(b)).collect();
         Self {
             requests: atomics(s * z * PROTOS.len() * FAMILIES.len() * TYPES.len()),
             responses: atomics(s * z * RCODES.len()),
-            duration: hists(s * z * TYPES.len(), &DURATION_BOUNDS),
-            request_size: hists(s * z * PROTOS.len(), &SIZE_BOUNDS),
-            response_size: hists(s * z * PROTOS.len(), &SIZE_BOUNDS),
+            duration: hists(s * z * TYPES.len(), &DURATION),
+            request_size: hists(s * z * PROTOS.len(), &SIZE),
+            response_size: hists(s * z * PROTOS.len(), &SIZE),
             servers,
             zones: zl,
         }
@@ -307,10 +341,11 @@ impl DnsMetrics {
             if labels.len() > n {
                 continue;
             }
-            let tail = name.iter().skip(n - labels.len());
+            // Right to left: another zone differs in its last label, mostly.
+            let tail = name.iter().rev().take(labels.len());
             if tail
-                .zip(labels.iter())
-                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+                .zip(labels.iter().rev())
+                .all(|(a, b)| crate::wire::eq_lower(a, b))
             {
                 return i;
             }
@@ -334,13 +369,13 @@ impl DnsMetrics {
             c.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(h) = self.duration.get(sz * TYPES.len() + qtype) {
-            h.observe(o.duration.as_secs_f64());
+            h.observe(u64::try_from(o.duration.as_nanos()).unwrap_or(u64::MAX));
         }
         if let Some(h) = self.request_size.get(sz * PROTOS.len() + proto) {
-            h.observe(o.request_size as f64);
+            h.observe(o.request_size as u64);
         }
         if let Some(h) = self.response_size.get(sz * PROTOS.len() + proto) {
-            h.observe(o.response_size as f64);
+            h.observe(o.response_size as u64);
         }
     }
 

@@ -194,7 +194,20 @@ impl DnsHandler {
         src: SocketAddr,
         out: &mut [u8],
     ) -> Option<usize> {
-        let started = Instant::now();
+        self.fast_answer_since(query, proto, src, out, Instant::now())
+    }
+
+    /// `fast_answer` for a query whose handling began at `started`: the UDP loop reads the
+    /// clock once per batch, and a query's duration runs from the batch's start, since its
+    /// answer waits for those before it and leaves with them.
+    pub fn fast_answer_since(
+        &self,
+        query: &[u8],
+        proto: Proto,
+        src: SocketAddr,
+        out: &mut [u8],
+        started: Instant,
+    ) -> Option<usize> {
         // Autopath answers a pod's search-path walk: queries from known pods take the general
         // path, which knows the walk.
         if self.options.autopath

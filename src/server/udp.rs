@@ -291,15 +291,18 @@ mod threaded {
             if queue.is_empty() {
                 continue;
             }
-            if let Some(batch) = queue.pop(read_at.unwrap_or_else(Instant::now)) {
-                out.answer(shared, runtime, &batch);
+            // One clock read per round: the queue's bound, and where the batch's answering
+            // starts (microseconds after the read).
+            let now = read_at.unwrap_or_else(Instant::now);
+            if let Some(batch) = queue.pop(now) {
+                out.answer(shared, runtime, &batch, now);
                 queue.recycle(batch);
             }
             drops.count(queue.take_dropped());
         }
         // Datagrams read before the shutdown are answered; the socket is read no more.
         while let Some(batch) = queue.pop_any() {
-            out.answer(shared, runtime, &batch);
+            out.answer(shared, runtime, &batch, Instant::now());
         }
     }
 
@@ -389,14 +392,24 @@ mod threaded {
             }
         }
 
-        /// Answers the batch: the fast path's answers at once, the rest on the runtime.
-        fn answer(&mut self, shared: &Shared, runtime: &tokio::runtime::Handle, batch: &Batch) {
+        /// Answers the batch: the fast path's answers at once, the rest on the runtime; each
+        /// query's duration counts from `started`.
+        fn answer(
+            &mut self,
+            shared: &Shared,
+            runtime: &tokio::runtime::Handle,
+            batch: &Batch,
+            started: Instant,
+        ) {
             let mut general = Batch::default();
             let mut answered = 0;
             let chunks = self.buf.chunks_exact_mut(Self::SIZE);
             for (i, ((query, src), chunk)) in batch.iter().zip(chunks).enumerate() {
                 let fast = match shared.handler.udp_gate(query, src, chunk) {
-                    Gate::Pass => shared.handler.fast_answer(query, Proto::Udp, src, chunk),
+                    Gate::Pass => {
+                        let handler = &shared.handler;
+                        handler.fast_answer_since(query, Proto::Udp, src, chunk, started)
+                    }
                     Gate::Drop => continue,
                     Gate::Reply(len) => Some(len),
                 };

@@ -47,6 +47,17 @@ pub const TYPE_AXFR: u16 = 252;
 /// Class IN.
 pub const CLASS_IN: u16 = 1;
 
+/// Whether a label as a client spelled it equals `lower`, a label in lower case: ASCII
+/// case-insensitive, lowering one side only.
+#[inline]
+pub fn eq_lower(label: &[u8], lower: &[u8]) -> bool {
+    label.len() == lower.len()
+        && label
+            .iter()
+            .zip(lower)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+}
+
 /// The payload size a response offers a client that advertised `client` in its OPT record:
 /// min(client's, 1232), and never below 512 (RFC 6891 §6.2.5).
 pub fn clamp_payload(client: u16) -> u16 {

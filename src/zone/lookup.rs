@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::clusterset::{clusterset_lookup, clusterset_origin};
 use super::external::{external_origin, spell_lower};
-use super::name::{ClusterName, MAX_LABELS, classify_labels, name_labels};
+use super::name::{ClusterName, MAX_LABELS, classify_labels_in, name_labels};
 use super::reverse::reverse_lookup;
 use super::{ExternalSrv, PodsMode, PtrTarget, ServiceRecords, ServiceShape, Snapshot, Srv};
 
@@ -319,7 +319,7 @@ pub fn lookup<'s>(snap: &'s Snapshot, name: &Name, qtype: RecordType) -> Answer<
 /// `lookup` for a name given as its labels, left to right (without the root label): the
 /// request path's fast answer reads them straight from the packet.
 pub fn lookup_labels<'s>(snap: &'s Snapshot, name: &[&[u8]], qtype: RecordType) -> Answer<'s> {
-    if let Some((class, labels)) = classify_labels(name, &snap.config.origin) {
+    if let Some((class, labels)) = classify_labels_in(name, &snap.config.origin_labels) {
         let (mut rcode, data) = cluster_lookup(snap, class, qtype);
         if rcode == Rcode::NxDomain && !snap.synced {
             // Until the first full list, a missing name may just not have arrived yet.

@@ -22,7 +22,7 @@ pub use build::{ReadyEndpoint, ServiceInput, build_service, dashed};
 pub use clusterset::CLUSTERSET_SCHEMA_VERSION;
 pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels};
-pub use name::{ClusterName, MAX_LABELS, classify, classify_labels};
+pub use name::{ClusterName, MAX_LABELS, classify, classify_labels, classify_labels_in};
 pub use ptr::{PtrSet, PtrTarget, ReverseMap, Targets, ptr_names};
 pub use render::{Rendered, render, target_addresses};
 pub use reverse::reverse_address;
@@ -60,6 +60,9 @@ pub enum PodsMode {
 pub struct ZoneConfig {
     /// The zone's origin, lower case and fully qualified (`cluster.local.`).
     pub origin: Name,
+    /// The origin's labels, lower case, right to left (`local`, `cluster`): what the fast path
+    /// compares a query's name with.
+    pub origin_labels: Vec<Box<[u8]>>,
     /// TTL of every record (and the SOA minimum).
     pub ttl: u32,
     /// Pod record mode.
@@ -117,8 +120,10 @@ impl ZoneConfig {
         if origin.is_root() {
             return Err(ZoneConfigError::RootZone);
         }
+        let origin_labels = origin.iter().rev().map(Box::from).collect();
         Ok(Self {
             origin,
+            origin_labels,
             ttl,
             pods,
             reverse_cidrs: Vec::new(),

@@ -84,11 +84,27 @@ pub fn name_labels<'a, 'b>(name: &'a Name, buf: &'b mut [&'a [u8]]) -> Option<&'
 
 /// `classify` for a name given as its labels, left to right (the root label excluded).
 pub fn classify_labels<'a>(name: &[&'a [u8]], origin: &Name) -> Option<(ClusterName<'a>, usize)> {
-    let zone_labels = origin.num_labels() as usize;
+    classify_in(name, origin.iter().rev(), origin.num_labels() as usize)
+}
+
+/// `classify_labels` against the zone's labels as `ZoneConfig::origin_labels` holds them (lower
+/// case, right to left): no walk of the origin's `Name` per query.
+pub fn classify_labels_in<'a>(
+    name: &[&'a [u8]],
+    origin_rev: &[Box<[u8]>],
+) -> Option<(ClusterName<'a>, usize)> {
+    classify_in(name, origin_rev.iter().map(|l| &**l), origin_rev.len())
+}
+
+fn classify_in<'a, 'o>(
+    name: &[&'a [u8]],
+    origin_rev: impl Iterator<Item = &'o [u8]>,
+    zone_labels: usize,
+) -> Option<(ClusterName<'a>, usize)> {
     let mut labels = name.iter().copied().rev();
-    for zone_label in origin.iter().rev() {
+    for zone_label in origin_rev {
         match labels.next() {
-            Some(l) if l.eq_ignore_ascii_case(zone_label) => {}
+            Some(l) if crate::wire::eq_lower(l, zone_label) => {}
             _ => return None,
         }
     }
@@ -101,7 +117,7 @@ pub fn classify_labels<'a>(name: &[&'a [u8]], origin: &Name) -> Option<(ClusterN
     for (slot, l) in r.iter_mut().zip(labels) {
         *slot = l;
     }
-    let is = |l: &[u8], s: &str| l.eq_ignore_ascii_case(s.as_bytes());
+    let is = |l: &[u8], s: &str| crate::wire::eq_lower(l, s.as_bytes());
     let class = match rest {
         0 => ClusterName::Apex,
         1 if is(r[0], "dns-version") => ClusterName::DnsVersion,
