@@ -134,20 +134,42 @@ fn key_of(kind: Kind, obj: &DynamicObject) -> Option<ObjectKey> {
 /// One object from the API, converted; on failure logs the object and field and counts it.
 fn convert(kind: Kind, obj: DynamicObject, metrics: &Metrics) -> Result<Object, Option<ObjectKey>> {
     let key = key_of(kind, &obj);
-    let value = match serde_json::to_value(&obj) {
+    let value = match tree(obj) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(%kind, object = ?key, error = %e, "unreadable object from the API; keeping its last good version");
             return Err(key);
         }
     };
-    drop(obj);
     kind.convert(Document::Tree(value)).map_err(|e| {
         metrics.object_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
         let object = key.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(%kind, %object, field = %e.field, reason = %e.reason, "object rejected; keeping its last good version");
         key
     })
+}
+
+/// The object as one JSON tree, as `serde_json::to_value` would write it, but with its fields
+/// moved, not copied: only the metadata is written out again.
+fn tree(obj: DynamicObject) -> serde_json::Result<serde_json::Value> {
+    use serde_json::Value;
+    let DynamicObject {
+        types,
+        metadata,
+        data,
+    } = obj;
+    let mut fields = match data {
+        Value::Object(fields) => fields,
+        Value::Null => serde_json::Map::new(),
+        // Not an object: no tree of an API object to make (`to_value` refuses it too).
+        other => return Err(serde::de::Error::custom(format!("not an object: {other}"))),
+    };
+    if let Some(types) = types {
+        fields.insert("apiVersion".into(), Value::String(types.api_version));
+        fields.insert("kind".into(), Value::String(types.kind));
+    }
+    fields.insert("metadata".into(), serde_json::to_value(metadata)?);
+    Ok(Value::Object(fields))
 }
 
 /// Watches one kind until `sink` closes, sending deltas: a `Reset` for every full list
