@@ -77,6 +77,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use super::Delta;
+use super::listing::Listing;
 use super::metrics::{KindLabels, Metrics};
 use crate::model::{Document, Object, ObjectKey};
 
@@ -84,6 +85,9 @@ use crate::model::{Document, Object, ObjectKey};
 /// watcher falls back to paged lists (servers without the WatchList feature send the objects
 /// but never the bookmark).
 const STREAMING_LIST_GRACE: Duration = Duration::from_secs(10);
+
+/// Objects in a page of a paged list of EndpointSlices (kube's default, 500, for the others).
+const SLICE_PAGE_SIZE: u32 = 50;
 
 /// The pause before relisting a kind whose watch went out of order (no relist storm when a
 /// stream keeps doing it).
@@ -293,12 +297,15 @@ pub async fn watch_kind_selected(
         }
         if streaming {
             config = config.streaming_lists();
+        } else if kind == Kind::EndpointSlice {
+            // A page is decoded whole before its first object is converted: 500 slices of
+            // 100 endpoints are a few hundred megabytes of JSON tree.
+            config = config.page_size(SLICE_PAGE_SIZE);
         }
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
         let mut order = Order::default();
         let mut backoff = Duration::ZERO;
-        let mut listed: Vec<Object> = Vec::new();
-        let mut retain: Vec<ObjectKey> = Vec::new();
+        let mut listing = Listing::default();
         let mut failing: Option<String> = None;
         let mut synced_once = false;
         loop {
@@ -322,36 +329,28 @@ pub async fn watch_kind_selected(
             }
             let deltas = match event {
                 Ok(Event::Init) => {
-                    listed.clear();
-                    retain.clear();
+                    listing.clear();
                     continue;
                 }
                 Ok(Event::InitApply(obj)) => {
-                    match convert(kind, obj, &metrics) {
-                        Ok(o) => listed.push(o),
-                        Err(Some(key)) => retain.push(key),
-                        Err(None) => {}
+                    let batch = listing.add(convert(kind, obj, &metrics), synced_once);
+                    if batch.is_some_and(|b| sink.send(b).is_err()) {
+                        return;
                     }
                     continue;
                 }
                 Ok(Event::InitDone) => {
                     metrics.relists.get_or_create(&labels).inc();
+                    let objects = listing.len();
                     if let Some(cause) = failing.take() {
-                        tracing::info!(%kind, %cause, objects = listed.len(), "relisted after watch failure");
+                        tracing::info!(%kind, %cause, objects, "relisted after watch failure");
                     } else if synced_once {
-                        tracing::info!(%kind, objects = listed.len(), "relisted");
+                        tracing::info!(%kind, objects, "relisted");
                     } else {
-                        tracing::info!(%kind, objects = listed.len(), streaming, "listed");
+                        tracing::info!(%kind, objects, streaming, "listed");
                     }
                     synced_once = true;
-                    vec![
-                        Delta::Reset {
-                            kind,
-                            objects: std::mem::take(&mut listed),
-                            retain: std::mem::take(&mut retain),
-                        },
-                        Delta::Synced(kind),
-                    ]
+                    listing.finish(kind)
                 }
                 Ok(Event::Apply(obj) | Event::Delete(obj))
                     if !order.in_order(&obj.metadata.resource_version) =>
