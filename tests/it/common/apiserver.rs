@@ -560,6 +560,11 @@ fn serve(listener: tokio::net::TcpListener, shared: Shared) -> Serving {
     let app = axum::Router::new().fallback(handle).with_state(shared);
     let task = tokio::spawn(async move {
         let shutdown = async move { drop(stopped.await) };
+        // TCP_NODELAY, as Go's net package (so the real API server) sets on every
+        // connection: without it a watch event can sit behind Nagle's algorithm until the
+        // client's delayed ACK, tens of milliseconds.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| drop(tcp.set_nodelay(true)));
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
         let _ = server.await;
     });
