@@ -27,7 +27,8 @@
 #   SERVICES=10000 flock /tmp/clusterdns-bench.lock bench/api-scale.sh
 #
 # Environment: SERVICES (100000), PER_HEADLESS (100), HEADLESS_PERCENT (10), MODES
-# ("streaming paged"), CHURN_RATE (2000), CHURN_SECONDS (60), CHURN_ENDPOINTS ("1 0"), SETTLE (3), TIMEOUT (180),
+# ("streaming paged"), CHURN_RATE (2000), CHURN_SECONDS (60), CHURN_ENDPOINTS ("1 0"), CHURN_LOAD
+# (1; 0: the churn without dnsperf, the programming latency on an idle server), SETTLE (3), TIMEOUT (180),
 # RELIST_NAMES (1000), PORT (15570; side port +1, emulator control +2), BENCH_CACHE
 # (/tmp/clusterdns-bench-cache), KEEP (a directory to keep logs in), NO_BUILD=1, SERVER_ENV
 # (NAME=VALUE words clusterdns is started with, e.g. an LD_PRELOAD of another allocator).
@@ -42,6 +43,7 @@ MODES=${MODES:-"streaming paged"}
 CHURN_RATE=${CHURN_RATE:-2000}
 CHURN_SECONDS=${CHURN_SECONDS:-60}
 CHURN_ENDPOINTS=${CHURN_ENDPOINTS:-"1 0"}
+CHURN_LOAD=${CHURN_LOAD:-1}
 SETTLE=${SETTLE:-3}
 TIMEOUT=${TIMEOUT:-180}
 RELIST_NAMES=${RELIST_NAMES:-1000}
@@ -210,21 +212,27 @@ churn() {
     control "churn?rate=1&seconds=0&endpoints=$1" 60 >/dev/null
     sleep 2
   fi
-  metrics >"$work/metrics-before.txt"
+  metrics >"$work/metrics-before-$1.txt"
   c0=$(ticks "$server"); e0=$(ticks "$emulator")
   # Niced: the emulator's watch events go first on the shared CPU, so the programming latency
   # measured is clusterdns's, not the emulator's queue.
-  nice -n 10 dnsperf -s 127.0.0.1 -p "$PORT" -d "$dir/queries.txt" -c 4 -q 100 -t 2 -l "$CHURN_SECONDS" \
-    >"$work/dnsperf-churn.log" 2>&1 &
-  local perf=$!
+  local perf=
+  if [ "$CHURN_LOAD" = 1 ]; then
+    nice -n 10 dnsperf -s 127.0.0.1 -p "$PORT" -d "$dir/queries.txt" -c 4 -q 100 -t 2 -l "$CHURN_SECONDS" \
+      >"$work/dnsperf-churn-$1.log" 2>&1 &
+    perf=$!
+  else
+    : >"$work/dnsperf-churn-$1.log"
+    sleep 1 & perf=$!
+  fi
   pids+=("$perf")
   ch_report=$(control "churn?rate=$CHURN_RATE&seconds=$CHURN_SECONDS&endpoints=$1" $((CHURN_SECONDS + 60)))
   wait "$perf" || true
   ch_cd_cpu=$(secs $(($(ticks "$server") - c0)))
   ch_emu_cpu=$(secs $(($(ticks "$emulator") - e0)))
-  ch_sent=$(sed -n 's/^ *Queries sent: *\([0-9]*\).*/\1/p' "$work/dnsperf-churn.log")
-  ch_lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$work/dnsperf-churn.log")
-  ch_qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' "$work/dnsperf-churn.log")
+  ch_sent=$(sed -n 's/^ *Queries sent: *\([0-9]*\).*/\1/p' "$work/dnsperf-churn-$1.log")
+  ch_lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$work/dnsperf-churn-$1.log")
+  ch_qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' "$work/dnsperf-churn-$1.log")
   # Caught up: the programming observations stop growing (every change programmed; at most
   # TIMEOUT s). The p99 is over every change of the churn, those programmed late included.
   local t_end n_prev=-1 n_now
@@ -237,8 +245,8 @@ churn() {
     sleep 2
   done
   ch_drain=$(awk -v a="$t_end" -v b="$(now)" 'BEGIN { printf "%.0f", b - a - 2 }')
-  metrics >"$work/metrics-after.txt"
-  read -r ch_p99 ch_obs < <(histogram_p99 "$work/metrics-before.txt" "$work/metrics-after.txt")
+  metrics >"$work/metrics-after-$1.txt"
+  read -r ch_p99 ch_obs < <(histogram_p99 "$work/metrics-before-$1.txt" "$work/metrics-after-$1.txt")
   ch_rss=$(mib "$(kib VmRSS "$server")")
   ch_emu_rss=$(mib "$(kib VmRSS "$emulator")")
   log "churn of $what: $ch_report; programming p99 ${ch_p99} ms over $ch_obs observations, caught up ${ch_drain} s after; dnsperf ${ch_sent} sent, ${ch_lost} lost, ${ch_qps} qps"
