@@ -17,6 +17,13 @@
   dnstool.py window LOG [--from EPOCH] [--to EPOCH] [--first]
       A client log's queries sent in [from, to): "sent answered lost p50_ms p99_ms max_ms"; with
       --first, "offset_s latency_ms" of the first query sent at or after --from.
+  dnstool.py verify --server ADDR:PORT --names FILE [--count N] [--rate R] [--seconds S]
+                    [--until FILE]
+      Answers correct throughout a change that must not alter them (a relist): asks the first N
+      names of FILE twice for the expected answers (rcode and answer section; names whose two
+      answers differ are left out), then asks them in turn, one at a time at R a second, for S
+      seconds or until FILE exists. Prints "names sent correct wrong lost"; the first wrong
+      answers go to stderr.
   dnstool.py churn --dir D --slices N --interval S --seconds T --server ADDR:PORT --log FILE
       Rewrites D/churn.yaml (by rename) every S seconds: N headless Services' EndpointSlices,
       every slice a new address, stamped with endpoints.kubernetes.io/last-change-trigger-time
@@ -315,6 +322,82 @@ def query(args):
     return 0
 
 
+# --- verify --------------------------------------------------------------------------------
+
+def answer_section(pkt):
+    """(rcode, the answer section's bytes): what must not change while the data does not."""
+    an = struct.unpack(">H", pkt[6:8])[0]
+    start = question_end(pkt)
+    if start is None:
+        return (pkt[3] & 0xF, b"")
+    i = start + 4
+    for _ in range(an):
+        while i < len(pkt):
+            n = pkt[i]
+            if n == 0:
+                i += 1
+                break
+            if n & 0xC0:
+                i += 2
+                break
+            i += n + 1
+        if i + 10 > len(pkt):
+            break
+        i += 10 + struct.unpack(">H", pkt[i + 8:i + 10])[0]
+    return (pkt[3] & 0xF, pkt[start + 4:i])
+
+
+def ask(sock, server, qid, name, qtype, timeout):
+    """One query, waited for up to timeout: the reply's (rcode, answer section), or None."""
+    sock.sendto(query_packet(qid, name, qtype, False), server)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            return None
+        pkt = sock.recv(65535)
+        if len(pkt) >= 12 and pkt[:2] == struct.pack(">H", qid):
+            return answer_section(pkt)
+
+
+def verify(args):
+    names = load_names(args.names)[:args.count]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server = addr(args.server)
+    qid = random.randrange(65536)
+    expected = []
+    for name, qtype in names:
+        seen = []
+        for _ in range(2):
+            qid = (qid + 1) & 0xFFFF
+            seen.append(ask(sock, server, qid, name, qtype, 1.0))
+        if seen[0] is not None and seen[0] == seen[1]:
+            expected.append((name, qtype, seen[0]))
+    period = 1.0 / args.rate
+    start = time.monotonic()
+    sent = correct = wrong = lost = 0
+    while time.monotonic() - start < args.seconds:
+        if args.until and os.path.exists(args.until):
+            break
+        name, qtype, want = expected[sent % len(expected)]
+        qid = (qid + 1) & 0xFFFF
+        got = ask(sock, server, qid, name, qtype, args.timeout)
+        sent += 1
+        if got is None:
+            lost += 1
+        elif got == want:
+            correct += 1
+        else:
+            wrong += 1
+            if wrong <= 5:
+                print(f"verify: {name} {qtype}: rcode {got[0]} (expected {want[0]}), "
+                      f"answer {'differs' if got[1] != want[1] else 'same'}", file=sys.stderr)
+        pause = start + sent * period - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    print(f"{len(expected)} {sent} {correct} {wrong} {lost}")
+
+
 # --- churn ---------------------------------------------------------------------------------
 
 def churn_manifest(n, slices, stamp):
@@ -453,13 +536,22 @@ def main():
     h.add_argument("--server", required=True)
     h.add_argument("--probe-timeout", type=float, default=5.0)
     h.add_argument("--log")
+    v = sub.add_parser("verify")
+    v.add_argument("--server", required=True)
+    v.add_argument("--names", required=True)
+    v.add_argument("--count", type=int, default=1000)
+    v.add_argument("--rate", type=float, default=500)
+    v.add_argument("--seconds", type=float, default=60)
+    v.add_argument("--until")
+    v.add_argument("--timeout", type=float, default=1.0)
     w = sub.add_parser("window")
     w.add_argument("log")
     w.add_argument("--from", dest="start", type=float, default=0)
     w.add_argument("--to", dest="end", type=float, default=1e12)
     w.add_argument("--first", action="store_true")
     args = p.parse_args()
-    return {"upstream": upstream, "client": client, "query": query, "churn": churn, "window": window}[args.cmd](args) or 0
+    return {"upstream": upstream, "client": client, "query": query, "churn": churn, "window": window,
+            "verify": verify}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

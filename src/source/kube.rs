@@ -77,6 +77,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use super::Delta;
+use super::listing::Listing;
 use super::metrics::{KindLabels, Metrics};
 use crate::model::{Document, Object, ObjectKey};
 
@@ -84,6 +85,9 @@ use crate::model::{Document, Object, ObjectKey};
 /// watcher falls back to paged lists (servers without the WatchList feature send the objects
 /// but never the bookmark).
 const STREAMING_LIST_GRACE: Duration = Duration::from_secs(10);
+
+/// Objects in a page of a paged list of EndpointSlices (kube's default, 500, for the others).
+const SLICE_PAGE_SIZE: u32 = 50;
 
 /// The pause before relisting a kind whose watch went out of order (no relist storm when a
 /// stream keeps doing it).
@@ -142,20 +146,42 @@ fn key_of(kind: Kind, obj: &DynamicObject) -> Option<ObjectKey> {
 /// One object from the API, converted; on failure logs the object and field and counts it.
 fn convert(kind: Kind, obj: DynamicObject, metrics: &Metrics) -> Result<Object, Option<ObjectKey>> {
     let key = key_of(kind, &obj);
-    let value = match serde_json::to_value(&obj) {
+    let value = match tree(obj) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(%kind, object = ?key, error = %e, "unreadable object from the API; keeping its last good version");
             return Err(key);
         }
     };
-    drop(obj);
     kind.convert(Document::Tree(value)).map_err(|e| {
         metrics.object_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
         let object = key.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(%kind, %object, field = %e.field, reason = %e.reason, "object rejected; keeping its last good version");
         key
     })
+}
+
+/// The object as one JSON tree, as `serde_json::to_value` would write it, but with its fields
+/// moved, not copied: only the metadata is written out again.
+fn tree(obj: DynamicObject) -> serde_json::Result<serde_json::Value> {
+    use serde_json::Value;
+    let DynamicObject {
+        types,
+        metadata,
+        data,
+    } = obj;
+    let mut fields = match data {
+        Value::Object(fields) => fields,
+        Value::Null => serde_json::Map::new(),
+        // Not an object: no tree of an API object to make (`to_value` refuses it too).
+        other => return Err(serde::de::Error::custom(format!("not an object: {other}"))),
+    };
+    if let Some(types) = types {
+        fields.insert("apiVersion".into(), Value::String(types.api_version));
+        fields.insert("kind".into(), Value::String(types.kind));
+    }
+    fields.insert("metadata".into(), serde_json::to_value(metadata)?);
+    Ok(Value::Object(fields))
 }
 
 /// Watches one kind until `sink` closes, sending deltas: a `Reset` for every full list
@@ -279,12 +305,15 @@ pub async fn watch_kind_selected(
         }
         if streaming {
             config = config.streaming_lists();
+        } else if kind == Kind::EndpointSlice {
+            // A page is decoded whole before its first object is converted: 500 slices of
+            // 100 endpoints are a few hundred megabytes of JSON tree.
+            config = config.page_size(SLICE_PAGE_SIZE);
         }
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
         let mut order = Order::default();
         let mut backoff = Duration::ZERO;
-        let mut listed: Vec<Object> = Vec::new();
-        let mut retain: Vec<ObjectKey> = Vec::new();
+        let mut listing = Listing::default();
         let mut failing: Option<String> = None;
         let mut synced_once = false;
         loop {
@@ -308,36 +337,28 @@ pub async fn watch_kind_selected(
             }
             let deltas = match event {
                 Ok(Event::Init) => {
-                    listed.clear();
-                    retain.clear();
+                    listing.clear();
                     continue;
                 }
                 Ok(Event::InitApply(obj)) => {
-                    match convert(kind, obj, &metrics) {
-                        Ok(o) => listed.push(o),
-                        Err(Some(key)) => retain.push(key),
-                        Err(None) => {}
+                    let batch = listing.add(convert(kind, obj, &metrics), synced_once);
+                    if batch.is_some_and(|b| sink.send(b).is_err()) {
+                        return;
                     }
                     continue;
                 }
                 Ok(Event::InitDone) => {
                     metrics.relists.get_or_create(&labels).inc();
+                    let objects = listing.len();
                     if let Some(cause) = failing.take() {
-                        tracing::info!(%kind, %cause, objects = listed.len(), "relisted after watch failure");
+                        tracing::info!(%kind, %cause, objects, "relisted after watch failure");
                     } else if synced_once {
-                        tracing::info!(%kind, objects = listed.len(), "relisted");
+                        tracing::info!(%kind, objects, "relisted");
                     } else {
-                        tracing::info!(%kind, objects = listed.len(), streaming, "listed");
+                        tracing::info!(%kind, objects, streaming, "listed");
                     }
                     synced_once = true;
-                    vec![
-                        Delta::Reset {
-                            kind,
-                            objects: std::mem::take(&mut listed),
-                            retain: std::mem::take(&mut retain),
-                        },
-                        Delta::Synced(kind),
-                    ]
+                    listing.finish(kind)
                 }
                 Ok(Event::Apply(obj) | Event::Delete(obj))
                     if !order.in_order(&obj.metadata.resource_version) =>

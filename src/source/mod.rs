@@ -1,6 +1,7 @@
 //! Sources turn the world into `Delta`s of model objects; they know nothing about DNS.
 
 pub mod kube;
+mod listing;
 pub mod manifests;
 pub mod metrics;
 pub mod selector;

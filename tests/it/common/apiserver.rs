@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,15 +88,20 @@ struct Target {
 }
 
 impl Target {
-    fn matches(&self, (res, ns, _): &Key, obj: &Value) -> bool {
+    fn matches(&self, (res, ns, _): &Key, obj: &Obj) -> bool {
+        if *res != self.res || self.ns.as_ref().is_some_and(|n| n != ns) {
+            return false;
+        }
+        if self.labels.is_empty() && self.fields.is_empty() {
+            return true;
+        }
+        let obj = &obj.full(*res);
         let holds = |(_, want, neg): &Term, actual: Option<&str>| match want {
             Some(vs) => actual.is_some_and(|a| vs.iter().any(|v| v == a)) != *neg,
             None => actual.is_some() != *neg,
         };
         let field = |path: &str| path.split('.').fold(obj, |v, part| &v[part]).as_str();
-        *res == self.res
-            && self.ns.as_ref().is_none_or(|n| n == ns)
-            && (self.labels.iter()).all(|t| holds(t, obj["metadata"]["labels"][&t.0].as_str()))
+        (self.labels.iter()).all(|t| holds(t, obj["metadata"]["labels"][&t.0].as_str()))
             && (self.fields.iter()).all(|t| holds(t, field(&t.0)))
     }
 
@@ -110,7 +116,7 @@ impl Target {
             (kind, _, true) => kind,
             _ => return None,
         };
-        Some(event_line(kind, &c.obj))
+        Some(object_line(kind, c.key.0, &c.obj))
     }
 }
 
@@ -171,15 +177,43 @@ struct Change {
     rv: u64,
     key: Key,
     kind: &'static str,
-    obj: Value,
-    prev: Option<Value>,
+    obj: Obj,
+    prev: Option<Obj>,
+}
+
+/// A stored object, serialized once: its JSON without `apiVersion` and `kind`, as a list item
+/// (a watch event puts them back from the resource). Text, not a `Value` tree, which would
+/// take gigabytes for a cluster of a million endpoints.
+#[derive(Clone)]
+struct Obj(Arc<str>);
+
+impl Obj {
+    fn new(obj: &Value) -> Obj {
+        let mut text = Vec::new();
+        write_item(&mut text, obj);
+        Obj(String::from_utf8_lossy(&text).into())
+    }
+
+    /// The object without `apiVersion` and `kind`.
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// The object with the `apiVersion` and `kind` of resource `res`.
+    fn full(&self, res: usize) -> Value {
+        let mut obj = self.value();
+        let Res(_, api_version, kind, _) = RESOURCES[res];
+        obj["apiVersion"] = json!(api_version);
+        obj["kind"] = json!(kind);
+        obj
+    }
 }
 
 #[derive(Default)]
 struct Store {
     rv: u64,
     compacted: u64,
-    objects: BTreeMap<Key, Value>,
+    objects: BTreeMap<Key, Obj>,
     history: Vec<Change>,
     watches: Vec<(Target, Sender)>,
     failing: bool,
@@ -208,14 +242,18 @@ struct Store {
     held: Vec<(Sender, String)>,
     /// Every request, with when it came.
     stamped: Vec<(Instant, String)>,
+    /// When non-zero, the most changes kept for replay: older ones are compacted away as
+    /// new ones come (etcd's periodic compaction), so a long churn does not grow the history.
+    history_limit: usize,
 }
 
 impl Store {
     /// Records `obj` (kind ADDED, MODIFIED or DELETED) at a new resourceVersion and sends it
     /// to the watches that see it, under the one lock, so every stream gets changes in order.
-    fn change(&mut self, key: Key, kind: &'static str, mut obj: Value, prev: Option<Value>) {
+    fn change(&mut self, key: Key, kind: &'static str, mut obj: Value, prev: Option<Obj>) {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let obj = Obj::new(&obj);
         if kind != "DELETED" {
             self.objects.insert(key.clone(), obj.clone());
         }
@@ -251,6 +289,11 @@ impl Store {
         self.hold_next = false;
         self.cut_next_event = false;
         self.history.push(change);
+        if self.history_limit > 0 && self.history.len() >= 2 * self.history_limit {
+            let dropped = self.history.len() - self.history_limit;
+            self.compacted = self.history[dropped - 1].rv;
+            self.history.drain(..dropped);
+        }
     }
 }
 
@@ -328,7 +371,10 @@ impl ApiServer {
         let mut st = self.lock();
         let prev = st.objects.get(&key).cloned();
         let meta = &mut obj["metadata"];
-        let kept = prev.as_ref().map_or(&*meta, |p| &p["metadata"]).clone();
+        let kept = match &prev {
+            Some(p) => p.value()["metadata"].take(),
+            None => meta.clone(),
+        };
         let uid = format!("{:08x}-0000-4000-8000-{:012x}", self.addr.port(), st.rv + 1);
         meta["uid"] = kept.get("uid").cloned().unwrap_or(json!(uid));
         meta["creationTimestamp"] =
@@ -350,8 +396,41 @@ impl ApiServer {
         let Some(obj) = st.objects.remove(&key) else {
             return false;
         };
-        st.change(key, "DELETED", obj, None);
+        st.change(key, "DELETED", obj.value(), None);
         true
+    }
+
+    /// Keeps at most about `changes` changes for replay (0: all), compacting older ones away
+    /// as new ones come.
+    pub fn set_history_limit(&self, changes: usize) {
+        self.lock().history_limit = changes;
+    }
+
+    /// The stored object, if any (`namespace` is ignored for cluster-scoped kinds).
+    pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let res = resource_of(Some(api_version), Some(kind));
+        let ns = if RESOURCES[res].3 { namespace } else { "" };
+        let key = (res, ns.to_owned(), name.to_owned());
+        self.lock().objects.get(&key).map(|o| o.full(res))
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Forces every watcher to relist: the resourceVersion moves on, everything before it is
+    /// compacted away and every open watch is cut, so a watch resumed from the last
+    /// resourceVersion its client saw gets `410 Expired`. One step under the lock: no
+    /// bookmark carries the new resourceVersion to a client first.
+    pub fn force_relist(&self) {
+        let mut st = self.lock();
+        st.rv += 1;
+        st.compacted = st.rv;
+        st.history.clear();
+        for (_, tx) in st.watches.drain(..) {
+            let _ = tx.send(None);
+        }
     }
 
     /// Forgets the history: watches from an older resourceVersion, and continue tokens issued
@@ -481,6 +560,11 @@ fn serve(listener: tokio::net::TcpListener, shared: Shared) -> Serving {
     let app = axum::Router::new().fallback(handle).with_state(shared);
     let task = tokio::spawn(async move {
         let shutdown = async move { drop(stopped.await) };
+        // TCP_NODELAY, as Go's net package (so the real API server) sets on every
+        // connection: without it a watch event can sit behind Nagle's algorithm until the
+        // client's delayed ACK, tens of milliseconds.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| drop(tcp.set_nodelay(true)));
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
         let _ = server.await;
     });
@@ -630,29 +714,65 @@ fn list(st: &Store, target: &Target, q: &Params) -> Reply {
         }
         None => (st.rv, None),
     };
-    let mut items: Vec<(&Key, &Value)> = (st.objects.iter())
-        .filter(|(k, obj)| after.as_ref().is_none_or(|a| *k > a) && target.matches(k, obj))
-        .collect();
+    // Keys sort by resource first: a range from the continue key (or the resource's first
+    // key) visits only this resource's objects after it.
+    let from = match after {
+        Some(a) => Bound::Excluded(a),
+        None => Bound::Included((target.res, String::new(), String::new())),
+    };
+    let mut matching = (st.objects.range((from, Bound::Unbounded)))
+        .take_while(|(k, _)| k.0 == target.res)
+        .filter(|(k, obj)| target.matches(k, obj));
+    let items: Vec<(&Key, &Obj)> = if limit > 0 {
+        matching.by_ref().take(limit).collect()
+    } else {
+        matching.by_ref().collect()
+    };
+    let remaining = matching.count();
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
-    if limit > 0 && items.len() > limit {
-        let (_, ns, name) = items[limit - 1].0;
+    if remaining > 0
+        && let Some(((_, ns, name), _)) = items.last()
+    {
         metadata["continue"] = json!(format!("{list_rv}|{ns}|{name}"));
-        metadata["remainingItemCount"] = json!(items.len() - limit);
-        items.truncate(limit);
+        metadata["remainingItemCount"] = json!(remaining);
     }
-    let items: Vec<Value> = (items.into_iter())
-        .map(|(_, obj)| {
-            let mut item = obj.clone();
-            if let Some(map) = item.as_object_mut() {
-                map.retain(|field, _| field != "apiVersion" && field != "kind");
-            }
-            item
-        })
-        .collect();
+    // Written item by item, without copying the objects: lists of a large cluster are
+    // hundreds of megabytes.
     let Res(_, api_version, kind, _) = RESOURCES[target.res];
-    let list = json!({"kind": format!("{kind}List"), "apiVersion": api_version,
-                      "metadata": metadata, "items": items});
-    Ok(reply(StatusCode::OK, list.to_string()))
+    let head = json!({"kind": format!("{kind}List"), "apiVersion": api_version,
+                      "metadata": metadata});
+    let mut body = head.to_string().into_bytes();
+    body.pop(); // the closing brace
+    body.extend_from_slice(br#","items":["#);
+    for (i, (_, obj)) in items.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(obj.0.as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    Ok(reply(StatusCode::OK, body))
+}
+
+/// Writes `obj` as a list item: without `apiVersion` and `kind`, as the real server does.
+fn write_item(out: &mut Vec<u8>, obj: &Value) {
+    let Some(map) = obj.as_object() else {
+        let _ = serde_json::to_writer(&mut *out, obj);
+        return;
+    };
+    out.push(b'{');
+    let fields = map
+        .iter()
+        .filter(|(f, _)| *f != "apiVersion" && *f != "kind");
+    for (i, (field, value)) in fields.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut *out, field);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    out.push(b'}');
 }
 
 fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
@@ -676,7 +796,7 @@ fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
     if send_initial.unwrap_or(from.is_empty() || from == "0") {
         // The current state as ADDED events (a streaming list ends it with a bookmark).
         for (_, obj) in st.objects.iter().filter(|(k, obj)| target.matches(k, obj)) {
-            send(event_line("ADDED", obj));
+            send(object_line("ADDED", target.res, obj));
         }
         if send_initial == Some(true) && bookmarks {
             send(bookmark_line(target.res, st.rv, true));
@@ -753,8 +873,22 @@ struct WatchBody {
     deadline: Instant,
 }
 
+/// A watch event of a stored object, written around its text.
+fn object_line(kind: &str, res: usize, obj: &Obj) -> String {
+    let Res(_, api_version, res_kind, _) = RESOURCES[res];
+    let rest = obj.0.strip_prefix('{').unwrap_or("}");
+    let sep = if rest == "}" { "" } else { "," };
+    format!(
+        r#"{{"object":{{"apiVersion":{},"kind":{}{sep}{rest},"type":{}}}"#,
+        json!(api_version),
+        json!(res_kind),
+        json!(kind)
+    ) + "\n"
+}
+
 fn event_line(kind: &str, obj: &Value) -> String {
-    format!("{}\n", json!({"type": kind, "object": obj}))
+    // Written around the object rather than through `json!`, which would copy it.
+    format!(r#"{{"type":{},"object":{obj}}}"#, json!(kind)) + "\n"
 }
 
 fn bookmark_line(res: usize, rv: u64, initial_end: bool) -> String {
