@@ -21,7 +21,9 @@
 #   bench/overload.sh
 #   OVERLOAD_SECONDS=30 FACTOR=2 bench/overload.sh
 # Environment: SERVICES (10000), CAPACITY_SECONDS (15), OVERLOAD_SECONDS (60), FACTOR (3),
-# SOCKETS (32), CLIENT_RATE (100), PORT (15570), BENCH_CACHE, NO_BUILD=1, KEEP_WORK=1.
+# SOCKETS (32), HOG (1: a busy loop shares CPU 0 with the server at the same priority, so
+# the server has about half a core and one core of load can offer 3x what it answers), NO_READ (1: the loader leaves replies unread and sends more; answered is then
+# the server's count of responses), CLIENT_RATE (100), PORT (15570), BENCH_CACHE, NO_BUILD=1, KEEP_WORK=1.
 # Loopback only (127.0.0.1, the client from 127.0.0.2); every load bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +86,10 @@ udp() { awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; 
 log "what else runs: $(uptime | sed 's/.*load average/load average/')"
 ps -eo pid,ni,pcpu,comm --sort=-pcpu | head -8 >"$WORK/ps-before.txt"
 
+if [ -n "${HOG:-}" ]; then
+  taskset -c 0 bash -c 'while :; do :; done' &
+  pids+=($!)
+fi
 # --- 1. capacity ---------------------------------------------------------------------------
 a=$(cpu_ticks "$server"); t0=$(date +%s.%N)
 cp /proc/stat "$WORK/stat0"
@@ -98,7 +104,11 @@ cap_share=$(awk -v t=$((b - a)) -v hz="$HZ" -v a="$t0" -v b="$t1" 'BEGIN { print
 log "capacity: $capacity answered/s (server CPU ${cap_share}%), $cap_qpc per server CPU-second"
 
 # --- 2. overload ---------------------------------------------------------------------------
-rate=$((cap_qpc * FACTOR))
+# The capacity the load is a multiple of: one whole core's (per server CPU-second), or with
+# HOG the answered rate on the share of CPU 0 the server has beside the busy loop.
+cap=$cap_qpc
+[ -n "${HOG:-}" ] && cap=$capacity
+rate=$((cap * FACTOR))
 rss_log=$WORK/rss.txt
 (
   while kill -0 "$server" 2>/dev/null; do
@@ -121,7 +131,7 @@ a=$(cpu_ticks "$server")
 cp /proc/stat "$WORK/stat2"
 start=$(date +%s.%N)
 taskset -c 1 "$GEN" flood --server "127.0.0.1:$PORT" --queries "$dir/queries.txt" --rate "$rate" \
-  --seconds "$OVERLOAD_SECONDS" --sockets "$SOCKETS" --timeout-ms 500 >"$WORK/flood.log" 2>&1 &
+  --seconds "$OVERLOAD_SECONDS" --sockets "$SOCKETS" --timeout-ms 500 ${NO_READ:+--no-read} >"$WORK/flood.log" 2>&1 &
 loader=$!
 pids+=("$loader")
 # The overload ends when the loader stops sending, before it waits out the last timeouts.
@@ -142,6 +152,13 @@ flood_field() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/flood.log"; }
 sent=$(flood_field sent); answered=$(flood_field answered); lost=$(flood_field lost); late=$(flood_field late)
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
 offered=$(awk -v n="$sent" -v s="$secs" 'BEGIN { printf "%d", n / s }')
+answered_how="answered within 0.5 s during the overload"
+if [ -n "${NO_READ:-}" ]; then
+  # The loader read nothing: what was answered is what the server sent (within the queue's
+  # 100 ms bound of the query's read, so within the 0.5 s).
+  answered=$((resp1 - resp0))
+  answered_how="answered during the overload (the server's responses; the loader left them unread)"
+fi
 ans_rate=$(awk -v n="$answered" -v s="$secs" 'BEGIN { printf "%d", n / s }')
 ov_share=$(awk -v t=$((b - a)) -v hz="$HZ" -v s="$secs" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
 ov_qpc=$(awk -v n="$answered" -v t=$((b - a)) -v hz="$HZ" 'BEGIN { printf "%d", (t > 0 ? n * hz / t : 0) }')
@@ -161,12 +178,13 @@ echo
 echo "| figure | value |"
 echo "|---|---:|"
 echo "| capacity: answered per server CPU-second (dnsperf -c 4 -q 100, ${CAPACITY_SECONDS} s) | **$cap_qpc** ($capacity answered/s at server CPU $cap_share%) |"
-echo "| offered during the overload (clusterdns-bench flood, $SOCKETS sockets, --rate $rate) | $offered q/s ($(awk -v o="$offered" -v c="$cap_qpc" 'BEGIN { printf "%.2f", o / c }')× capacity) |"
-echo "| answered within 0.5 s during the overload | **$ans_rate q/s = $(awk -v o="$ans_rate" -v c="$cap_qpc" 'BEGIN { printf "%.0f", 100 * o / c }')% of capacity** (server CPU $ov_share%; $ov_qpc per CPU-s) |"
+echo "| the capacity the load is a multiple of | $cap q/s ($([ -n "${HOG:-}" ] && echo "answered per second on the server's share of CPU 0 beside a busy loop" || echo "one core: per server CPU-second")) |"
+echo "| offered during the overload (clusterdns-bench flood, $SOCKETS sockets, --rate $rate) | $offered q/s ($(awk -v o="$offered" -v c="$cap" 'BEGIN { printf "%.2f", o / c }')× capacity) |"
+echo "| $answered_how | **$ans_rate q/s = $(awk -v o="$ans_rate" -v c="$cap" 'BEGIN { printf "%.0f", 100 * o / c }')% of capacity** (server CPU $ov_share%; $ov_qpc per CPU-s) |"
 echo "| CPU 0 during the capacity run / the overload (/proc/stat) | $(cpu_split 0 "$WORK/stat0" "$WORK/stat1") / $(cpu_split 0 "$WORK/stat2" "$WORK/stat3") |"
 echo "| answered during the overload, per server CPU-second, against the capacity's | $(awk -v a="$ov_qpc" -v c="$cap_qpc" 'BEGIN { printf "%.0f%%", c ? 100 * a / c : 0 }') |"
 echo "| loader's queries sent / answered / late (after 0.5 s) / lost | $sent / $answered / $late / $lost |"
-echo "| requests / responses the server counted (clusterdns_dns_requests_total, _responses_total) | $((req1 - req0)) / $((resp1 - resp0)) ($(awk -v n=$((resp1 - resp0)) -v s="$secs" -v c="$cap_qpc" 'BEGIN { printf "%d a second, %.0f%% of capacity", n / s, 100 * n / s / c }')) |"
+echo "| requests / responses the server counted (clusterdns_dns_requests_total, _responses_total) | $((req1 - req0)) / $((resp1 - resp0)) ($(awk -v n=$((resp1 - resp0)) -v s="$secs" -v c="$cap" 'BEGIN { printf "%d a second, %.0f%% of capacity", n / s, 100 * n / s / c }')) |"
 echo "| kernel UDP receive-buffer drops (/proc/net/snmp RcvbufErrors, all sockets) | $((snmp1_rcv - snmp0_rcv)) (InErrors $((snmp1_in - snmp0_in))) |"
 echo "| clusterdns_dropped_total (all reasons; by reason below) | $((drop1 - drop0)) |"
 for reason in udp_queue_wait udp_queue_full udp_inflight; do

@@ -34,6 +34,9 @@ pub struct Plan<'a> {
     pub sockets: usize,
     pub bind: std::net::IpAddr,
     pub timeout: Duration,
+    /// Leave the replies unread (the kernel drops them): all the loader's CPU goes to sending,
+    /// and what was answered is the server's own count.
+    pub no_read: bool,
 }
 
 /// One socket: its ID counter and each ID's send time (nanoseconds from the start, 0 for none).
@@ -74,15 +77,16 @@ fn encode(queries: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// Runs the load and prints what happened.
-pub fn flood(plan: &Plan<'_>) -> anyhow::Result<()> {
-    let queries = encode(plan.queries)?;
-    let mut sources = (0..plan.sockets.max(1))
+/// The flood's sockets, bound and non-blocking.
+fn open_sources(plan: &Plan<'_>) -> anyhow::Result<Vec<Source>> {
+    let sources = (0..plan.sockets.max(1))
         .map(|_| {
             let socket = UdpSocket::bind(SocketAddr::new(plan.bind, 0))?;
             socket.set_nonblocking(true)?;
             // Room for the replies that arrive while the loop is sending.
-            socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER)?;
+            if !plan.no_read {
+                socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER)?;
+            }
             Ok(Source {
                 socket,
                 next_id: 0,
@@ -91,6 +95,13 @@ pub fn flood(plan: &Plan<'_>) -> anyhow::Result<()> {
         })
         .collect::<std::io::Result<Vec<_>>>()
         .context("binding the flood's sockets")?;
+    Ok(sources)
+}
+
+/// Runs the load and prints what happened.
+pub fn flood(plan: &Plan<'_>) -> anyhow::Result<()> {
+    let queries = encode(plan.queries)?;
+    let mut sources = open_sources(plan)?;
     let mut tx = Sender::new(BATCH);
     let mut rx = Receiver::new(BATCH);
     let mut tally = Tally::default();
@@ -151,7 +162,9 @@ pub fn flood(plan: &Plan<'_>) -> anyhow::Result<()> {
                 }
             }
         }
-        receive(&mut sources, &mut rx, &mut tally, start, timeout_ns);
+        if !plan.no_read {
+            receive(&mut sources, &mut rx, &mut tally, start, timeout_ns);
+        }
         if tally.sent >= due {
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -210,10 +223,11 @@ fn report(plan: &Plan<'_>, tally: &Tally, length: Duration) {
     println!("offered_qps {:.0}", tally.sent as f64 / secs);
     println!("answered_qps {:.0}", tally.answered as f64 / secs);
     println!(
-        "plan rate={} seconds={} sockets={} timeout_ms={}",
+        "plan rate={} seconds={} sockets={} timeout_ms={} read_replies={}",
         plan.rate,
         plan.seconds,
         plan.sockets,
-        plan.timeout.as_millis()
+        plan.timeout.as_millis(),
+        !plan.no_read
     );
 }

@@ -90,6 +90,10 @@ enum Command {
         /// A reply later than this is counted late, not answered.
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
+        /// Leave the replies unread (the kernel drops them), so all the loader's CPU goes to
+        /// sending; then only the server can say what it answered.
+        #[arg(long)]
+        no_read: bool,
     },
     /// Send one UDP query and print the rcode and answer count; exit 1 without a reply.
     Probe {
@@ -134,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sockets,
             bind,
             timeout_ms,
+            no_read,
         } => flood::flood(&flood::Plan {
             server,
             queries: &queries,
@@ -142,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sockets,
             bind,
             timeout: Duration::from_millis(timeout_ms),
+            no_read,
         })
         .map(|()| ExitCode::SUCCESS),
         Command::Load { dir } => load::load(&dir).map(|()| ExitCode::SUCCESS),
