@@ -207,7 +207,7 @@ impl Queue {
         }
         self.enqueue(bulk, false);
         while self.bytes > QUEUE_BYTES || self.datagrams > QUEUE_DATAGRAMS {
-            let Some(batch) = self.take_oldest() else {
+            let Some(batch) = self.take(false) else {
                 break;
             };
             self.dropped.full += batch.len() as u64;
@@ -233,12 +233,7 @@ impl Queue {
     /// `MAX_WAIT` by `now`.
     pub fn pop(&mut self, now: Instant) -> Option<Batch> {
         loop {
-            let batch = match self.priority.pop_front() {
-                Some(batch) => batch,
-                None => self.bulk.pop_front()?,
-            };
-            self.bytes -= batch.data.len();
-            self.datagrams -= batch.len();
+            let batch = self.take(true)?;
             let waited = batch
                 .at
                 .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
@@ -250,15 +245,9 @@ impl Queue {
         }
     }
 
-    /// Every batch left, oldest class by class, without the time bound (at shutdown).
+    /// Every batch left, priority first, without the time bound (at shutdown).
     pub fn pop_any(&mut self) -> Option<Batch> {
-        let batch = match self.priority.pop_front() {
-            Some(batch) => batch,
-            None => self.bulk.pop_front()?,
-        };
-        self.bytes -= batch.data.len();
-        self.datagrams -= batch.len();
-        Some(batch)
+        self.take(true)
     }
 
     /// Drops counted since the last call.
@@ -281,11 +270,16 @@ impl Queue {
         batch
     }
 
-    /// The oldest bulk batch, else the oldest priority batch.
-    fn take_oldest(&mut self) -> Option<Batch> {
-        let batch = match self.bulk.pop_front() {
+    /// The oldest batch of one class (priority or bulk first), else of the other.
+    fn take(&mut self, priority_first: bool) -> Option<Batch> {
+        let (first, second) = if priority_first {
+            (&mut self.priority, &mut self.bulk)
+        } else {
+            (&mut self.bulk, &mut self.priority)
+        };
+        let batch = match first.pop_front() {
             Some(batch) => batch,
-            None => self.priority.pop_front()?,
+            None => second.pop_front()?,
         };
         self.bytes -= batch.data.len();
         self.datagrams -= batch.len();

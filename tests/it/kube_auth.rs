@@ -15,30 +15,45 @@ use std::time::Duration;
 use clap::Parser;
 use clusterdns::config::Config;
 use common::apiserver::ApiServer;
+use common::objects::cluster_ip;
 use common::{eventually, http_get};
 use hickory_proto::rr::RecordType::A;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// kube re-reads a token file a minute after it last read it (less ten seconds), and its
 /// watches back off up to 30 s after a refusal.
 const WITHIN: Duration = Duration::from_secs(120);
 
-fn cluster_ip(name: &str, ip: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "a"},
-           "spec": {"clusterIP": ip, "clusterIPs": [ip],
-                    "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
-}
-
 /// Writes `text` beside `path` and renames it over, as the kubelet swaps a projected token.
-fn replace(path: &Path, text: &str) {
+pub(crate) fn replace(path: &Path, text: &str) {
     let tmp = path.with_extension("new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
 
-async fn served(addr: SocketAddr, name: &str, want: &str) {
+pub(crate) async fn served(addr: SocketAddr, name: &str, want: &str) {
     let got = eventually(addr, name, A, WITHIN, |t| t.contains(want)).await;
     assert!(got.contains(want), "{name}: want {want} in\n{got}");
+}
+
+/// clusterdns in process, following the cluster `kubeconfig` names (no forwarding).
+pub(crate) async fn start(kubeconfig: &Path) -> clusterdns::app::Running {
+    let config = Config::try_parse_from([
+        "clusterdns",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--no-forward",
+        "--lameduck",
+        "0s",
+        "--startup-timeout",
+        "5s",
+    ])
+    .unwrap();
+    clusterdns::app::start(&config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,22 +79,7 @@ async fn a_rotated_token_file_is_picked_up_and_the_watches_go_on() {
         ),
     )
     .unwrap();
-    let config = Config::try_parse_from([
-        "clusterdns",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--no-forward",
-        "--lameduck",
-        "0s",
-        "--startup-timeout",
-        "5s",
-    ])
-    .unwrap();
-    let running = clusterdns::app::start(&config).await.unwrap();
+    let running = start(&kubeconfig).await;
     let addr = running.udp[0];
     served(addr, "one.a.svc.cluster.local.", "10.96.1.1").await;
     assert_eq!(http_get(running.metrics_addr, "/readyz").await.0, 200);

@@ -9,28 +9,19 @@
 //! `kube_incluster`; a kind refused with 401 or 403 is `kube_refused`.
 
 use crate::common;
+use crate::kube_auth::{replace, served, start};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
-use clusterdns::config::Config;
 use common::binary::Binary;
+use common::http_get;
 use common::objects::{cluster_ip, namespace};
 use common::tls::{HttpsApi, TestPki};
-use common::{eventually, http_get};
-use hickory_proto::rr::RecordType::A;
 
 /// kube re-reads a token file a minute after it last read it (less ten seconds); its
 /// watches back off after a refusal.
 const WITHIN: Duration = Duration::from_secs(120);
-
-/// Writes `text` beside `path` and renames it over, as the kubelet swaps a projected token.
-fn replace(path: &Path, text: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// Writes `dir/kubeconfig`: `server`, trusting `ca`, authenticating with the token in `token`.
 fn kubeconfig(dir: &Path, server: &str, ca: &Path, token: &Path) -> PathBuf {
@@ -47,11 +38,6 @@ fn kubeconfig(dir: &Path, server: &str, ca: &Path, token: &Path) -> PathBuf {
     path
 }
 
-async fn served(addr: std::net::SocketAddr, name: &str, want: &str) {
-    let got = eventually(addr, name, A, WITHIN, |t| t.contains(want)).await;
-    assert!(got.contains(want), "{name}: want {want} in\n{got}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_the_ca_and_a_token_file_syncs_and_follows_a_token_rotation() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,22 +49,7 @@ async fn https_with_the_ca_and_a_token_file_syncs_and_follows_a_token_rotation()
     let token = dir.path().join("token");
     replace(&token, "token-one");
     let kc = kubeconfig(dir.path(), &https.url(), &https.pki.ca_file, &token);
-    let config = Config::try_parse_from([
-        "clusterdns",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--no-forward",
-        "--lameduck",
-        "0s",
-        "--startup-timeout",
-        "5s",
-    ])
-    .unwrap();
-    let running = clusterdns::app::start(&config).await.unwrap();
+    let running = start(&kc).await;
     let addr = running.udp[0];
     served(addr, "one.a.svc.cluster.local.", "10.96.1.1").await;
     assert_eq!(http_get(running.metrics_addr, "/readyz").await.0, 200);
