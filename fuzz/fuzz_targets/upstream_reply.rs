@@ -1,5 +1,5 @@
 //! Arbitrary bytes as an upstream's reply to a known query, through what the forwarder does
-//! with it: acceptance (`forward::upstream::accept_reply`: ID, QR and question checks), the
+//! with it: acceptance (`forward::upstream::accept_reply`: ID, QR, opcode and question), the
 //! cache entry (`Entry::from_message`: kind and lifetime), the served copy (TTLs counted down,
 //! or stale), and the response to the client built from it, which must encode and decode.
 //!
@@ -59,6 +59,11 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(message.metadata.id, UPSTREAM_ID, "accepted another ID");
     assert_eq!(message.metadata.message_type, MessageType::Response);
+    assert_eq!(
+        message.metadata.op_code,
+        OpCode::Query,
+        "accepted another opcode"
+    );
     let asked = message
         .queries
         .first()

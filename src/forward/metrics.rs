@@ -62,8 +62,8 @@ pub struct Metrics {
     pub duration: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     /// `clusterdns_forward_failures_total{to}`: timeouts, network errors, unreadable replies.
     pub failures: Family<UpstreamLabels, Counter>,
-    /// `clusterdns_forward_mismatched_replies_total{to}`: replies dropped for a wrong ID or
-    /// question (spoofing, or late replies).
+    /// `clusterdns_forward_mismatched_replies_total{to}`: replies dropped for a wrong ID,
+    /// opcode or question (spoofing, or late replies), or unreadable.
     pub mismatched: Family<UpstreamLabels, Counter>,
     /// `clusterdns_forward_healthcheck_failures_total{to}`: failed probes of a down upstream.
     pub healthcheck_failures: Family<UpstreamLabels, Counter>,
@@ -181,7 +181,7 @@ impl Metrics {
         );
         r.register(
             "forward_mismatched_replies",
-            "Upstream replies dropped for a wrong ID or question",
+            "Upstream replies dropped for a wrong ID, opcode or question",
             self.mismatched.clone(),
         );
         r.register(

@@ -58,10 +58,14 @@ impl Outgoing {
         m.to_vec().ok()
     }
 
-    /// Whether `reply` answers this query sent with `id`.
+    /// Whether `reply` answers this query sent with `id`: a response with that ID, opcode
+    /// QUERY (copied from the query, RFC 1035 §4.1.1) and question. In an UPDATE reply
+    /// hickory reads a record without RDATA as an update record, which a QUERY response
+    /// cannot carry: no client would read ours (hickory: `InvalidEmptyRecord`).
     fn answered_by(&self, reply: &Message, id: u16) -> bool {
         reply.metadata.id == id
             && reply.metadata.message_type == MessageType::Response
+            && reply.metadata.op_code == OpCode::Query
             && reply.queries.len() == 1
             && reply.queries.first().is_some_and(|q| {
                 q.query_type() == self.qtype
@@ -203,9 +207,9 @@ impl Exchange<'_> {
 }
 
 /// Reads `bytes`, received from an upstream, as the reply to `query` sent with `id`: the parsed
-/// message when it is a response with that ID to that question, `None` for anything else
-/// (malformed bytes, another ID, a query, another question). Every upstream datagram and TCP
-/// message goes through here before it reaches the cache.
+/// message when it is a response with that ID and opcode QUERY to that question, `None` for
+/// anything else (malformed bytes, another ID, a query, another opcode, another question).
+/// Every upstream datagram and TCP message goes through here before it reaches the cache.
 pub fn accept_reply(query: &Outgoing, id: u16, bytes: &[u8]) -> Option<Message> {
     Message::from_vec(bytes)
         .ok()

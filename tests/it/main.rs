@@ -62,5 +62,6 @@ mod rewrite;
 mod serving;
 mod static_zones;
 mod upstream_fake;
+mod upstream_reply;
 mod upstream_transport;
 mod xfr;
