@@ -1037,6 +1037,9 @@ async fn the_cache_keeps_its_size_and_its_popular_answers_through_a_one_hit_floo
             udp(s.addr, &query(name, RecordType::A, None)).await;
         }
     }
+    // What the upstream saw of them while warming (a retry of a slow answer counts there,
+    // not as a refetch during the flood).
+    let warmed: Vec<usize> = hot.iter().map(|n| up.count(n, RecordType::A)).collect();
     // A random-subdomain flood, 1,000 names asked once each (every one a miss, forwarded),
     // while other clients keep asking the popular names.
     for i in 0..2000 {
@@ -1054,7 +1057,9 @@ async fn the_cache_keeps_its_size_and_its_popular_answers_through_a_one_hit_floo
     );
     // The popular names were asked 1,000 times during the flood: at least 99% of those
     // were cache hits (an LRU cache of this size loses nearly all of them).
-    let refetched: usize = hot.iter().map(|n| up.count(n, RecordType::A) - 1).sum();
+    let refetched: usize = (hot.iter().zip(&warmed))
+        .map(|(n, before)| up.count(n, RecordType::A) - before)
+        .sum();
     assert!(
         refetched <= 10,
         "{refetched} of 1,000 popular queries during the flood went upstream"
