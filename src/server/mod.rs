@@ -17,6 +17,7 @@ mod cname;
 pub mod fast;
 mod general;
 pub mod groups;
+mod histogram;
 pub mod limit;
 mod listen;
 pub mod metrics;
