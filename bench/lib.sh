@@ -1,4 +1,4 @@
-# Helpers shared by bench/run and bench/node-local (sourced, not run).
+# Helpers shared by bench/run, bench/node-local and the load scripts (sourced, not run).
 #
 # The caller sets: WORK (temporary directory), GEN (clusterdns-bench), SECONDS_RUN (length of
 # a perf_round), HZ (getconf CLK_TCK), LOG_NAME (prefix of log lines) and the array `pids`
@@ -183,3 +183,46 @@ zone:
     zonefile: "$4"
 CONF
 }
+
+# --- load scripts (overload.sh, water-torture.sh) -------------------------------------------
+
+# load_script_setup SCRIPT TOOL...: checks the tools and the 2 CPUs, builds the release
+# binaries (unless NO_BUILD), makes WORK (kept with KEEP_WORK), copies the binaries there
+# (GEN is clusterdns-bench) and sets the EXIT trap that kills every pid in `pids`.
+load_script_setup() {
+  local script=$1 c
+  shift
+  for c in "$@"; do
+    command -v "$c" >/dev/null || { echo "$script: $c is missing" >&2; exit 2; }
+  done
+  [ "$(nproc)" -ge 2 ] || { echo "$script: needs 2 CPUs" >&2; exit 2; }
+  [ -n "${NO_BUILD:-}" ] || cargo build --release --locked --bin clusterdns --bin clusterdns-bench >&2
+  WORK=$(mktemp -d -t "clusterdns-${script%.sh}.XXXXXX")
+  pids=()
+  LOAD_SCRIPT=$script
+  trap load_script_cleanup EXIT
+  cp "${CARGO_TARGET_DIR:-target}/release/clusterdns" "${CARGO_TARGET_DIR:-target}/release/clusterdns-bench" "$WORK/"
+  GEN=$WORK/clusterdns-bench
+}
+
+load_script_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP_WORK:-}" ]; then echo "$LOAD_SCRIPT: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+# cpu_split CPU FILE_BEFORE FILE_AFTER: that CPU's time between two /proc/stat copies, in %:
+# user, nice (e.g. niced fuzzers), system, softirq, idle, steal.
+cpu_split() {
+  awk -v c="cpu$1" '$1 == c { for (i = 2; i <= 9; i++) v[FNR == NR ? "a" i : "b" i] = $i; if (FNR != NR) {
+      t = 0; for (i = 2; i <= 9; i++) t += v["b" i] - v["a" i]
+      printf "user %.0f%%, nice %.0f%%, system %.0f%%, softirq %.0f%%, idle %.0f%%, steal %.0f%%",
+        100 * (v["b2"] - v["a2"]) / t, 100 * (v["b3"] - v["a3"]) / t, 100 * (v["b4"] - v["a4"]) / t,
+        100 * (v["b8"] - v["a8"]) / t, 100 * (v["b5"] - v["a5"]) / t, 100 * (v["b9"] - v["a9"]) / t } }' "$2" "$3"
+}
+
+# metric NAME: the sum of the series whose line starts with NAME on clusterdns's side port $SIDE.
+metric() { curl -s "http://127.0.0.1:$SIDE/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
+
+# udp FIELD: the machine's /proc/net/snmp Udp counter FIELD (RcvbufErrors, InErrors, ...).
+udp() { awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == f) print $i }' /proc/net/snmp; }

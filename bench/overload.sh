@@ -36,37 +36,12 @@ CLIENT_RATE=${CLIENT_RATE:-100}
 PORT=${PORT:-15570}
 SIDE=$((PORT + 1))
 CACHE=${BENCH_CACHE:-/tmp/clusterdns-bench-cache}
-TARGET=${CARGO_TARGET_DIR:-target}
 HZ=$(getconf CLK_TCK)
 LOG_NAME=overload
-for c in dnsperf taskset python3 curl; do
-  command -v "$c" >/dev/null || { echo "overload.sh: $c is missing" >&2; exit 2; }
-done
-[ "$(nproc)" -ge 2 ] || { echo "overload.sh: needs 2 CPUs" >&2; exit 2; }
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --bin clusterdns --bin clusterdns-bench >&2
-
-WORK=$(mktemp -d -t clusterdns-overload.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "${KEEP_WORK:-}" ]; then echo "overload.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-cp "$TARGET/release/clusterdns" "$TARGET/release/clusterdns-bench" "$WORK/"
-GEN=$WORK/clusterdns-bench
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+load_script_setup overload.sh dnsperf taskset python3 curl
 TOOL="python3 bench/dnstool.py"
-# cpu_split CPU FILE_BEFORE FILE_AFTER: that CPU's time between two /proc/stat copies, in %:
-# user, nice (e.g. niced fuzzers), system, softirq, idle, steal.
-cpu_split() {
-  awk -v c="cpu$1" '$1 == c { for (i = 2; i <= 9; i++) v[FNR == NR ? "a" i : "b" i] = $i; if (FNR != NR) {
-      t = 0; for (i = 2; i <= 9; i++) t += v["b" i] - v["a" i]
-      printf "user %.0f%%, nice %.0f%%, system %.0f%%, softirq %.0f%%, idle %.0f%%, steal %.0f%%",
-        100 * (v["b2"] - v["a2"]) / t, 100 * (v["b3"] - v["a3"]) / t, 100 * (v["b4"] - v["a4"]) / t,
-        100 * (v["b8"] - v["a8"]) / t, 100 * (v["b5"] - v["a5"]) / t, 100 * (v["b9"] - v["a9"]) / t } }' "$2" "$3"
-}
 
 dir=$(generated_cluster "$SERVICES" 1 "$CACHE")
 probe=$(sed -n 's/.*probe=\([^ ]*\).*/\1/p' "$dir/summary.txt")
@@ -80,8 +55,6 @@ taskset -c 0 "$WORK/clusterdns" --manifests "$WORK/m" --no-forward --listen "127
 server=$!
 pids+=("$server")
 wait_answer "$PORT" "$probe" 300
-metric() { curl -s "http://127.0.0.1:$SIDE/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
-udp() { awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (k[i] == f) print $i }' /proc/net/snmp; }
 
 log "what else runs: $(uptime | sed 's/.*load average/load average/')"
 ps -eo pid,ni,pcpu,comm --sort=-pcpu | head -8 >"$WORK/ps-before.txt"
