@@ -36,6 +36,17 @@ pub(crate) async fn served(addr: SocketAddr, name: &str, want: &str) {
     assert!(got.contains(want), "{name}: want {want} in\n{got}");
 }
 
+/// Rotated: the file holds a new token and the old one is refused from now on; the open
+/// watches end, as when an API server restarts. Returns once Service `two`, created after the
+/// rotation, is answered.
+pub(crate) async fn rotate(api: &ApiServer, token: &Path, addr: SocketAddr) {
+    replace(token, "token-two");
+    api.set_token(Some("token-two"));
+    api.drop_connections();
+    api.apply(cluster_ip("two", "10.96.1.2"));
+    served(addr, "two.a.svc.cluster.local.", "10.96.1.2").await;
+}
+
 /// clusterdns in process, following the cluster `kubeconfig` names (no forwarding).
 pub(crate) async fn start(kubeconfig: &Path) -> clusterdns::app::Running {
     let config = Config::try_parse_from([
@@ -87,13 +98,7 @@ async fn a_rotated_token_file_is_picked_up_and_the_watches_go_on() {
     assert!(with_first > 0, "requests bore the file's token");
     assert_eq!(refused, 0, "none without it");
 
-    // Rotated: the file holds a new token and the old one is refused from now on; the open
-    // watches end, as when an API server restarts.
-    replace(&token, "token-two");
-    api.set_token(Some("token-two"));
-    api.drop_connections();
-    api.apply(cluster_ip("two", "10.96.1.2"));
-    served(addr, "two.a.svc.cluster.local.", "10.96.1.2").await;
+    rotate(&api, &token, addr).await;
     let (with_second, _) = api.token_checks();
     assert!(with_second > with_first, "requests bore the rotated token");
     assert_eq!(http_get(running.metrics_addr, "/readyz").await.0, 200);

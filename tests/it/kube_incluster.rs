@@ -123,11 +123,8 @@ async fn in_a_pod_the_service_account_token_and_ca_are_used_and_rotated() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let https = HttpsApi::start(dir.path()).await;
+    let https = HttpsApi::serving_one(dir.path(), "token-one").await;
     let api = &https.api;
-    api.apply(namespace("a"));
-    api.apply(cluster_ip("one", "10.96.1.1"));
-    api.set_token(Some("token-one"));
     let mut sa = Projected::new("token-one", &https.pki.ca_file, "a");
     let (mut b, _home) = in_pod(&sa, https.front.addr.port(), None);
     b.served("one.a.svc.cluster.local.", "10.96.1.1", WITHIN)

@@ -9,7 +9,7 @@
 //! `kube_incluster`; a kind refused with 401 or 403 is `kube_refused`.
 
 use crate::common;
-use crate::kube_auth::{replace, served, start};
+use crate::kube_auth::{replace, rotate, served, start};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,11 +41,8 @@ fn kubeconfig(dir: &Path, server: &str, ca: &Path, token: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_the_ca_and_a_token_file_syncs_and_follows_a_token_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let https = HttpsApi::start(dir.path()).await;
+    let https = HttpsApi::serving_one(dir.path(), "token-one").await;
     let api = &https.api;
-    api.apply(namespace("a"));
-    api.apply(cluster_ip("one", "10.96.1.1"));
-    api.set_token(Some("token-one"));
     let token = dir.path().join("token");
     replace(&token, "token-one");
     let kc = kubeconfig(dir.path(), &https.url(), &https.pki.ca_file, &token);
@@ -57,13 +54,7 @@ async fn https_with_the_ca_and_a_token_file_syncs_and_follows_a_token_rotation()
     assert!(with_first > 0, "requests over TLS bore the file's token");
     assert_eq!(refused, 0, "none without it");
 
-    // Rotated: the file holds a new token and the old one is refused from now on; the open
-    // watches end, as when an API server restarts.
-    replace(&token, "token-two");
-    api.set_token(Some("token-two"));
-    api.drop_connections();
-    api.apply(cluster_ip("two", "10.96.1.2"));
-    served(addr, "two.a.svc.cluster.local.", "10.96.1.2").await;
+    rotate(api, &token, addr).await;
     let (with_second, refused) = api.token_checks();
     assert!(with_second > with_first, "requests bore the rotated token");
     assert!(

@@ -113,6 +113,18 @@ impl HttpsApi {
         Self { api, pki, front }
     }
 
+    /// `start`, the emulator holding namespace `a` and Service `one` (10.96.1.1) and taking
+    /// only requests that bear `token`.
+    pub async fn serving_one(dir: &Path, token: &str) -> Self {
+        let https = Self::start(dir).await;
+        https.api.apply(super::objects::namespace("a"));
+        https
+            .api
+            .apply(super::objects::cluster_ip("one", "10.96.1.1"));
+        https.api.set_token(Some(token));
+        https
+    }
+
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("https://{}", self.front.addr)
