@@ -8,7 +8,8 @@
 #     server CPU-second. The capacity of one core is the latter (dnsperf's closed loop leaves
 #     the server part of its CPU idle).
 #  2. Overload: `clusterdns-bench flood` (open loop, sendmmsg over SOCKETS sockets, each its own
-#     source port) offers FACTOR x capacity for OVERLOAD_SECONDS, each query given 0.5 s; dnsperf
+#     source port, spread over SOURCES addresses from FLOOD_FROM, as several pods flooding would
+#     be) offers FACTOR x capacity for OVERLOAD_SECONDS, each query given 0.5 s; dnsperf
 #     cannot offer that much from one core. Meanwhile a well-behaved client (bench/dnstool.py
 #     client) sends CLIENT_RATE queries a second from 127.0.0.2, each once with 2 s to be
 #     answered, from 5 s before the overload to 10 s after it; the server's RSS is sampled
@@ -21,7 +22,7 @@
 #   bench/overload.sh
 #   OVERLOAD_SECONDS=30 FACTOR=2 bench/overload.sh
 # Environment: SERVICES (10000), CAPACITY_SECONDS (15), OVERLOAD_SECONDS (60), FACTOR (3),
-# SOCKETS (32), HOG (1: a busy loop shares CPU 0 with the server at the same priority, so
+# SOCKETS (32), SOURCES (4), FLOOD_FROM (127.0.0.10), HOG (1: a busy loop shares CPU 0 with the server at the same priority, so
 # the server has about half a core and one core of load can offer 3x what it answers), NO_READ (1: the loader leaves replies unread and sends more; answered is then
 # the server's count of responses), CLIENT_RATE (100), PORT (15570), BENCH_CACHE, NO_BUILD=1, KEEP_WORK=1.
 # Loopback only (127.0.0.1, the client from 127.0.0.2); every load bounded in time.
@@ -32,6 +33,8 @@ CAPACITY_SECONDS=${CAPACITY_SECONDS:-15}
 OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-60}
 FACTOR=${FACTOR:-3}
 SOCKETS=${SOCKETS:-32}
+SOURCES=${SOURCES:-4}
+FLOOD_FROM=${FLOOD_FROM:-127.0.0.10}
 CLIENT_RATE=${CLIENT_RATE:-100}
 PORT=${PORT:-15570}
 SIDE=$((PORT + 1))
@@ -104,7 +107,7 @@ a=$(cpu_ticks "$server")
 cp /proc/stat "$WORK/stat2"
 start=$(date +%s.%N)
 taskset -c 1 "$GEN" flood --server "127.0.0.1:$PORT" --queries "$dir/queries.txt" --rate "$rate" \
-  --seconds "$OVERLOAD_SECONDS" --sockets "$SOCKETS" --timeout-ms 500 ${NO_READ:+--no-read} >"$WORK/flood.log" 2>&1 &
+  --seconds "$OVERLOAD_SECONDS" --sockets "$SOCKETS" --bind "$FLOOD_FROM" --sources "$SOURCES" --timeout-ms 500 ${NO_READ:+--no-read} >"$WORK/flood.log" 2>&1 &
 loader=$!
 pids+=("$loader")
 # The overload ends when the loader stops sending, before it waits out the last timeouts.
@@ -152,7 +155,7 @@ echo "| figure | value |"
 echo "|---|---:|"
 echo "| capacity: answered per server CPU-second (dnsperf -c 4 -q 100, ${CAPACITY_SECONDS} s) | **$cap_qpc** ($capacity answered/s at server CPU $cap_share%) |"
 echo "| the capacity the load is a multiple of | $cap q/s ($([ -n "${HOG:-}" ] && echo "answered per second on the server's share of CPU 0 beside a busy loop" || echo "one core: per server CPU-second")) |"
-echo "| offered during the overload (clusterdns-bench flood, $SOCKETS sockets, --rate $rate) | $offered q/s ($(awk -v o="$offered" -v c="$cap" 'BEGIN { printf "%.2f", o / c }')× capacity) |"
+echo "| offered during the overload (clusterdns-bench flood, $SOCKETS sockets from $SOURCES addresses from $FLOOD_FROM, --rate $rate) | $offered q/s ($(awk -v o="$offered" -v c="$cap" 'BEGIN { printf "%.2f", o / c }')× capacity) |"
 echo "| $answered_how | **$ans_rate q/s = $(awk -v o="$ans_rate" -v c="$cap" 'BEGIN { printf "%.0f", 100 * o / c }')% of capacity** (server CPU $ov_share%; $ov_qpc per CPU-s) |"
 echo "| CPU 0 during the capacity run / the overload (/proc/stat) | $(cpu_split 0 "$WORK/stat0" "$WORK/stat1") / $(cpu_split 0 "$WORK/stat2" "$WORK/stat3") |"
 echo "| answered during the overload, per server CPU-second, against the capacity's | $(awk -v a="$ov_qpc" -v c="$cap_qpc" 'BEGIN { printf "%.0f%%", c ? 100 * a / c : 0 }') |"
@@ -160,7 +163,7 @@ echo "| loader's queries sent / answered / late (after 0.5 s) / lost | $sent / $
 echo "| requests / responses the server counted (clusterdns_dns_requests_total, _responses_total) | $((req1 - req0)) / $((resp1 - resp0)) ($(awk -v n=$((resp1 - resp0)) -v s="$secs" -v c="$cap" 'BEGIN { printf "%d a second, %.0f%% of capacity", n / s, 100 * n / s / c }')) |"
 echo "| kernel UDP receive-buffer drops (/proc/net/snmp RcvbufErrors, all sockets) | $((snmp1_rcv - snmp0_rcv)) (InErrors $((snmp1_in - snmp0_in))) |"
 echo "| clusterdns_dropped_total (all reasons; by reason below) | $((drop1 - drop0)) |"
-for reason in udp_queue_wait udp_queue_full udp_inflight; do
+for reason in udp_socket_full udp_inflight; do
   echo "| clusterdns_dropped_total{reason=\"$reason\"} (whole run) | $(metric "clusterdns_dropped_total{reason=\"$reason\"}") |"
 done
 echo "| client (127.0.0.2, $CLIENT_RATE q/s) before: sent / answered, p50 / p99 ms | $b_sent / $b_ans, $b_p50 / $b_p99 |"

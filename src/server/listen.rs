@@ -1,6 +1,7 @@
 //! Binding UDP and TCP listeners on the same address and port.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::DnsHandler;
+use super::lanes;
 use super::metrics::Metrics;
 use super::tcp::{self, TcpLimits};
 use super::udp;
@@ -26,17 +28,17 @@ pub struct BindError {
     pub error: std::io::Error,
 }
 
-/// Receive buffer asked for each UDP socket.
-const UDP_RECV_BUFFER: usize = 4 << 20;
-
-/// UDP sockets per address: one per core the process may use (each has a thread of its own).
-fn udp_sockets_per_address() -> usize {
+/// UDP threads per address: one per core the process may use.
+fn udp_threads_per_address() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
+/// The UDP sockets of one thread: its lanes (`lanes.rs`).
+pub type Lanes = Vec<std::net::UdpSocket>;
+
 /// Bound sockets, ready to serve.
 pub struct Listeners {
-    udp: Vec<std::net::UdpSocket>,
+    udp: Vec<Lanes>,
     tcp: Vec<tokio::net::TcpListener>,
 }
 
@@ -50,21 +52,19 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket
         s.set_reuse_address(true)?;
         s.set_nonblocking(true)?;
     } else {
-        // A UDP socket per core shares the port; the kernel spreads sources over them.
+        // The UDP sockets of an address share its port: lanes of a thread per core.
         s.set_reuse_port(true)?;
         // Room for bursts (the kernel caps it at net.core.rmem_max).
-        let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
-        // Its loop blocks in the receive call, and looks at the shutdown token this often.
-        s.set_read_timeout(Some(super::udp::RECEIVE_TIMEOUT))?;
+        let _ = s.set_recv_buffer_size(lanes::LANE_RECV_BUFFER);
+        // Read without waiting; the loop waits in `epoll_wait`.
+        s.set_nonblocking(true)?;
     }
     Ok(s)
 }
 
 /// Binds UDP and TCP on `addr`. With port 0, TCP takes the port UDP was given; when that
 /// port is busy for TCP (an outgoing connection may hold it), another one is tried.
-fn bind_one(
-    addr: SocketAddr,
-) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), BindError> {
+fn bind_one(addr: SocketAddr) -> Result<(Vec<Lanes>, tokio::net::TcpListener), BindError> {
     let mut tries = 0;
     loop {
         match bind_pair(addr) {
@@ -81,9 +81,7 @@ fn bind_one(
     }
 }
 
-fn bind_pair(
-    addr: SocketAddr,
-) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), BindError> {
+fn bind_pair(addr: SocketAddr) -> Result<(Vec<Lanes>, tokio::net::TcpListener), BindError> {
     let udp_err = |error| BindError {
         proto: "UDP",
         addr,
@@ -105,19 +103,38 @@ fn bind_pair(
     let tcp = socket(bound, Type::STREAM, Protocol::TCP).map_err(tcp_err)?;
     tcp.bind(&bound.into()).map_err(tcp_err)?;
     tcp.listen(1024).map_err(tcp_err)?;
-    let mut sockets = vec![std::net::UdpSocket::from(udp)];
+    let udp = udp_lanes(udp, bound)?;
+    let tcp = tokio::net::TcpListener::from_std(tcp.into()).map_err(tcp_err)?;
+    Ok((udp, tcp))
+}
+
+/// The rest of the address's UDP sockets beside `first`, bound in thread order, steered by
+/// source (`lanes.rs`), and split into each thread's lanes.
+fn udp_lanes(first: Socket, bound: SocketAddr) -> Result<Vec<Lanes>, BindError> {
     let udp_err = |error| BindError {
         proto: "UDP",
         addr: bound,
         error,
     };
-    for _ in 1..udp_sockets_per_address() {
+    let threads = udp_threads_per_address();
+    let per_thread = lanes::lanes_per_thread(threads);
+    let mut sockets = vec![std::net::UdpSocket::from(first)];
+    for _ in 1..threads * per_thread {
         let extra = socket(bound, Type::DGRAM, Protocol::UDP).map_err(udp_err)?;
         extra.bind(&bound.into()).map_err(udp_err)?;
         sockets.push(std::net::UdpSocket::from(extra));
     }
-    let tcp = tokio::net::TcpListener::from_std(tcp.into()).map_err(tcp_err)?;
-    Ok((sockets, tcp))
+    if let Some(first) = sockets.first()
+        && let Err(error) = lanes::steer(first.as_fd(), bound.is_ipv6(), threads, per_thread)
+    {
+        tracing::warn!(%bound, %error, "UDP sources are not steered to lanes; the kernel spreads them");
+    }
+    let mut groups = Vec::with_capacity(threads);
+    let mut rest = sockets.into_iter();
+    for _ in 0..threads {
+        groups.push(rest.by_ref().take(per_thread).collect());
+    }
+    Ok(groups)
 }
 
 /// The addresses used when none is given: every IPv4 and every IPv6 address, port 53.
@@ -155,7 +172,7 @@ impl Listeners {
         let mut addrs: Vec<SocketAddr> = self
             .udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|lanes| lanes.first()?.local_addr().ok())
             .collect();
         addrs.dedup();
         addrs

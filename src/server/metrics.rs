@@ -19,9 +19,9 @@ use super::histogram::{AtomicHistogram, Buckets, DURATION, SIZE};
 /// Labels of queries or connections dropped unanswered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
-    /// `udp_inflight` (too many UDP queries in flight on the general path), `udp_queue_wait`
-    /// (waited longer than the UDP loop's bound in its queue), `udp_queue_full` (made room in
-    /// a full queue) or `tcp_connections` (over `--max-tcp-connections`).
+    /// `udp_inflight` (too many UDP queries in flight on the general path), `udp_socket_full`
+    /// (dropped by the kernel from a UDP lane's full receive buffer) or `tcp_connections`
+    /// (over `--max-tcp-connections`).
     pub reason: &'static str,
 }
 

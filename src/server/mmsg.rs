@@ -201,6 +201,70 @@ impl Sender {
     }
 }
 
+/// An epoll instance watching sockets for reading (level-triggered): `wait` tells which are
+/// readable, however many are watched.
+pub struct Readable {
+    epoll: std::os::fd::OwnedFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Readable {
+    /// Watches `fds`; `wait` names each by its index in `fds`.
+    pub fn new(fds: &[BorrowedFd<'_>]) -> io::Result<Self> {
+        // SAFETY: no pointer is passed; the result is a new descriptor or -1.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor just returned to this process and owned by nothing
+        // else, so the `OwnedFd` is its only owner and closes it once.
+        let epoll = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        for (i, fd) in fds.iter().enumerate() {
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: both descriptors are open for the call; `event` is a valid
+            // `epoll_event` on the stack, read by the kernel during the call only.
+            let r = unsafe {
+                libc::epoll_ctl(
+                    epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    fd.as_raw_fd(),
+                    &raw mut event,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let events = vec![libc::epoll_event { events: 0, u64: 0 }; fds.len().max(1)];
+        Ok(Self { epoll, events })
+    }
+
+    /// Waits up to `timeout_ms` (0: not at all) for watched sockets to be readable; returns
+    /// their indexes. Level-triggered epoll puts a socket it reported at the back of its ready
+    /// list, so a socket that stays readable does not hide the others.
+    pub fn wait(&mut self, timeout_ms: i32) -> impl Iterator<Item = usize> + '_ {
+        let max = libc::c_int::try_from(self.events.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `events` holds `max` (its length, or less) writable `epoll_event`s, borrowed
+        // mutably for the call; the kernel writes at most `max` of them.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                max,
+                timeout_ms,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        self.events
+            .iter()
+            .take(n)
+            .map(|e| usize::try_from(e.u64).unwrap_or(usize::MAX))
+    }
+}
+
 /// Waits until `fd` is readable (`write` false) or writable, or `timeout_ms` passes.
 pub fn wait(fd: BorrowedFd<'_>, write: bool, timeout_ms: i32) {
     let mut pfd = libc::pollfd {

@@ -12,12 +12,14 @@
 //! The only module that imports hickory-server.
 
 mod autopath;
+mod batch;
 mod chain;
 mod cname;
 pub mod fast;
 mod general;
 pub mod groups;
 mod histogram;
+mod lanes;
 pub mod limit;
 mod listen;
 pub mod metrics;
@@ -25,7 +27,6 @@ pub mod metrics;
 pub mod mmsg;
 mod observe;
 mod pipeline;
-mod queue;
 mod shuffle;
 mod tcp;
 mod udp;

@@ -1,25 +1,25 @@
-//! The UDP loops: one per socket (the sockets of an address share its port with
-//! `SO_REUSEPORT`, one per core, and the kernel spreads clients over them).
+//! The UDP loops: one per core, each serving its lanes (`lanes.rs`: the sockets of an address
+//! share its port with `SO_REUSEPORT`, and the kernel steers each source to one lane).
 //!
-//! On Linux each socket has a thread of its own. It reads up to `MAX_BATCH` datagrams a
-//! `recvmmsg` call, and keeps reading while the socket holds more (into a bounded queue of its
-//! own, `MAX_READS` calls at most); then it answers a batch: those the fast path takes (the cluster zone, cache hits) into
-//! buffers allocated once, written back with one `sendmmsg` call; no task, no allocation and no
-//! lock for them. Queries that need the general path (forwarding, autopath, refusals) go to
-//! the tokio runtime, a batch per task. Elsewhere (or if a thread cannot be started) a tokio
-//! task reads the socket a datagram at a time and does the same.
+//! On Linux each thread waits in `epoll_wait` on its lanes, then serves every ready lane in turn:
+//! up to `MAX_BATCH` datagrams read with one `recvmmsg` call and answered at once, those the
+//! fast path takes (the cluster zone, cache hits) straight from the receive buffers into
+//! buffers allocated once, written back with one `sendmmsg` call; no task, no allocation and
+//! no lock for them. Queries that need the general path (forwarding, autopath, refusals) go to
+//! the tokio runtime, a batch per task. Then it polls again, without waiting while there is
+//! work. Elsewhere (or if a thread cannot be started) a tokio task per lane reads a datagram at
+//! a time and does the same.
 //!
-//! Reading first matters under load: reading a datagram costs a fraction of answering it, so a
-//! burst or a flood from one source moves out of the kernel's buffer (a few hundred datagrams
-//! at the default `net.core.rmem_max`) into the loop's queue, and another client's query that
-//! arrives meanwhile still finds room and is seen. The queue (`queue.rs`) serves light sources
-//! first while it is backed up and drops what waited longer than 100 ms, so a pod's query is
-//! answered within milliseconds even at several times the capacity. Queries waiting on the
-//! general path are capped per socket (`MAX_UDP_INFLIGHT`); beyond it they are dropped and
-//! counted.
+//! A thread never reads more than it answers: under overload the excess stays in the kernel,
+//! which drops it from the full lane's buffer before any of this process's CPU is spent on it
+//! (counted from `SO_MEMINFO` as `clusterdns_dropped_total{reason="udp_socket_full"}`), and
+//! every lane gets a batch a round, so a flooding source takes its lane's turn and no more: a
+//! pod in another lane is answered within a round of batches, milliseconds at several times
+//! the capacity. Queries waiting on the general path are capped per thread
+//! (`MAX_UDP_INFLIGHT`); beyond it they are dropped and counted.
 //!
-//! Shutdown: once the token is cancelled the loop stops reading, answers what it has read and
-//! what is in flight on the general path, and `serve` returns.
+//! Shutdown: once the token is cancelled the loop stops reading, answers what is in flight on
+//! the general path, and `serve` returns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,20 +29,20 @@ use hickory_server::net::xfer::Protocol;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::batch::Batch;
 use super::metrics::{Metrics, Proto};
 use super::pipeline::answer_general;
-use super::queue::Batch;
 use super::{DnsHandler, Gate};
 
-/// Queries waiting on the general path (an upstream, mostly) per UDP socket; beyond it
+/// Queries waiting on the general path (an upstream, mostly) per UDP thread; beyond it
 /// datagrams are dropped.
 pub const MAX_UDP_INFLIGHT: usize = 10_000;
 
 /// Most datagrams read from a socket in one go.
 const MAX_BATCH: usize = 32;
 
-/// How long a socket's thread waits in a receive call before it looks at the shutdown token.
-pub const RECEIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a thread waits for a datagram before it looks at the shutdown token (ms).
+const POLL_TIMEOUT_MS: i32 = 50;
 
 /// The socket as the general path writes to it.
 #[derive(Clone)]
@@ -81,7 +81,7 @@ impl Socket {
     }
 }
 
-/// What the loops of one socket share.
+/// What the loops of one thread share.
 #[derive(Clone)]
 struct Shared {
     socket: Socket,
@@ -96,10 +96,10 @@ impl Shared {
     /// Hands a batch to the general path on the runtime, unless the socket already has
     /// `MAX_UDP_INFLIGHT` queries there (then it is dropped and counted).
     fn general(&self, runtime: &tokio::runtime::Handle, batch: Batch) {
-        let n = batch.len();
-        if n == 0 {
+        if batch.is_empty() {
             return;
         }
+        let n = batch.len();
         if self.inflight.fetch_add(n, Ordering::Relaxed) + n > MAX_UDP_INFLIGHT {
             self.inflight.fetch_sub(n, Ordering::Relaxed);
             self.metrics
@@ -129,38 +129,48 @@ impl Shared {
     }
 }
 
-/// Serves one UDP socket until `shutdown`, then answers what is in flight.
+/// Serves one thread's lanes (sockets of one address) until `shutdown`, then answers what is
+/// in flight.
 pub async fn serve(
-    socket: std::net::UdpSocket,
+    lanes: Vec<std::net::UdpSocket>,
     handler: DnsHandler,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
 ) {
-    let socket = Arc::new(socket);
-    let mut shared = Shared {
-        socket: Socket::Thread(Arc::clone(&socket)),
+    let lanes: Vec<Arc<std::net::UdpSocket>> = lanes.into_iter().map(Arc::new).collect();
+    let Some(first) = lanes.first() else {
+        return;
+    };
+    let shared = Shared {
+        // The general path answers from the first lane: all share the address and port.
+        socket: Socket::Thread(Arc::clone(first)),
         handler,
         metrics,
         inflight: Arc::default(),
         tasks: TaskTracker::new(),
     };
     #[cfg(target_os = "linux")]
-    let threaded = threaded::serve(shared.clone(), Arc::clone(&socket), shutdown.clone()).await;
+    let threaded = threaded::serve(shared.clone(), lanes.clone(), shutdown.clone()).await;
     #[cfg(not(target_os = "linux"))]
     let threaded = false;
     if !threaded {
-        let tokio = socket
-            .try_clone()
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .and_then(tokio::net::UdpSocket::from_std);
-        match tokio {
-            Ok(tokio) => {
-                let tokio = Arc::new(tokio);
-                shared.socket = Socket::Tokio(Arc::clone(&tokio));
-                serve_async(&shared, &tokio, &shutdown).await;
+        let loops = lanes.iter().filter_map(|lane| {
+            let tokio = lane.try_clone().and_then(tokio::net::UdpSocket::from_std);
+            match tokio {
+                Ok(tokio) => {
+                    let tokio = Arc::new(tokio);
+                    let mut shared = shared.clone();
+                    shared.socket = Socket::Tokio(Arc::clone(&tokio));
+                    let shutdown = &shutdown;
+                    Some(async move { serve_async(&shared, &tokio, shutdown).await })
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot serve a UDP socket");
+                    None
+                }
             }
-            Err(error) => tracing::error!(%error, "cannot serve a UDP socket"),
-        }
+        });
+        futures::future::join_all(loops).await;
     }
     shared.tasks.close();
     shared.tasks.wait().await;
@@ -219,17 +229,17 @@ async fn serve_async(
 
 #[cfg(target_os = "linux")]
 mod threaded {
-    use std::os::fd::AsFd;
-
-    use std::time::Instant;
+    use std::os::fd::{AsFd, BorrowedFd};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     use prometheus_client::metrics::counter::Counter;
 
-    use super::super::mmsg::{Receiver, Sender, wait};
-    use super::super::queue::{Dropped, Queue};
-    use super::{Batch, Gate, MAX_BATCH, Shared};
+    use super::super::lanes;
+    use super::super::mmsg::{Readable, Receiver, Sender, wait};
+    use super::{Batch, Gate, MAX_BATCH, POLL_TIMEOUT_MS, Shared};
 
-    use crate::server::metrics::{DropLabels, Metrics, Proto};
+    use crate::server::metrics::{DropLabels, Proto};
     use tokio_util::sync::CancellationToken;
 
     /// How long a full send buffer is waited for, at most, each time.
@@ -237,24 +247,34 @@ mod threaded {
     /// How many times a full send buffer is waited for (`SEND_WAIT_MS` at most each) before
     /// the answers that did not fit are dropped, as the kernel drops what does not fit.
     const SEND_RETRIES: usize = 3;
+    /// How often the kernel's drop counts of the lanes are read.
+    const DROPS_EVERY: Duration = Duration::from_secs(1);
 
-    /// Runs the socket's loop on a thread of its own until `shutdown`; false when no thread
-    /// could be started (the caller serves the socket itself).
+    /// Runs the lanes' loop on a thread of its own until `shutdown`; false when no thread
+    /// could be started (the caller serves the lanes itself).
     pub(super) async fn serve(
         shared: Shared,
-        socket: std::sync::Arc<std::net::UdpSocket>,
+        lanes: Vec<Arc<std::net::UdpSocket>>,
         shutdown: CancellationToken,
     ) -> bool {
         let runtime = tokio::runtime::Handle::current();
+        let fds: Vec<BorrowedFd<'_>> = lanes.iter().map(|l| l.as_fd()).collect();
+        let readable = match Readable::new(&fds) {
+            Ok(readable) => readable,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch UDP sockets with epoll; serving them from the runtime");
+                return false;
+            }
+        };
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let started = std::thread::Builder::new()
             .name("clusterdns-udp".into())
             .spawn(move || {
-                run(&shared, &socket, &shutdown, &runtime);
-                // The socket closes before the caller hears the thread is done: once
+                run(&shared, &lanes, readable, &shutdown, &runtime);
+                // The sockets close before the caller hears the thread is done: once
                 // `serve` returns, the port is free.
                 drop(shared);
-                drop(socket);
+                drop(lanes);
                 drop(done);
             });
         match started {
@@ -264,147 +284,137 @@ mod threaded {
                 true
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot start a UDP thread; serving the socket from the runtime");
+                tracing::warn!(%error, "cannot start a UDP thread; serving the sockets from the runtime");
                 false
             }
         }
     }
 
-    /// Most `recvmmsg` calls between two answered batches: reading may run this many times
-    /// ahead of answering before the kernel's buffer takes the excess.
-    const MAX_READS: usize = 8;
-
     fn run(
         shared: &Shared,
-        socket: &std::net::UdpSocket,
+        lanes: &[Arc<std::net::UdpSocket>],
+        mut readable: Readable,
         shutdown: &CancellationToken,
         runtime: &tokio::runtime::Handle,
     ) {
-        let fd = socket.as_fd();
+        let fds: Vec<BorrowedFd<'_>> = lanes.iter().map(|l| l.as_fd()).collect();
         let mut rx = Receiver::new(MAX_BATCH);
-        let mut out = Answers::new(fd);
-        let mut queue = Queue::default();
-        let drops = Drops::new(&shared.metrics);
+        let mut out = Answers::new();
+        let mut drops = KernelDrops::new(shared, &fds);
+        let mut busy = false;
         while !shutdown.is_cancelled() {
-            // With nothing to answer, the first receive call waits (`RECEIVE_TIMEOUT` at most).
-            let read_at = drain(&mut queue, fd, &mut rx);
-            if queue.is_empty() {
+            // While there is work, only look; else wait.
+            let timeout = if busy { 0 } else { POLL_TIMEOUT_MS };
+            let mut ready = readable.wait(timeout).peekable();
+            if ready.peek().is_none() {
+                busy = false;
+                drops.count_if_due(Instant::now());
                 continue;
             }
-            // One clock read per round: the queue's bound, and where the batch's answering
-            // starts (microseconds after the read).
-            let now = read_at.unwrap_or_else(Instant::now);
-            if let Some(batch) = queue.pop(now) {
-                out.answer(shared, runtime, &batch, now);
-                queue.recycle(batch);
-            }
-            drops.count(queue.take_dropped());
-        }
-        // Datagrams read before the shutdown are answered; the socket is read no more.
-        while let Some(batch) = queue.pop_any() {
-            out.answer(shared, runtime, &batch, Instant::now());
-        }
-    }
-
-    /// Reads what the socket holds into the queue (up to `MAX_READS` calls), waiting for the
-    /// first datagram when the queue is empty; returns when the datagrams were read, if any
-    /// were (one clock read serves the whole call, which takes microseconds).
-    fn drain(
-        queue: &mut Queue,
-        fd: std::os::fd::BorrowedFd<'_>,
-        rx: &mut Receiver,
-    ) -> Option<Instant> {
-        let mut block = queue.is_empty();
-        let mut read_at = None;
-        for _ in 0..MAX_READS {
-            let n = match rx.recv(fd, std::mem::take(&mut block)) {
-                Ok(n) => n,
-                Err(error) => {
+            busy = true;
+            // One clock read per round: where each batch's answering starts.
+            let now = Instant::now();
+            // Every ready lane gets one batch: a lane with a backlog waits for the next
+            // round, after the others.
+            for fd in ready.filter_map(|lane| fds.get(lane).copied()) {
+                match rx.recv(fd, false) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        // Cut datagrams, unknown families and port 0 cannot be answered.
+                        let datagrams = (0..n)
+                            .filter_map(|i| rx.datagram(i))
+                            .filter(|(_, src)| src.port() != 0);
+                        out.answer(shared, runtime, fd, datagrams, now);
+                    }
                     // ICMP errors from earlier answers surface here; nothing to do with them.
-                    tracing::debug!(%error, "UDP receive error");
-                    break;
+                    Err(error) => tracing::debug!(%error, "UDP receive error"),
                 }
-            };
-            if n > 0 {
-                let now = *read_at.get_or_insert_with(Instant::now);
-                // Cut datagrams, unknown families and port 0 cannot be answered.
-                let datagrams = (0..n)
-                    .filter_map(|i| rx.datagram(i))
-                    .filter(|(_, src)| src.port() != 0);
-                queue.admit(now, datagrams);
             }
-            if n < MAX_BATCH {
-                break;
-            }
+            drops.count_if_due(now);
         }
-        read_at
     }
 
-    /// The queue's drop counters, looked up once.
-    struct Drops {
-        wait: Counter,
-        full: Counter,
+    /// The kernel's drops on the lanes (full receive buffers), added to
+    /// `clusterdns_dropped_total{reason="udp_socket_full"}` once a `DROPS_EVERY`.
+    struct KernelDrops<'a> {
+        fds: &'a [BorrowedFd<'a>],
+        /// Each lane's count when last read.
+        seen: Vec<u32>,
+        counter: Counter,
+        next: Instant,
     }
 
-    impl Drops {
-        fn new(metrics: &Metrics) -> Self {
-            let counter = |reason| {
-                metrics
-                    .dropped
-                    .get_or_create(&DropLabels { reason })
-                    .clone()
-            };
+    impl<'a> KernelDrops<'a> {
+        fn new(shared: &Shared, fds: &'a [BorrowedFd<'a>]) -> Self {
+            let counter = shared
+                .metrics
+                .dropped
+                .get_or_create(&DropLabels {
+                    reason: "udp_socket_full",
+                })
+                .clone();
             Self {
-                wait: counter("udp_queue_wait"),
-                full: counter("udp_queue_full"),
+                fds,
+                seen: fds
+                    .iter()
+                    .map(|&fd| lanes::kernel_drops(fd).unwrap_or(0))
+                    .collect(),
+                counter,
+                next: Instant::now() + DROPS_EVERY,
             }
         }
 
-        fn count(&self, dropped: Dropped) {
-            if dropped.wait > 0 {
-                self.wait.inc_by(dropped.wait);
+        fn count_if_due(&mut self, now: Instant) {
+            if now < self.next {
+                return;
             }
-            if dropped.full > 0 {
-                self.full.inc_by(dropped.full);
+            self.next = now + DROPS_EVERY;
+            for (&fd, seen) in self.fds.iter().zip(self.seen.iter_mut()) {
+                if let Some(drops) = lanes::kernel_drops(fd) {
+                    let new = drops.wrapping_sub(*seen);
+                    *seen = drops;
+                    if new > 0 {
+                        self.counter.inc_by(u64::from(new));
+                    }
+                }
             }
         }
     }
 
     /// Answers for one batch: written by the fast path into buffers allocated once, then sent
     /// together.
-    struct Answers<'fd> {
-        fd: std::os::fd::BorrowedFd<'fd>,
+    struct Answers {
         tx: Sender,
         buf: Vec<u8>,
         /// Each answered datagram: where its answer starts in `buf`, its length, its client.
         ready: [(usize, usize, std::net::SocketAddr); MAX_BATCH],
     }
 
-    impl<'fd> Answers<'fd> {
+    impl Answers {
         const SIZE: usize = crate::wire::MAX_UDP_PAYLOAD as usize;
 
-        fn new(fd: std::os::fd::BorrowedFd<'fd>) -> Self {
+        fn new() -> Self {
             Self {
-                fd,
                 tx: Sender::new(MAX_BATCH),
                 buf: vec![0; MAX_BATCH * Self::SIZE],
                 ready: [(0, 0, std::net::SocketAddr::from(([0, 0, 0, 0], 0))); MAX_BATCH],
             }
         }
 
-        /// Answers the batch: the fast path's answers at once, the rest on the runtime; each
-        /// query's duration counts from `started`.
-        fn answer(
+        /// Answers the datagrams read from `fd`: the fast path's answers at once (sent from
+        /// `fd`), the rest on the runtime; each query's duration counts from `started`.
+        fn answer<'q>(
             &mut self,
             shared: &Shared,
             runtime: &tokio::runtime::Handle,
-            batch: &Batch,
+            fd: BorrowedFd<'_>,
+            datagrams: impl Iterator<Item = (&'q [u8], std::net::SocketAddr)>,
             started: Instant,
         ) {
             let mut general = Batch::default();
             let mut answered = 0;
             let chunks = self.buf.chunks_exact_mut(Self::SIZE);
-            for (i, ((query, src), chunk)) in batch.iter().zip(chunks).enumerate() {
+            for (i, ((query, src), chunk)) in datagrams.zip(chunks).enumerate() {
                 let fast = match shared.handler.udp_gate(query, src, chunk) {
                     Gate::Pass => {
                         let handler = &shared.handler;
@@ -424,14 +434,14 @@ mod threaded {
                 }
             }
             let ready = self.ready.get(..answered).unwrap_or_default();
-            send_all(self.fd, &mut self.tx, &self.buf, ready);
+            send_all(fd, &mut self.tx, &self.buf, ready);
             shared.general(runtime, general);
         }
     }
 
     /// Sends every ready answer, in as few calls as the socket allows.
     fn send_all(
-        fd: std::os::fd::BorrowedFd<'_>,
+        fd: BorrowedFd<'_>,
         tx: &mut Sender,
         answers: &[u8],
         ready: &[(usize, usize, std::net::SocketAddr)],

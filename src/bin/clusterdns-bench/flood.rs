@@ -33,6 +33,8 @@ pub struct Plan<'a> {
     pub seconds: f64,
     pub sockets: usize,
     pub bind: std::net::IpAddr,
+    /// Source addresses from `bind` on (IPv4: `bind`, `bind + 1`, ...), taken in turn.
+    pub sources: u32,
     pub timeout: Duration,
     /// Leave the replies unread (the kernel drops them): all the loader's CPU goes to sending,
     /// and what was answered is the server's own count.
@@ -80,8 +82,15 @@ fn encode(queries: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
 /// The flood's sockets, bound and non-blocking.
 fn open_sources(plan: &Plan<'_>) -> anyhow::Result<Vec<Source>> {
     let sources = (0..plan.sockets.max(1))
-        .map(|_| {
-            let socket = UdpSocket::bind(SocketAddr::new(plan.bind, 0))?;
+        .map(|i| {
+            let bind = match plan.bind {
+                std::net::IpAddr::V4(v4) => {
+                    let step = u32::try_from(i).unwrap_or(0) % plan.sources.max(1);
+                    std::net::IpAddr::V4(u32::from(v4).wrapping_add(step).into())
+                }
+                v6 => v6,
+            };
+            let socket = UdpSocket::bind(SocketAddr::new(bind, 0))?;
             socket.set_nonblocking(true)?;
             // Room for the replies that arrive while the loop is sending.
             if !plan.no_read {
@@ -223,10 +232,11 @@ fn report(plan: &Plan<'_>, tally: &Tally, length: Duration) {
     println!("offered_qps {:.0}", tally.sent as f64 / secs);
     println!("answered_qps {:.0}", tally.answered as f64 / secs);
     println!(
-        "plan rate={} seconds={} sockets={} timeout_ms={} read_replies={}",
+        "plan rate={} seconds={} sockets={} sources={} timeout_ms={} read_replies={}",
         plan.rate,
         plan.seconds,
         plan.sockets,
+        plan.sources,
         plan.timeout.as_millis(),
         !plan.no_read
     );

@@ -84,9 +84,12 @@ enum Command {
         /// Sockets (source ports) to send from.
         #[arg(long, default_value_t = 32)]
         sockets: usize,
-        /// The address the sockets bind to.
+        /// The address the sockets bind to (the first of `--sources`).
         #[arg(long, default_value = "127.0.0.1")]
         bind: std::net::IpAddr,
+        /// Source addresses, consecutive from `--bind` (IPv4): the sockets are spread over them.
+        #[arg(long, default_value_t = 1)]
+        sources: u32,
         /// A reply later than this is counted late, not answered.
         #[arg(long, default_value_t = 500)]
         timeout_ms: u64,
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seconds,
             sockets,
             bind,
+            sources,
             timeout_ms,
             no_read,
         } => flood::flood(&flood::Plan {
@@ -146,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seconds,
             sockets,
             bind,
+            sources,
             timeout: Duration::from_millis(timeout_ms),
             no_read,
         })
