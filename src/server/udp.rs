@@ -6,9 +6,9 @@
 //! fast path takes (the cluster zone, cache hits) straight from the receive buffers into
 //! buffers allocated once, written back with one `sendmmsg` call; no task, no allocation and
 //! no lock for them. Queries that need the general path (forwarding, autopath, refusals) go to
-//! the tokio runtime, a batch per task. Then it polls again, without waiting while there is
-//! work. Elsewhere (or if a thread cannot be started) a tokio task per lane reads a datagram at
-//! a time and does the same.
+//! the tokio runtime, a batch per task. Then it asks epoll again, which returns at once while
+//! a lane holds datagrams. Elsewhere (or if a thread cannot be started) a tokio task per lane
+//! reads a datagram at a time and does the same.
 //!
 //! A thread never reads more than it answers: under overload the excess stays in the kernel,
 //! which drops it from the full lane's buffer before any of this process's CPU is spent on it
@@ -301,17 +301,13 @@ mod threaded {
         let mut rx = Receiver::new(MAX_BATCH);
         let mut out = Answers::new();
         let mut drops = KernelDrops::new(shared, &fds);
-        let mut busy = false;
         while !shutdown.is_cancelled() {
-            // While there is work, only look; else wait.
-            let timeout = if busy { 0 } else { POLL_TIMEOUT_MS };
-            let mut ready = readable.wait(timeout).peekable();
+            // Returns at once while any lane holds datagrams.
+            let mut ready = readable.wait(POLL_TIMEOUT_MS).peekable();
             if ready.peek().is_none() {
-                busy = false;
                 drops.count_if_due(Instant::now());
                 continue;
             }
-            busy = true;
             // One clock read per round: where each batch's answering starts.
             let now = Instant::now();
             // Every ready lane gets one batch: a lane with a backlog waits for the next
