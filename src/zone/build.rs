@@ -161,7 +161,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     srv_all.push(srv);
                 }
             }
-            let mut named: BTreeMap<(Box<str>, Protocol), Vec<u16>> = BTreeMap::new();
+            let mut named: BTreeMap<(Label, Protocol), Vec<u16>> = BTreeMap::new();
             for p in input.ports {
                 if let Some(n) = &p.name {
                     named
@@ -182,7 +182,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                         }
                     }
                     NamedPort {
-                        name: name.into(),
+                        name,
                         protocol,
                         srv: srv.into(),
                     }
@@ -218,7 +218,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
             }
             // Candidates are (address × port); records are de-duplicated by (target, port).
             let mut all: Vec<(u32, u16)> = Vec::new();
-            let mut named: BTreeMap<(Box<str>, Protocol), PortCandidates> = BTreeMap::new();
+            let mut named: BTreeMap<(Label, Protocol), PortCandidates> = BTreeMap::new();
             for (ep, label) in members() {
                 let Some(target) = index_of(label) else {
                     continue;
@@ -244,7 +244,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
             let ports = named
                 .into_iter()
                 .map(|((name, protocol), (n, list))| NamedPort {
-                    name: name.into(),
+                    name,
                     protocol,
                     srv: to_srv(n, list),
                 })
@@ -303,7 +303,7 @@ mod tests {
 
     fn port(name: Option<&str>, port: u16) -> Port {
         Port {
-            name: name.map(Box::from),
+            name: name.map(Label::from),
             protocol: Protocol::Tcp,
             port,
         }
