@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv};
+use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv, SrvList};
 use crate::model::{IpList, Label, Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
@@ -151,7 +151,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
     };
 
     let (addresses, srv_all, ports) = match input.kind {
-        ServiceKind::ExternalName(_) => (Box::default(), Box::default(), Box::default()),
+        ServiceKind::ExternalName(_) => (IpList::default(), SrvList::default(), Box::default()),
         ServiceKind::ClusterIp(ips) => {
             let w = weight(input.ports.len() * ips.len());
             let mut srv_all: Vec<Srv> = Vec::new();
@@ -188,7 +188,11 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     }
                 })
                 .collect();
-            (sorted_families(ips.iter().copied()), srv_all.into(), ports)
+            (
+                sorted_families(ips.iter().copied()).into(),
+                srv_all.into(),
+                ports,
+            )
         }
         ServiceKind::Headless => {
             let members = || {
@@ -210,8 +214,8 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     namespace: namespace.into(),
                     name: name.into(),
                     shape,
-                    addresses,
-                    srv_all: Box::default(),
+                    addresses: addresses.into(),
+                    srv_all: SrvList::default(),
                     ports: Box::default(),
                     endpoints,
                 });
@@ -232,7 +236,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     }
                 }
             }
-            let to_srv = |candidates: usize, mut list: Vec<(u32, u16)>| -> Box<[Srv]> {
+            let to_srv = |candidates: usize, mut list: Vec<(u32, u16)>| -> SrvList {
                 let w = weight(candidates);
                 list.sort_unstable();
                 list.dedup();
@@ -249,14 +253,14 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     srv: to_srv(n, list),
                 })
                 .collect();
-            (addresses, srv_all, ports)
+            (addresses.into(), srv_all, ports)
         }
     };
 
     // One named port (always so for the generated headless Services): its set is the
     // bare name's, kept once (`ServiceRecords::srv_all`).
     let srv_all = match &*ports {
-        [only] if only.srv == srv_all => Box::default(),
+        [only] if only.srv == srv_all => SrvList::default(),
         _ => srv_all,
     };
     Some(ServiceRecords {
