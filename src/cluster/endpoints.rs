@@ -73,10 +73,14 @@ pub fn ready_endpoints<'a>(
     }
     if !slices.is_empty() {
         for slice in slices {
-            for ep in slice.endpoints.iter() {
+            for (i, ep) in slice.endpoints.iter().enumerate() {
                 // publishNotReadyAddresses: the controller marks every endpoint ready.
                 if ep.ready || svc.publish_not_ready {
-                    let pod_name = ep.pod_name.as_deref().filter(|n| pod_names && n.len() < 64);
+                    let pod_name = slice
+                        .pod_names
+                        .get(i)
+                        .and_then(Option::as_deref)
+                        .filter(|n| pod_names && n.len() < 64);
                     out.push(ReadyEndpoint {
                         hostname: ep.hostname.as_deref().or(pod_name),
                         addresses: &ep.addresses,

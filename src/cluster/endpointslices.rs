@@ -41,9 +41,7 @@ impl EndpointSlices {
     pub fn upsert(&mut self, mut slice: EndpointSlice, pod_names: bool, touched: &mut Touched) {
         if !pod_names {
             // Pod names only name endpoints with --endpoint-pod-names: not kept otherwise.
-            for ep in slice.endpoints.iter_mut() {
-                ep.pod_name = None;
-            }
+            slice.pod_names = Box::default();
         }
         let old = self.by_key.get(&slice.key);
         if old == Some(&slice) {

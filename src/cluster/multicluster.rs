@@ -19,7 +19,7 @@ impl Cluster {
         let kind = if import.headless {
             ServiceKind::Headless
         } else {
-            ServiceKind::ClusterIp(import.ips.clone())
+            ServiceKind::ClusterIp(import.ips.clone().into())
         };
         let mut members = Vec::new();
         if import.headless {

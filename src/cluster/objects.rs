@@ -8,7 +8,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::model::ObjectKey;
+use crate::model::{Label, ObjectKey};
 
 /// A model object that knows its key (each store implements it for the objects it holds).
 pub trait Keyed {
@@ -80,23 +80,29 @@ impl<T: Keyed> ObjectMap<T> {
     }
 }
 
-/// Object names by namespace, sorted, for the objects of one namespace.
+/// Object names by namespace, sorted, for the objects of one namespace (inline labels: no
+/// heap block per name).
 #[derive(Default)]
-pub struct ByNamespace(HashMap<Box<str>, BTreeSet<Box<str>>>);
+pub struct ByNamespace(HashMap<Box<str>, BTreeSet<Label>>);
 
 impl ByNamespace {
     /// Adds `key`'s name under its namespace.
     pub fn insert(&mut self, key: &ObjectKey) {
-        self.0
-            .entry(key.namespace.clone())
-            .or_default()
-            .insert(key.name.clone());
+        let name = Label::from(&*key.name);
+        match self.0.get_mut(&key.namespace) {
+            Some(set) => {
+                set.insert(name);
+            }
+            None => {
+                self.0.insert(key.namespace.clone(), BTreeSet::from([name]));
+            }
+        }
     }
 
     /// Removes `key`'s name; a namespace left empty goes too.
     pub fn remove(&mut self, key: &ObjectKey) {
         if let Some(set) = self.0.get_mut(&key.namespace) {
-            set.remove(&key.name);
+            set.remove(&Label::from(&*key.name));
             if set.is_empty() {
                 self.0.remove(&key.namespace);
             }
@@ -104,7 +110,7 @@ impl ByNamespace {
     }
 
     /// The names in `namespace`, sorted.
-    pub fn names<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Box<str>> + 'a {
+    pub fn names<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Label> + 'a {
         self.0.get(namespace).into_iter().flatten()
     }
 

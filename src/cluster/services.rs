@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::objects::{ByNamespace, Keyed, ObjectMap};
 use super::{Store, Touched};
-use crate::model::{ObjectKey, Service};
+use crate::model::{Label, ObjectKey, Service};
 
 impl Keyed for Service {
     fn key(&self) -> &ObjectKey {
@@ -65,7 +65,7 @@ impl Services {
     }
 
     /// The names of the Services in `namespace`, sorted.
-    pub fn names_in<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Box<str>> + 'a {
+    pub fn names_in<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Label> + 'a {
         self.by_namespace.names(namespace)
     }
 

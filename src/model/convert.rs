@@ -77,9 +77,8 @@ pub(super) fn port_number(field: impl FnOnce() -> String, n: i32) -> Result<u16,
         .ok_or_else(|| err(field(), format!("{n} is not a port number (1-65535)")))
 }
 
-pub(super) fn port_name(name: Option<&String>) -> Option<Box<str>> {
-    name.filter(|n| !n.is_empty())
-        .map(|n| n.to_ascii_lowercase().into_boxed_str())
+pub(super) fn port_name(name: Option<&String>) -> Option<Label> {
+    name.filter(|n| !n.is_empty()).map(|n| Label::lowercase(n))
 }
 
 fn boxed_map(
@@ -131,8 +130,8 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
             let ips = written
                 .into_iter()
                 .map(|(ip, field)| parse_ip(|| field, ip))
-                .collect::<Result<Box<[_]>, _>>()?;
-            ServiceKind::ClusterIp(ips)
+                .collect::<Result<Vec<_>, _>>()?;
+            ServiceKind::ClusterIp(ips.into())
         }
     };
     let mut ports = Vec::new();
@@ -162,7 +161,12 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
         ports: ports.into(),
         target_ports: target_ports.into(),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
-        selector: boxed_map(spec.selector.as_ref()),
+        selector: spec
+            .selector
+            .iter()
+            .flatten()
+            .map(|(k, v)| (Label::from(k.as_str()), Label::from(v.as_str())))
+            .collect(),
         external: service_external(svc)?,
     })
 }
@@ -290,6 +294,7 @@ pub fn from_endpoint_slice(
         }
     };
     let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+    let mut pod_names = Vec::with_capacity(slice.endpoints.len());
     for (i, ep) in slice.endpoints.iter().enumerate() {
         let mut addresses = Vec::with_capacity(ep.addresses.len());
         for (j, a) in ep.addresses.iter().enumerate() {
@@ -315,8 +320,8 @@ pub fn from_endpoint_slice(
                 .as_deref()
                 .filter(|h| !h.is_empty())
                 .map(|h| Label::from(h.to_ascii_lowercase())),
-            pod_name,
         });
+        pod_names.push(pod_name);
     }
     let mut ports = Vec::new();
     for (i, p) in slice.ports.iter().flatten().enumerate() {
@@ -342,6 +347,11 @@ pub fn from_endpoint_slice(
         import,
         endpoints: endpoints.into(),
         ports: ports.into(),
+        pod_names: if pod_names.iter().any(Option::is_some) {
+            pod_names.into()
+        } else {
+            Box::default()
+        },
         trigger_time_ms,
     })
 }

@@ -71,8 +71,8 @@ impl Model for Namespace {
 /// How a Service is published in DNS.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
-    /// ClusterIP, NodePort and LoadBalancer: A/AAAA for each cluster IP.
-    ClusterIp(Box<[IpAddr]>),
+    /// ClusterIP, NodePort and LoadBalancer: A/AAAA for each cluster IP (one inline).
+    ClusterIp(IpList),
     /// `clusterIP: None`: A/AAAA for each ready endpoint.
     Headless,
     /// ExternalName: a CNAME to this name (kept as written, without a trailing dot).
@@ -113,8 +113,9 @@ pub enum TargetPort {
 /// A port of a Service or EndpointSlice.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Port {
-    /// The port's name; unnamed ports get no `_port._proto` SRV name.
-    pub name: Option<Box<str>>,
+    /// The port's name, lower case; unnamed ports get no `_port._proto` SRV name. Inline when
+    /// short, as port names almost always are: no heap block per port.
+    pub name: Option<Label>,
     /// The protocol.
     pub protocol: Protocol,
     /// The port number.
@@ -135,7 +136,9 @@ pub struct Service {
     /// `publishNotReadyAddresses`: not-ready endpoints are published too.
     pub publish_not_ready: bool,
     /// The label selector; empty means the Service selects no Pods.
-    pub selector: Box<[(Box<str>, Box<str>)]>,
+    /// Keys and values inline when short (`app`, `app.kubernetes.io/name`): one heap block
+    /// for the whole selector, not three per pair.
+    pub selector: Box<[(Label, Label)]>,
     /// `spec.externalIPs` and `status.loadBalancer.ingress`, for `--external-zone`; boxed
     /// behind one pointer because most Services have none.
     pub external: Option<Box<ExternalAddresses>>,
@@ -198,9 +201,6 @@ pub struct Endpoint {
     /// The endpoint's `hostname`, lower case (inline: a StatefulSet's `web-0` costs no heap
     /// block, at up to 1M endpoints).
     pub hostname: Option<Label>,
-    /// The name of the Pod in `targetRef`, when it refers to a Pod (dropped by the cluster
-    /// unless endpoints are named after their pods).
-    pub pod_name: Option<Box<str>>,
 }
 
 /// A discovery.k8s.io/v1 EndpointSlice.
@@ -218,6 +218,11 @@ pub struct EndpointSlice {
     pub endpoints: Box<[Endpoint]>,
     /// The ports every endpoint of this slice serves.
     pub ports: Box<[Port]>,
+    /// The name of the Pod in each endpoint's `targetRef` (`None` where it names no Pod), in
+    /// the order of `endpoints`; empty when no endpoint names a Pod, and emptied by the
+    /// cluster unless endpoints are named after their pods: apart from the endpoints, so
+    /// that an endpoint costs nothing for a name most clusters never read.
+    pub pod_names: Box<[Option<Box<str>>]>,
     /// `endpoints.kubernetes.io/last-change-trigger-time`, in Unix milliseconds.
     pub trigger_time_ms: Option<i64>,
 }
@@ -351,12 +356,12 @@ impl Model for Pod {
 
 impl Pod {
     /// Whether every key/value of `selector` is among the Pod's labels.
-    pub fn matches(&self, selector: &[(Box<str>, Box<str>)]) -> bool {
+    pub fn matches(&self, selector: &[(Label, Label)]) -> bool {
         !selector.is_empty()
             && selector.iter().all(|(k, v)| {
                 self.labels
                     .binary_search_by(|(lk, _)| lk.as_ref().cmp(k.as_ref()))
-                    .is_ok_and(|i| self.labels[i].1 == *v)
+                    .is_ok_and(|i| *self.labels[i].1 == **v)
             })
     }
 }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv};
+use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv, SrvList};
 use crate::model::{IpList, Label, Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
@@ -151,7 +151,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
     };
 
     let (addresses, srv_all, ports) = match input.kind {
-        ServiceKind::ExternalName(_) => (Box::default(), Box::default(), Box::default()),
+        ServiceKind::ExternalName(_) => (IpList::default(), SrvList::default(), Box::default()),
         ServiceKind::ClusterIp(ips) => {
             let w = weight(input.ports.len() * ips.len());
             let mut srv_all: Vec<Srv> = Vec::new();
@@ -161,7 +161,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     srv_all.push(srv);
                 }
             }
-            let mut named: BTreeMap<(Box<str>, Protocol), Vec<u16>> = BTreeMap::new();
+            let mut named: BTreeMap<(Label, Protocol), Vec<u16>> = BTreeMap::new();
             for p in input.ports {
                 if let Some(n) = &p.name {
                     named
@@ -182,13 +182,17 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                         }
                     }
                     NamedPort {
-                        name: name.into(),
+                        name,
                         protocol,
                         srv: srv.into(),
                     }
                 })
                 .collect();
-            (sorted_families(ips.iter().copied()), srv_all.into(), ports)
+            (
+                sorted_families(ips.iter().copied()).into(),
+                srv_all.into(),
+                ports,
+            )
         }
         ServiceKind::Headless => {
             let members = || {
@@ -210,15 +214,15 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     namespace: namespace.into(),
                     name: name.into(),
                     shape,
-                    addresses,
-                    srv_all: Box::default(),
+                    addresses: addresses.into(),
+                    srv_all: SrvList::default(),
                     ports: Box::default(),
                     endpoints,
                 });
             }
             // Candidates are (address × port); records are de-duplicated by (target, port).
             let mut all: Vec<(u32, u16)> = Vec::new();
-            let mut named: BTreeMap<(Box<str>, Protocol), PortCandidates> = BTreeMap::new();
+            let mut named: BTreeMap<(Label, Protocol), PortCandidates> = BTreeMap::new();
             for (ep, label) in members() {
                 let Some(target) = index_of(label) else {
                     continue;
@@ -232,7 +236,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     }
                 }
             }
-            let to_srv = |candidates: usize, mut list: Vec<(u32, u16)>| -> Box<[Srv]> {
+            let to_srv = |candidates: usize, mut list: Vec<(u32, u16)>| -> SrvList {
                 let w = weight(candidates);
                 list.sort_unstable();
                 list.dedup();
@@ -244,19 +248,19 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
             let ports = named
                 .into_iter()
                 .map(|((name, protocol), (n, list))| NamedPort {
-                    name: name.into(),
+                    name,
                     protocol,
                     srv: to_srv(n, list),
                 })
                 .collect();
-            (addresses, srv_all, ports)
+            (addresses.into(), srv_all, ports)
         }
     };
 
     // One named port (always so for the generated headless Services): its set is the
     // bare name's, kept once (`ServiceRecords::srv_all`).
     let srv_all = match &*ports {
-        [only] if only.srv == srv_all => Box::default(),
+        [only] if only.srv == srv_all => SrvList::default(),
         _ => srv_all,
     };
     Some(ServiceRecords {
@@ -303,7 +307,7 @@ mod tests {
 
     fn port(name: Option<&str>, port: u16) -> Port {
         Port {
-            name: name.map(Box::from),
+            name: name.map(Label::from),
             protocol: Protocol::Tcp,
             port,
         }

@@ -15,6 +15,7 @@ mod render;
 mod reverse;
 mod sharded;
 mod soa;
+mod srv;
 mod xfr;
 
 pub use crate::model::Label;
@@ -28,11 +29,11 @@ pub use render::{Rendered, render, target_addresses};
 pub use reverse::reverse_address;
 pub use sharded::ShardedMap;
 pub use soa::{CLUSTER_MNAME, EXTERNAL_MNAME, HOSTMASTER, SOA_TIMERS};
+pub use srv::{Srv, SrvList};
 pub use xfr::transfer_records;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use hickory_proto::rr::Name;
@@ -187,37 +188,6 @@ impl ZoneConfig {
     }
 }
 
-/// A resolved SRV entry: weight, port and target (an endpoint of the same Service, or the
-/// Service name itself), in 8 bytes: a headless Service has one per endpoint and port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Srv {
-    /// ⌊100 / candidates⌋, at least 1.
-    pub weight: u16,
-    /// The port.
-    pub port: u16,
-    /// Index into `ServiceRecords::endpoints` plus one, or `None` for the Service name.
-    target: Option<NonZeroU32>,
-}
-
-impl Srv {
-    /// An entry for `port` with `weight`, targeting endpoint `target` (an index into
-    /// `ServiceRecords::endpoints`) or, for `None`, the Service name.
-    pub fn new(weight: u16, port: u16, target: Option<u32>) -> Self {
-        Self {
-            weight,
-            port,
-            // An index of u32::MAX cannot occur (endpoint lists are far shorter); it would
-            // read as the Service name.
-            target: target.and_then(|i| NonZeroU32::new(i.wrapping_add(1))),
-        }
-    }
-
-    /// The endpoint index the entry targets, or `None` for the Service name.
-    pub fn target(&self) -> Option<u32> {
-        self.target.map(|t| t.get() - 1)
-    }
-}
-
 /// The SRV set of one named port: `_<name>._<proto>.<svc>.<ns>.svc.<zone>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedPort {
@@ -225,8 +195,8 @@ pub struct NamedPort {
     pub name: Label,
     /// The protocol.
     pub protocol: Protocol,
-    /// The SRV records, de-duplicated.
-    pub srv: Box<[Srv]>,
+    /// The SRV records, de-duplicated (one inline: a cluster-IP Service's named port).
+    pub srv: SrvList,
 }
 
 /// An endpoint name under a Service and the addresses it answers.
@@ -261,12 +231,13 @@ pub struct ServiceRecords {
     pub name: Label,
     /// How the name answers.
     pub shape: ServiceShape,
-    /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6.
-    pub addresses: Box<[IpAddr]>,
+    /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6 (one
+    /// inline: a cluster-IP Service's).
+    pub addresses: IpList,
     /// SRV on the bare Service name: every port; empty when that is the only named port's
     /// set (a headless Service's one port: no second copy of an entry per endpoint). Read
     /// it with `srv_all()`.
-    pub srv_all: Box<[Srv]>,
+    pub srv_all: SrvList,
     /// Named ports, for `_port._proto` names.
     pub ports: Box<[NamedPort]>,
     /// Endpoint names, sorted by label.

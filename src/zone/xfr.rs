@@ -99,8 +99,8 @@ mod tests {
             namespace: "shop".into(),
             name: "web".into(),
             shape: ServiceShape::ClusterIp,
-            addresses: Box::new(["10.96.0.1".parse().unwrap(), "fd00::1".parse().unwrap()]),
-            srv_all: Box::new([]),
+            addresses: vec!["10.96.0.1".parse().unwrap(), "fd00::1".parse().unwrap()].into(),
+            srv_all: Default::default(),
             ports: Box::new([]),
             endpoints: Box::new([]),
         };

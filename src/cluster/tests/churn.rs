@@ -10,7 +10,7 @@ fn a_relist_of_unchanged_objects_does_not_churn_the_zone() {
     let same = service(
         "ns",
         "svc",
-        ServiceKind::ClusterIp(ips(&["10.0.0.1"])),
+        ServiceKind::ClusterIp(ips(&["10.0.0.1"]).into()),
         vec![port("http", 80), port("", 81)],
         &[],
     );
@@ -63,7 +63,7 @@ fn an_address_shared_by_services_answers_for_each() {
         service(
             "ns",
             name,
-            ServiceKind::ClusterIp(ips(&["10.0.9.9"])),
+            ServiceKind::ClusterIp(ips(&["10.0.9.9"]).into()),
             vec![],
             &[],
         )
@@ -195,7 +195,7 @@ fn a_large_batch_built_in_parallel_equals_small_batches() {
                 (ServiceKind::Headless, "db")
             } else {
                 let ip = format!("10.96.{}.{}", s >> 8, s & 255);
-                (ServiceKind::ClusterIp(ips(&[&ip])), "web")
+                (ServiceKind::ClusterIp(ips(&[&ip]).into()), "web")
             };
             let name = format!("svc-{s}");
             let endpoints = (0..3u32)

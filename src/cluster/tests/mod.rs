@@ -51,7 +51,6 @@ fn endpoint(addr: &str, ready: bool, hostname: Option<&str>) -> Endpoint {
         addresses: ips(&[addr]).into(),
         ready,
         hostname: hostname.map(Into::into),
-        pod_name: None,
     }
 }
 
@@ -62,6 +61,7 @@ fn slice(ns: &str, name: &str, svc: &str, endpoints: Vec<Endpoint>, ports: Vec<P
         import: None,
         endpoints: endpoints.into(),
         ports: ports.into(),
+        pod_names: Box::default(),
         trigger_time_ms: None,
     })
 }
@@ -126,7 +126,7 @@ fn example() -> Cluster {
         service(
             "ns",
             "svc",
-            ServiceKind::ClusterIp(ips(&["10.0.0.1"])),
+            ServiceKind::ClusterIp(ips(&["10.0.0.1"]).into()),
             vec![port("http", 80), port("", 81)],
             &[],
         ),
@@ -283,7 +283,7 @@ fn unchanged_objects_publish_nothing_and_changes_raise_the_serial() {
     let same = service(
         "ns",
         "svc",
-        ServiceKind::ClusterIp(ips(&["10.0.0.1"])),
+        ServiceKind::ClusterIp(ips(&["10.0.0.1"]).into()),
         vec![port("http", 80), port("", 81)],
         &[],
     );
@@ -294,7 +294,7 @@ fn unchanged_objects_publish_nothing_and_changes_raise_the_serial() {
     let moved = service(
         "ns",
         "svc",
-        ServiceKind::ClusterIp(ips(&["10.0.0.9"])),
+        ServiceKind::ClusterIp(ips(&["10.0.0.9"]).into()),
         vec![port("http", 80)],
         &[],
     );
@@ -317,7 +317,7 @@ fn reset_removes_what_a_relist_no_longer_has() {
     let keep = service(
         "ns",
         "svc",
-        ServiceKind::ClusterIp(ips(&["10.0.0.1"])),
+        ServiceKind::ClusterIp(ips(&["10.0.0.1"]).into()),
         vec![port("http", 80), port("", 81)],
         &[],
     );
@@ -351,7 +351,7 @@ fn not_synced_turns_nxdomain_into_servfail() {
     c.apply([Delta::Upsert(service(
         "ns",
         "svc",
-        ServiceKind::ClusterIp(ips(&["10.0.0.1"])),
+        ServiceKind::ClusterIp(ips(&["10.0.0.1"]).into()),
         vec![],
         &[],
     ))]);
@@ -410,8 +410,16 @@ fn namespace_filter_and_endpoint_pod_names() {
         external_kinds: None,
         hosts: None,
     };
-    let mut ep = endpoint("172.0.0.2", true, None);
-    ep.pod_name = Some("web-7d9f".into());
+    let mut named = slice(
+        "ns",
+        "svc-a",
+        "svc",
+        vec![endpoint("172.0.0.2", true, None)],
+        vec![port("http", 80)],
+    );
+    if let Object::EndpointSlice(s) = &mut named {
+        s.pod_names = Box::new([Some("web-7d9f".into())]);
+    }
     let c = cluster_with(
         PodsMode::Insecure,
         options,
@@ -423,11 +431,11 @@ fn namespace_filter_and_endpoint_pod_names() {
                 vec![port("http", 80)],
                 &[],
             ),
-            slice("ns", "svc-a", "svc", vec![ep], vec![port("http", 80)]),
+            named,
             service(
                 "hidden",
                 "svc",
-                ServiceKind::ClusterIp(ips(&["10.0.0.2"])),
+                ServiceKind::ClusterIp(ips(&["10.0.0.2"]).into()),
                 vec![],
                 &[],
             ),

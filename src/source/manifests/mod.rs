@@ -57,18 +57,56 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-type Identity = (Kind, ObjectKey);
+/// An object's identity (kind, namespace and name) in one shared heap block: the source keeps
+/// one per object, in `files` and in `effective` (an `Arc` of the kind and an `ObjectKey`
+/// would be three blocks, ~128 bytes with the allocator's overhead, per object).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Id(Arc<[u8]>);
+
+impl Id {
+    /// The kind's place in `Kind::ALL` (one byte), the namespace's length (four, little
+    /// endian), the namespace, the name.
+    fn new(kind: Kind, key: &ObjectKey) -> Self {
+        let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(5 + key.namespace.len() + key.name.len());
+        bytes.push(index as u8);
+        bytes.extend_from_slice(&(key.namespace.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(key.namespace.as_bytes());
+        bytes.extend_from_slice(key.name.as_bytes());
+        Id(bytes.into())
+    }
+
+    fn kind(&self) -> Kind {
+        let index = self.0.first().map_or(0, |&i| usize::from(i));
+        Kind::ALL.get(index).copied().unwrap_or(Kind::ALL[0])
+    }
+
+    fn key(&self) -> ObjectKey {
+        let len = self
+            .0
+            .get(1..5)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes) as usize;
+        let text = self.0.get(5..).unwrap_or_default();
+        // Both parts were `str`s, cut where the namespace ended.
+        let (namespace, name) = text.split_at(len.min(text.len()));
+        ObjectKey::new(
+            &String::from_utf8_lossy(namespace),
+            &String::from_utf8_lossy(name),
+        )
+    }
+}
 
 /// How long after its last modification a periodic scan waits before reading a file.
 const WRITE_SETTLE: Duration = Duration::from_millis(100);
 
 /// What one file defines: each object's content hash. An object that failed to convert keeps
 /// the hash of its last good version.
-type FileObjects = HashMap<Arc<Identity>, u64>;
+type FileObjects = HashMap<Id, u64>;
 
 /// A file's newly read objects: the content hash, and the object unless it is a kept last
 /// good version (which the cluster already has).
-type ReadObjects = HashMap<Identity, (u64, Option<Object>)>;
+type ReadObjects = HashMap<Id, (u64, Option<Object>)>;
 
 struct FileState {
     stamp: Option<(SystemTime, u64)>,
@@ -82,7 +120,7 @@ pub struct ManifestSource {
     files: BTreeMap<Arc<Path>, FileState>,
     /// For each identity sent to the cluster: the file it came from and its content hash.
     /// The identities are shared with `files`: one copy of each key.
-    effective: HashMap<Arc<Identity>, (Arc<Path>, u64)>,
+    effective: HashMap<Id, (Arc<Path>, u64)>,
     /// `--labels`: Services that do not match are not read.
     labels: Option<LabelFilter>,
 }
@@ -109,12 +147,13 @@ fn object_hash(object: &Object) -> u64 {
 }
 
 /// Reads `path` again and returns its current version of `id`, if it has a good one.
-fn reread(path: &Path, id: &Identity, labels: Option<&LabelFilter>) -> Option<Object> {
+fn reread(path: &Path, id: &Id, labels: Option<&LabelFilter>) -> Option<Object> {
     let text = std::fs::read_to_string(path).ok()?;
     let (objects, _) = parse_file_filtered(path, &text, labels).ok()?;
+    let (kind, key) = (id.kind(), id.key());
     objects
         .into_iter()
-        .find(|o| o.kind() == id.0 && o.key() == id.1)
+        .find(|o| o.kind() == kind && o.key() == key)
 }
 
 impl ManifestSource {
@@ -207,14 +246,15 @@ impl ManifestSource {
                 Ok((objects, errors)) => {
                     let mut map: ReadObjects = objects
                         .into_iter()
-                        .map(|o| ((o.kind(), o.key()), (object_hash(&o), Some(o))))
+                        .map(|o| (Id::new(o.kind(), &o.key()), (object_hash(&o), Some(o))))
                         .collect();
                     for e in &errors {
                         // A broken object keeps its last good version.
-                        if let Some(id) = &e.identity
-                            && let Some(&prev) = old.and_then(|o| o.get(id))
+                        if let Some((kind, key)) = &e.identity
+                            && let id = Id::new(*kind, key)
+                            && let Some(&prev) = old.and_then(|o| o.get(&id))
                         {
-                            map.entry(id.clone()).or_insert((prev, None));
+                            map.entry(id).or_insert((prev, None));
                         }
                     }
                     scan.errors.extend(errors);
@@ -259,7 +299,7 @@ impl ManifestSource {
         };
         let new = objects.unwrap_or_default();
         let labels = self.labels.clone();
-        for id in old.keys().filter(|id| !new.contains_key(&***id)) {
+        for id in old.keys().filter(|id| !new.contains_key(*id)) {
             let from_here = self.effective.get(id).is_some_and(|(p, _)| *p == path);
             if !from_here {
                 continue;
@@ -273,27 +313,27 @@ impl ManifestSource {
                 .find_map(|(p, _)| reread(p, id, labels.as_ref()).map(|o| (Arc::clone(p), o)));
             match other {
                 Some((p, o)) => {
-                    self.effective.insert(Arc::clone(id), (p, object_hash(&o)));
+                    self.effective.insert(id.clone(), (p, object_hash(&o)));
                     deltas.push(Delta::Upsert(o));
                 }
                 None => {
-                    deltas.push(Delta::Remove(id.0, id.1.clone()));
-                    self.effective.remove(&**id);
+                    deltas.push(Delta::Remove(id.kind(), id.key()));
+                    self.effective.remove(id);
                 }
             }
         }
         let mut objects = FileObjects::with_capacity(new.len());
         for (id, (hash, obj)) in new {
             let id = match self.effective.get_key_value(&id) {
-                Some((known, _)) => Arc::clone(known),
-                None => Arc::new(id),
+                Some((known, _)) => known.clone(),
+                None => id,
             };
-            objects.insert(Arc::clone(&id), hash);
-            let sent = self.effective.get(&*id);
+            objects.insert(id.clone(), hash);
+            let sent = self.effective.get(&id);
             match sent {
                 Some((p, h)) if *h == hash && *p == path => continue,
                 Some((p, _)) if *p != path => {
-                    tracing::warn!(file = %path.display(), other = %p.display(), kind = %id.0, object = %id.1, "object defined in two files; the later read wins");
+                    tracing::warn!(file = %path.display(), other = %p.display(), kind = %id.kind(), object = %id.key(), "object defined in two files; the later read wins");
                 }
                 _ => {}
             }
