@@ -206,6 +206,28 @@ impl Entry {
             .max(Duration::from_secs(1))
     }
 
+    /// The entry's age in whole seconds when it may be answered from as it is: fresh, and
+    /// outside its prefetch window unless `prefetch()` says prefetching is off. The same
+    /// decisions as `remaining` and `in_prefetch_window`, from one reading of the age, in
+    /// integer nanoseconds.
+    pub(crate) fn fresh_age(&self, now: Instant, prefetch: impl FnOnce() -> bool) -> Option<u32> {
+        const NS: u64 = 1_000_000_000;
+        let age = now.saturating_duration_since(self.stored);
+        let age_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+        let ttl_ns = u64::from(self.ttl) * NS;
+        let left = ttl_ns.checked_sub(age_ns).filter(|&left| left > 0)?;
+        if left <= (ttl_ns / 10).max(NS) && prefetch() {
+            return None;
+        }
+        Some(u32::try_from(age.as_secs()).unwrap_or(u32::MAX))
+    }
+
+    /// When it was stored.
+    #[cfg(test)]
+    pub(crate) fn stored_at(&self) -> Instant {
+        self.stored
+    }
+
     /// Seconds of freshness left, or `None` once expired.
     pub fn remaining(&self, now: Instant) -> Option<Duration> {
         let age = now.saturating_duration_since(self.stored);

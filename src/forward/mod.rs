@@ -350,23 +350,21 @@ impl Forwarder {
         }
     }
 
-    /// Answers the query `q` from a fresh cache entry straight into `out` (see [`wire`]):
-    /// the response's length, or `None` when the general path must answer it (a miss, an
-    /// entry due for prefetch, a response over `limit`). Counts the hit as `resolve` does.
+    /// Answers the query `q`, which arrived at `now`, from a fresh cache entry straight into
+    /// `out` (see [`wire`]): the response's length, or `None` when the general path must answer
+    /// it (a miss, an entry due for prefetch, a response over `limit`). Counts the hit as
+    /// `resolve` does.
     pub fn answer_wire(
         &self,
         q: &wire::CacheQuery<'_>,
         limit: usize,
         out: &mut [u8],
+        now: Instant,
     ) -> Option<usize> {
         let cache = self.cache.as_ref()?;
         let entry = cache.get_bytes(q.key())?;
-        let now = Instant::now();
-        entry.remaining(now)?;
-        if entry.in_prefetch_window(now) && self.routes.load().settings.prefetch {
-            return None;
-        }
-        let len = q.respond(&entry, entry.age(now), limit, out)?;
+        let age = entry.fresh_age(now, || self.routes.load().settings.prefetch)?;
+        let len = q.respond(&entry, age, limit, out)?;
         entry.count_hit();
         self.metrics.cache_requests.inc();
         self.hit_counters[usize::from(entry.kind != Kind::Success)].inc();

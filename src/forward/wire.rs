@@ -317,4 +317,53 @@ mod tests {
         let axfr = query("example.com.", RecordType::AXFR, None);
         assert!(CacheQuery::parse(&axfr).is_none());
     }
+
+    /// The fast path's one-reading check agrees with `remaining`, `in_prefetch_window` and
+    /// `age` at every age around the boundaries, with prefetching on and off.
+    #[test]
+    fn fresh_age_decides_as_remaining_and_the_prefetch_window() {
+        use crate::forward::CacheSettings;
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::{RData, Record};
+        use std::time::Duration;
+
+        for ttl in [1u32, 5, 9, 10, 11, 30, 300] {
+            let settings = CacheSettings {
+                size: 10,
+                max_ttl: 3600,
+                max_negative_ttl: 1800,
+                min_ttl: 1,
+                serve_stale: Duration::ZERO,
+            };
+            let name = Name::from_ascii("www.example.com.").unwrap();
+            let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+            m.add_query(Query::query(name.clone(), RecordType::A));
+            m.answers = vec![Record::from_rdata(
+                name,
+                ttl,
+                RData::A(A::new(192, 0, 2, 1)),
+            )];
+            let entry = Entry::from_message(m, &settings, true);
+            assert_eq!(entry.ttl, ttl);
+            let stored = entry.stored_at();
+            let ms = u64::from(ttl) * 1000;
+            let ages = (0..=ms + 1500)
+                .step_by(250)
+                .chain([ms - 1, ms, ms + 1, ms - ms / 10]);
+            for age_ms in ages {
+                let now = stored + Duration::from_millis(age_ms);
+                for prefetch in [false, true] {
+                    let want = entry
+                        .remaining(now)
+                        .filter(|_| !(prefetch && entry.in_prefetch_window(now)))
+                        .map(|_| entry.age(now));
+                    assert_eq!(
+                        entry.fresh_age(now, || prefetch),
+                        want,
+                        "ttl {ttl} s, age {age_ms} ms, prefetch {prefetch}"
+                    );
+                }
+            }
+        }
+    }
 }

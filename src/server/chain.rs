@@ -74,13 +74,15 @@ pub(super) enum Step {
 }
 
 impl Stage {
-    /// The fast path's step for `q`.
+    /// The fast path's step for `q`, which arrived at `now` (as far as a cached answer's age
+    /// is concerned: its batch's start).
     pub(super) fn fast(
         &self,
         handler: &DnsHandler,
         q: &Question<'_>,
         options: fast::Options,
         out: &mut [u8],
+        now: std::time::Instant,
     ) -> Step {
         match self {
             // One relaxed load when there are no rules.
@@ -122,7 +124,7 @@ impl Stage {
                 let Some(cached) = crate::forward::wire::CacheQuery::new(q) else {
                     return Step::Decline;
                 };
-                match f.answer_wire(&cached, q.limit(!options.udp), out) {
+                match f.answer_wire(&cached, q.limit(!options.udp), out, now) {
                     Some(len) => Step::Answered(fast::Answered {
                         len,
                         qtype: q.qtype(),

@@ -232,7 +232,7 @@ impl DnsHandler {
             recursion_available: self.forwards,
         };
         for stage in self.chain.iter() {
-            match stage.fast(self, &q, options, out) {
+            match stage.fast(self, &q, options, out, started) {
                 Step::Answered(a) => {
                     self.record_fast(&q, proto, src, (a.rcode, a.len), started.elapsed());
                     return Some(a.len);
