@@ -97,10 +97,11 @@ impl<'a> CacheQuery<'a> {
         let mut key = [0u8; KEY_MAX];
         let name = q.name();
         let key_len = name.len();
-        for (k, b) in key.get_mut(..key_len)?.iter_mut().zip(name) {
-            *k = b.to_ascii_lowercase();
-        }
-        // The label lengths, lowered above with the rest, are below 64: unchanged.
+        let lowered = key.get_mut(..key_len)?;
+        lowered.copy_from_slice(name);
+        // One pass the compiler vectorizes. The label lengths, lowered with the rest, are
+        // below 64: unchanged.
+        lowered.make_ascii_lowercase();
         let packet = q.packet();
         let fixed = packet.get(q.name_end()..q.question_end())?;
         key.get_mut(key_len..key_len + 4)?.copy_from_slice(fixed);

@@ -36,17 +36,37 @@ pub(super) struct Buckets {
     ints: &'static [u64],
     /// What one observed integer is, in the exposed unit (1e-9 s for nanoseconds).
     unit: f64,
+    /// `Some(first)` when every bound is twice the one before, from `first`.
+    doubling_from: Option<u64>,
+}
+
+impl Buckets {
+    /// The bucket `v` falls in: the first bound at or above it (`ints.len()` past the last).
+    /// Bounds that double from the first (durations') give it as the bit length of the
+    /// number of first-bound steps below `v`, without a search.
+    fn index(&self, v: u64) -> usize {
+        match self.doubling_from {
+            Some(first) => {
+                let steps = v.saturating_sub(1) / first;
+                let bits = (u64::BITS - steps.leading_zeros()) as usize;
+                bits.min(self.ints.len())
+            }
+            None => self.ints.partition_point(|b| *b < v),
+        }
+    }
 }
 
 pub(super) const DURATION: Buckets = Buckets {
     bounds: &DURATION_BOUNDS,
     ints: &DURATION_BOUNDS_NS,
     unit: 1e-9,
+    doubling_from: Some(DURATION_BOUNDS_NS[0]),
 };
 pub(super) const SIZE: Buckets = Buckets {
     bounds: &SIZE_BOUNDS,
     ints: &SIZE_BOUNDS_INT,
     unit: 1.0,
+    doubling_from: None,
 };
 
 /// `(sum, count, per-bucket counts)` of a histogram.
@@ -75,7 +95,7 @@ impl AtomicHistogram {
     }
 
     pub(super) fn observe(&self, v: u64) {
-        let i = self.buckets.ints.partition_point(|b| *b < v);
+        let i = self.buckets.index(v);
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -100,5 +120,26 @@ impl AtomicHistogram {
                 buckets,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DURATION, DURATION_BOUNDS_NS, SIZE};
+
+    /// The search-free index of the doubling bounds is the search's, at and around every
+    /// bound, and far past the last.
+    #[test]
+    fn the_duration_bucket_is_the_first_bound_at_or_above() {
+        let mut values = vec![0, 1, u64::MAX];
+        for b in DURATION_BOUNDS_NS {
+            values.extend([b - 1, b, b + 1, b / 3 * 2]);
+        }
+        for v in values {
+            let want = DURATION.ints.partition_point(|b| *b < v);
+            assert_eq!(DURATION.index(v), want, "{v} ns");
+        }
+        assert_eq!(SIZE.index(511), 5);
+        assert_eq!(SIZE.index(512), 6);
     }
 }
