@@ -31,7 +31,7 @@ fn apply_changed<K, V>(
     mut value_of: impl FnMut(&K) -> Option<Arc<V>>,
 ) -> bool
 where
-    K: std::hash::Hash + Eq + Ord + Clone,
+    K: std::hash::Hash + Eq + Clone,
     V: PartialEq + ?Sized,
 {
     let changes: Vec<(K, Option<Arc<V>>)> = keys

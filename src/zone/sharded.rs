@@ -7,12 +7,6 @@
 //! entries and at 1M. The shard table itself is two levels, groups of shards: an update
 //! copies the table of groups and the group it touches, each about √shards pointers (~128
 //! at 1M entries), not one pointer per shard.
-//!
-//! Memory: a shard is a sorted array once a batch of changes is over (`rebalance`), exactly
-//! its entries (8 bytes for a reverse entry), where a hash table would hold between 1.1 and
-//! 2.3 times as many slots plus a control byte each. A change turns the shards it touches
-//! into hash tables for the rest of its batch (`set` stays cheap while a first load fills 64
-//! shards with a million entries), and `rebalance` sorts them again.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -20,92 +14,7 @@ use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 
-type Table<K, V> = std::collections::HashMap<K, V, FixedState>;
-
-/// One shard: sorted entries, or a hash table while a batch of changes is under way.
-#[derive(Clone, Debug)]
-enum Shard<K, V> {
-    /// Entries sorted by key, searched by bisection.
-    Sorted(Box<[(K, V)]>),
-    /// A shard changed since the last `rebalance`.
-    Table(Table<K, V>),
-}
-
-impl<K: Hash + Eq + Ord, V> Shard<K, V> {
-    fn len(&self) -> usize {
-        match self {
-            Shard::Sorted(entries) => entries.len(),
-            Shard::Table(table) => table.len(),
-        }
-    }
-
-    fn get<Q>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + Ord + ?Sized,
-    {
-        match self {
-            Shard::Sorted(entries) => entries
-                .binary_search_by(|(k, _)| k.borrow().cmp(key))
-                .ok()
-                .and_then(|i| entries.get(i))
-                .map(|(_, v)| v),
-            Shard::Table(table) => table.get(key),
-        }
-    }
-
-    fn iter(&self) -> Entries<'_, K, V> {
-        match self {
-            Shard::Sorted(entries) => Entries::Sorted(entries.iter()),
-            Shard::Table(table) => Entries::Table(table.iter()),
-        }
-    }
-
-    /// Inserts (`Some`) or removes (`None`) one key, the shard becoming a hash table if it
-    /// was sorted; returns the value it replaced.
-    fn set(&mut self, key: K, value: Option<V>) -> Option<V> {
-        let mut table: Table<K, V> = match std::mem::replace(self, Shard::Sorted(Box::default())) {
-            Shard::Sorted(entries) => entries.into_vec().into_iter().collect(),
-            Shard::Table(table) => table,
-        };
-        let old = match value {
-            Some(v) => table.insert(key, v),
-            None => table.remove(&key),
-        };
-        *self = Shard::Table(table);
-        old
-    }
-
-    /// The shard sorted again, if a change made it a table.
-    fn compact(&mut self) {
-        if let Shard::Table(table) = self {
-            let entries: Vec<(K, V)> = std::mem::take(table).into_iter().collect();
-            *self = Shard::sorted(entries);
-        }
-    }
-
-    /// Sorted entries, from a table's.
-    fn sorted(mut entries: Vec<(K, V)>) -> Self {
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Shard::Sorted(entries.into_boxed_slice())
-    }
-}
-
-/// The entries of one shard.
-enum Entries<'a, K, V> {
-    Sorted(std::slice::Iter<'a, (K, V)>),
-    Table(std::collections::hash_map::Iter<'a, K, V>),
-}
-
-impl<'a, K, V> Iterator for Entries<'a, K, V> {
-    type Item = (&'a K, &'a V);
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            Entries::Sorted(it) => it.next().map(|(k, v)| (k, v)),
-            Entries::Table(it) => it.next(),
-        }
-    }
-}
+type Shard<K, V> = std::collections::HashMap<K, V, FixedState>;
 
 /// Shards of an empty map.
 const MIN_SHARDS: usize = 64;
@@ -121,8 +30,6 @@ pub struct ShardedMap<K, V> {
     groups: Arc<[Group<K, V>]>,
     /// The number of shards (a power of two).
     shards: usize,
-    /// Shards changed since the last `rebalance` (hash tables until it sorts them).
-    changed: Vec<usize>,
     /// Shards per group (a power of two).
     per_group: usize,
     len: usize,
@@ -135,14 +42,13 @@ impl<K, V> Clone for ShardedMap<K, V> {
         Self {
             groups: Arc::clone(&self.groups),
             shards: self.shards,
-            changed: self.changed.clone(),
             per_group: self.per_group,
             len: self.len,
         }
     }
 }
 
-impl<K: Hash + Eq + Ord + Clone, V: Clone> Default for ShardedMap<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Default for ShardedMap<K, V> {
     fn default() -> Self {
         Self::new()
     }
@@ -174,16 +80,15 @@ fn grouped<K, V>(shards: Vec<Shard<K, V>>) -> Arc<[Group<K, V>]> {
     groups.into()
 }
 
-impl<K: Hash + Eq + Ord + Clone, V: Clone> ShardedMap<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
         let shards = (0..MIN_SHARDS)
-            .map(|_| Shard::Sorted(Box::default()))
+            .map(|_| Shard::with_hasher(FixedState::default()))
             .collect();
         Self {
             groups: grouped(shards),
             shards: MIN_SHARDS,
-            changed: Vec::new(),
             per_group: per_group(MIN_SHARDS),
             len: 0,
         }
@@ -229,7 +134,7 @@ impl<K: Hash + Eq + Ord + Clone, V: Clone> ShardedMap<K, V> {
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + Ord + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
         let (g, j) = self.locate(shard_of(key, self.shards));
         self.groups[g][j].get(key)
@@ -248,38 +153,20 @@ impl<K: Hash + Eq + Ord + Clone, V: Clone> ShardedMap<K, V> {
     /// that grew the map, as a hash table's own growth is. `update` calls it; after a run of
     /// `set`s, call it once (growing once at the end of a large batch, rather than at each
     /// doubling on the way, leaves the allocator fewer freed tables to hold on to).
-    /// Sorts the shards changed since the last call, too.
     pub fn rebalance(&mut self) {
         let mut count = self.shards;
         while self.len > count * MAX_SHARD_LEN {
             count *= 2;
         }
         if count == self.shards {
-            let mut changed = std::mem::take(&mut self.changed);
-            changed.sort_unstable();
-            changed.dedup();
-            for i in changed {
-                let (g, j) = self.locate(i);
-                let groups = Arc::make_mut(&mut self.groups);
-                // Changed in this batch: no snapshot shares them yet, nothing is copied.
-                if let Some(shard) = groups
-                    .get_mut(g)
-                    .map(Arc::make_mut)
-                    .and_then(|group| group.get_mut(j))
-                {
-                    Arc::make_mut(shard).compact();
-                }
-            }
             return;
         }
-        let mut entries: Vec<Vec<(K, V)>> = (0..count)
-            .map(|_| Vec::with_capacity(self.len / count + 1))
+        let mut shards: Vec<Shard<K, V>> = (0..count)
+            .map(|_| Shard::with_capacity_and_hasher(self.len / count + 1, FixedState::default()))
             .collect();
         for (k, v) in self.iter() {
-            entries[shard_of(k, count)].push((k.clone(), v.clone()));
+            shards[shard_of(k, count)].insert(k.clone(), v.clone());
         }
-        self.changed.clear();
-        let shards = entries.into_iter().map(Shard::sorted).collect();
         self.groups = grouped(shards);
         self.shards = count;
         self.per_group = per_group(count);
@@ -301,17 +188,18 @@ impl<K: Hash + Eq + Ord + Clone, V: Clone> ShardedMap<K, V> {
         let groups = Arc::make_mut(&mut self.groups);
         let group = Arc::make_mut(&mut groups[g]);
         let shard = Arc::make_mut(&mut group[j]);
-        if matches!(shard, Shard::Sorted(_)) {
-            self.changed.push(g * self.per_group + j);
+        match value {
+            Some(v) => {
+                let old = shard.insert(key, v);
+                self.len += usize::from(old.is_none());
+                old
+            }
+            None => {
+                let old = shard.remove(&key);
+                self.len -= usize::from(old.is_some());
+                old
+            }
         }
-        let adds = value.is_some();
-        let old = shard.set(key, value);
-        match (adds, old.is_some()) {
-            (true, false) => self.len += 1,
-            (false, true) => self.len -= 1,
-            _ => {}
-        }
-        old
     }
 
     /// Iterates over every entry, shard by shard.
