@@ -11,7 +11,7 @@ use crate::common;
 use std::ffi::{OsStr, OsString};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -32,11 +32,30 @@ struct Netns {
 }
 
 impl Netns {
-    /// A fresh namespace with its loopback up, or `None` when not root.
+    /// A fresh namespace with its loopback up, or `None` when not root or when the firewall
+    /// programs the tests drive (both nft and iptables) are not installed.
     fn new() -> Option<Netns> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("not root: the --setup-interface tests need a network namespace; skipped");
+            return None;
+        }
+        let installed = |program: &str| {
+            let on_path = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+            on_path
+                || ["/usr/sbin", "/sbin"]
+                    .iter()
+                    .any(|d| Path::new(d).join(program).is_file())
+        };
+        if let Some(missing) = ["ip", "nft", "iptables"]
+            .into_iter()
+            .find(|p| !installed(p))
+        {
+            eprintln!(
+                "{missing} is not installed: the --setup-interface tests need iproute2, nftables \
+                 and iptables (.ci/run installs them); skipped"
+            );
             return None;
         }
         static NEXT: AtomicU32 = AtomicU32::new(0);
