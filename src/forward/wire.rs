@@ -201,6 +201,17 @@ mod tests {
     use super::*;
     use hickory_proto::rr::{Name, RecordType};
 
+    /// A small cache's settings with `min_ttl`, no serving stale.
+    fn settings(min_ttl: u32) -> crate::forward::CacheSettings {
+        crate::forward::CacheSettings {
+            size: 10,
+            max_ttl: 3600,
+            max_negative_ttl: 1800,
+            min_ttl,
+            serve_stale: std::time::Duration::ZERO,
+        }
+    }
+
     fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
         let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = true;
@@ -242,18 +253,11 @@ mod tests {
 
     #[test]
     fn a_hit_is_the_entry_as_of_its_age() {
-        use crate::forward::CacheSettings;
         use hickory_proto::rr::rdata::{A, SOA};
         use hickory_proto::rr::{RData, Record};
-        use std::time::{Duration, Instant};
+        use std::time::Instant;
 
-        let settings = CacheSettings {
-            size: 10,
-            max_ttl: 3600,
-            max_negative_ttl: 1800,
-            min_ttl: 5,
-            serve_stale: Duration::ZERO,
-        };
+        let settings = settings(5);
         let name = Name::from_ascii("www.example.com.").unwrap();
         let mut m = Message::new(7, MessageType::Response, OpCode::Query);
         m.add_query(Query::query(name.clone(), RecordType::A));
@@ -323,19 +327,12 @@ mod tests {
     /// `age` at every age around the boundaries, with prefetching on and off.
     #[test]
     fn fresh_age_decides_as_remaining_and_the_prefetch_window() {
-        use crate::forward::CacheSettings;
         use hickory_proto::rr::rdata::A;
         use hickory_proto::rr::{RData, Record};
         use std::time::Duration;
 
         for ttl in [1u32, 5, 9, 10, 11, 30, 300] {
-            let settings = CacheSettings {
-                size: 10,
-                max_ttl: 3600,
-                max_negative_ttl: 1800,
-                min_ttl: 1,
-                serve_stale: Duration::ZERO,
-            };
+            let settings = settings(1);
             let name = Name::from_ascii("www.example.com.").unwrap();
             let mut m = Message::new(7, MessageType::Response, OpCode::Query);
             m.add_query(Query::query(name.clone(), RecordType::A));

@@ -1,78 +1,82 @@
-//! `IpList`: a list of addresses that keeps a single address inline.
+//! `OneOrMany`: a list that keeps a single item inline; `IpList`, a list of addresses.
 //!
 //! An endpoint has one address in practice (Kubernetes lets consumers use only the first),
 //! so at 1M endpoints a boxed slice per endpoint would be a million 17-byte heap blocks
-//! (32 bytes each with the allocator's overhead) for nothing.
+//! (32 bytes each with the allocator's overhead) for nothing. A Service's SRV sets are most
+//! often one entry too (`zone::SrvList`).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::ops::Deref;
 
-/// Addresses: one inline, or any number on the heap.
+/// Items: one inline, or any number on the heap.
 #[derive(Clone)]
-pub enum IpList {
-    /// Exactly one address.
-    One(IpAddr),
+pub enum OneOrMany<T> {
+    /// Exactly one item.
+    One(T),
     /// None, or more than one.
-    Many(Box<[IpAddr]>),
+    Many(Box<[T]>),
 }
 
-impl Default for IpList {
+/// Addresses: one inline, or any number on the heap.
+pub type IpList = OneOrMany<IpAddr>;
+
+impl<T> Default for OneOrMany<T> {
     fn default() -> Self {
-        IpList::Many(Box::default())
+        OneOrMany::Many(Box::default())
     }
 }
 
-impl Deref for IpList {
-    type Target = [IpAddr];
-    fn deref(&self) -> &[IpAddr] {
+impl<T> Deref for OneOrMany<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         match self {
-            IpList::One(ip) => std::slice::from_ref(ip),
-            IpList::Many(list) => list,
+            OneOrMany::One(item) => std::slice::from_ref(item),
+            OneOrMany::Many(list) => list,
         }
     }
 }
 
-impl From<Vec<IpAddr>> for IpList {
-    fn from(list: Vec<IpAddr>) -> Self {
+impl<T: Copy> From<Vec<T>> for OneOrMany<T> {
+    fn from(list: Vec<T>) -> Self {
         match *list.as_slice() {
-            [ip] => IpList::One(ip),
-            _ => IpList::Many(list.into()),
+            [item] => OneOrMany::One(item),
+            _ => OneOrMany::Many(list.into()),
         }
     }
 }
 
-impl From<Box<[IpAddr]>> for IpList {
-    fn from(list: Box<[IpAddr]>) -> Self {
+impl<T: Copy> From<Box<[T]>> for OneOrMany<T> {
+    fn from(list: Box<[T]>) -> Self {
         match *list {
-            [ip] => IpList::One(ip),
-            _ => IpList::Many(list),
+            [item] => OneOrMany::One(item),
+            _ => OneOrMany::Many(list),
         }
     }
 }
 
-impl FromIterator<IpAddr> for IpList {
-    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Self {
+impl<T: Copy> FromIterator<T> for OneOrMany<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         iter.into_iter().collect::<Vec<_>>().into()
     }
 }
 
-impl PartialEq for IpList {
+impl<T: PartialEq> PartialEq for OneOrMany<T> {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
     }
 }
 
-impl Eq for IpList {}
+impl<T: Eq> Eq for OneOrMany<T> {}
 
-impl Hash for IpList {
+impl<T: Hash> Hash for OneOrMany<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         (**self).hash(state);
     }
 }
 
-impl fmt::Debug for IpList {
+impl<T: fmt::Debug> fmt::Debug for OneOrMany<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

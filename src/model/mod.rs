@@ -19,7 +19,7 @@ pub use convert::{
     ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
 };
 pub use crd::{from_gateway, from_route, from_service_import};
-pub use ip_list::IpList;
+pub use ip_list::{IpList, OneOrMany};
 pub use kind::{Document, Kind, KindRow, Model, Object};
 pub use label::Label;
 

@@ -63,16 +63,8 @@ pub fn socket_index(ip: std::net::IpAddr, port: u16, threads: usize, lanes: usiz
     (thread * lanes.max(1) as u32 + lane) as usize
 }
 
-/// Linux (where `SO_MEMINFO` and `SO_ATTACH_REUSEPORT_CBPF` have asm-generic's numbers).
-#[cfg(all(
-    target_os = "linux",
-    not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))
-))]
+/// Linux.
+#[cfg(target_os = "linux")]
 mod sys {
     use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -82,10 +74,11 @@ mod sys {
         sock_filter, sock_fprog,
     };
 
-    /// `SO_ATTACH_REUSEPORT_CBPF` and `SO_MEMINFO` (asm-generic's numbers, which every
-    /// architecture this module is built for uses).
-    const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
-    const SO_MEMINFO: libc::c_int = 55;
+    /// `SO_ATTACH_REUSEPORT_CBPF` and `SO_MEMINFO`: asm-generic's numbers (mips uses them
+    /// too), and sparc's own.
+    const SPARC: bool = cfg!(any(target_arch = "sparc", target_arch = "sparc64"));
+    const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = if SPARC { 0x35 } else { 51 };
+    const SO_MEMINFO: libc::c_int = if SPARC { 0x39 } else { 55 };
     /// `SO_MEMINFO`'s array length (`SK_MEMINFO_VARS`).
     const MEMINFO_VARS: usize = 9;
 
@@ -191,15 +184,7 @@ mod sys {
 }
 
 /// Elsewhere the kernel's own spreading serves, and its drops are not known.
-#[cfg(not(all(
-    target_os = "linux",
-    not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))
-)))]
+#[cfg(not(target_os = "linux"))]
 mod sys {
     pub fn steer(
         _fd: std::os::fd::BorrowedFd<'_>,

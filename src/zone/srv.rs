@@ -4,7 +4,6 @@
 //! the set costs no heap block (32 bytes with the allocator's overhead), at 100k Services.
 
 use std::num::NonZeroU32;
-use std::ops::Deref;
 
 /// A resolved SRV entry: weight, port and target (an endpoint of the same Service, or the
 /// Service name itself), in 8 bytes: a headless Service has one per endpoint and port.
@@ -38,52 +37,7 @@ impl Srv {
 }
 
 /// A set of SRV entries: one inline, or any number on the heap.
-#[derive(Clone, Debug)]
-pub enum SrvList {
-    /// Exactly one entry.
-    One(Srv),
-    /// None, or more than one.
-    Many(Box<[Srv]>),
-}
-
-impl Default for SrvList {
-    fn default() -> Self {
-        SrvList::Many(Box::default())
-    }
-}
-
-impl Deref for SrvList {
-    type Target = [Srv];
-    fn deref(&self) -> &[Srv] {
-        match self {
-            SrvList::One(srv) => std::slice::from_ref(srv),
-            SrvList::Many(list) => list,
-        }
-    }
-}
-
-impl From<Vec<Srv>> for SrvList {
-    fn from(list: Vec<Srv>) -> Self {
-        match *list.as_slice() {
-            [srv] => SrvList::One(srv),
-            _ => SrvList::Many(list.into()),
-        }
-    }
-}
-
-impl FromIterator<Srv> for SrvList {
-    fn from_iter<I: IntoIterator<Item = Srv>>(iter: I) -> Self {
-        iter.into_iter().collect::<Vec<_>>().into()
-    }
-}
-
-impl PartialEq for SrvList {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for SrvList {}
+pub type SrvList = crate::model::OneOrMany<Srv>;
 
 #[cfg(test)]
 mod tests {
