@@ -45,7 +45,7 @@ struct Header<'a> {
     #[serde(borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    metadata: Meta<'a>,
+    metadata: MetaObject<'a>,
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -54,6 +54,32 @@ struct Meta<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     namespace: Option<Cow<'a, str>>,
+}
+
+/// `metadata` read only from an object. serde's derived `Meta` would also take an array,
+/// read by position (`["a", "b"]` as name `a`, namespace `b`), where the tree path and the API
+/// server see no name at all; an array sends the document down the tree path.
+#[derive(Default)]
+struct MetaObject<'a>(Meta<'a>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for MetaObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<Meta<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = MetaObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let fields = serde::de::value::MapAccessDeserializer::new(map);
+                serde::Deserialize::deserialize(fields).map(MetaObject)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 /// The `items` of a `List`, each still text.
@@ -141,8 +167,8 @@ fn document(
         Doc::Text(_, h) => (
             &*h.api_version,
             &*h.kind,
-            h.metadata.name.as_deref(),
-            h.metadata.namespace.as_deref(),
+            h.metadata.0.name.as_deref(),
+            h.metadata.0.namespace.as_deref(),
         ),
     };
     if kind.ends_with("List") && depth == 0 {

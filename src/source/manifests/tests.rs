@@ -206,3 +206,22 @@ fn json_syntax_error_names_the_file_and_keeps_nothing_of_it() {
     assert_eq!(scan.errors.len(), 1);
     assert!(scan.errors[0].to_string().contains("broken.json"));
 }
+
+/// `metadata` given as an array names no object, in YAML and in JSON alike (found by the
+/// `manifests` fuzz target: the JSON path once read the array by position, as name and
+/// namespace).
+#[test]
+fn metadata_as_an_array_names_no_object_in_yaml_or_json() {
+    let yaml =
+        "apiVersion: v1\nkind: Service\nmetadata: [web, shop]\nspec: {clusterIP: 10.0.0.1}\n";
+    let json = r#"{"apiVersion":"v1","kind":"Service","metadata":["web","shop"],"spec":{"clusterIP":"10.0.0.1"}}"#;
+    for (file, text) in [("a.yaml", yaml), ("a.json", json)] {
+        let (objects, errors) = super::parse_file(Path::new(file), text).unwrap();
+        assert!(objects.is_empty(), "{file}: {objects:?}");
+        let named: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{} {:?}", e.object, e.field))
+            .collect();
+        assert_eq!(named, ["Service (document 1) Some(\"metadata\")"], "{file}");
+    }
+}
