@@ -15,10 +15,13 @@
 #
 # FUZZ_SANITIZER picks cargo fuzz's sanitizer (default: address, as run-smoke.sh, so the two
 # share one build; `none` runs about ten times as many inputs a second on the request path).
-# Run it niced on a shared machine: nice -n 10 fuzz/run-long.sh ...
+# Run it niced on a shared machine: nice -n 10 fuzz/run-long.sh ... libFuzzer's timeout
+# (FUZZ_TIMEOUT, 10 s an input) counts wall-clock time: where other work can hold the CPU for
+# longer, raise it, or a slow moment is reported as a hanging input.
 set -euo pipefail
 
 cd "$(dirname "$0")"
+self=$(basename "$0")
 export RUSTC_BOOTSTRAP=1
 
 seconds=
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds=$2; shift 2 ;;
         --seconds=*) seconds=${1#*=}; shift ;;
         --update-corpus) update=1; shift ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,22p' "$self"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
 done
@@ -40,6 +43,7 @@ fi
 runs=${FUZZ_RUNS:-10000000}
 sanitizer=${FUZZ_SANITIZER:-address}
 out=${FUZZ_LONG_DIR:-long}
+timeout=${FUZZ_TIMEOUT:-10}
 
 dict_for() {
     case "$1" in
@@ -73,7 +77,7 @@ for target in "${targets[@]}"; do
     set +e
     # shellcheck disable=SC2046 # the dictionary flag is one word or none
     cargo fuzz run --sanitizer "$sanitizer" "$target" "${inputs[@]}" -- \
-        "${limit[@]}" -timeout=10 -print_final_stats=1 \
+        "${limit[@]}" -timeout="$timeout" -print_final_stats=1 \
         -artifact_prefix="$dir/artifacts/" $(dict_for "$target") >"$log" 2>&1
     rc=$?
     set -e
@@ -101,7 +105,7 @@ for target in "${targets[@]}"; do
         done
     elif [ $update -eq 1 ] && [ "$new" -gt 0 ]; then
         cargo fuzz run --sanitizer "$sanitizer" "$target" "corpus/$target" "$dir/new" -- \
-            -merge=1 -timeout=10 >"$dir/merge.log" 2>&1
+            -merge=1 -timeout="$timeout" >"$dir/merge.log" 2>&1
         line="$line  merged: corpus/$target now $(find "corpus/$target" -type f | wc -l) files"
     fi
     echo "$line"
