@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds=$2; shift 2 ;;
         --seconds=*) seconds=${1#*=}; shift ;;
         --update-corpus) update=1; shift ;;
-        -h | --help) sed -n '2,22p' "$self"; exit 0 ;;
+        -h | --help) sed -n '2,20p' "$self"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
 done
