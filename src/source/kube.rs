@@ -71,12 +71,13 @@ pub fn watched_resources(settings: &KubeSettings) -> Vec<(&'static str, &'static
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use super::Delta;
+use super::api_object::ApiObject;
 use super::listing::Listing;
 use super::metrics::{KindLabels, Metrics};
 use crate::model::{Document, Object, ObjectKey};
@@ -133,7 +134,7 @@ fn api_resource(kind: Kind) -> ApiResource {
     }
 }
 
-fn key_of(kind: Kind, obj: &DynamicObject) -> Option<ObjectKey> {
+fn key_of(kind: Kind, obj: &ApiObject) -> Option<ObjectKey> {
     let name = obj.metadata.name.as_deref()?;
     let namespace = if kind.row().namespaced {
         obj.metadata.namespace.as_deref().unwrap_or("default")
@@ -144,44 +145,14 @@ fn key_of(kind: Kind, obj: &DynamicObject) -> Option<ObjectKey> {
 }
 
 /// One object from the API, converted; on failure logs the object and field and counts it.
-fn convert(kind: Kind, obj: DynamicObject, metrics: &Metrics) -> Result<Object, Option<ObjectKey>> {
+fn convert(kind: Kind, obj: ApiObject, metrics: &Metrics) -> Result<Object, Option<ObjectKey>> {
     let key = key_of(kind, &obj);
-    let value = match tree(obj) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(%kind, object = ?key, error = %e, "unreadable object from the API; keeping its last good version");
-            return Err(key);
-        }
-    };
-    kind.convert(Document::Tree(value)).map_err(|e| {
+    kind.convert(Document::Tree(obj.tree)).map_err(|e| {
         metrics.object_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
         let object = key.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(%kind, %object, field = %e.field, reason = %e.reason, "object rejected; keeping its last good version");
         key
     })
-}
-
-/// The object as one JSON tree, as `serde_json::to_value` would write it, but with its fields
-/// moved, not copied: only the metadata is written out again.
-fn tree(obj: DynamicObject) -> serde_json::Result<serde_json::Value> {
-    use serde_json::Value;
-    let DynamicObject {
-        types,
-        metadata,
-        data,
-    } = obj;
-    let mut fields = match data {
-        Value::Object(fields) => fields,
-        Value::Null => serde_json::Map::new(),
-        // Not an object: no tree of an API object to make (`to_value` refuses it too).
-        other => return Err(serde::de::Error::custom(format!("not an object: {other}"))),
-    };
-    if let Some(types) = types {
-        fields.insert("apiVersion".into(), Value::String(types.api_version));
-        fields.insert("kind".into(), Value::String(types.kind));
-    }
-    fields.insert("metadata".into(), serde_json::to_value(metadata)?);
-    Ok(Value::Object(fields))
 }
 
 /// Watches one kind until `sink` closes, sending deltas: a `Reset` for every full list
@@ -284,7 +255,7 @@ pub async fn watch_kind_selected(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    let api: Api<DynamicObject> = match &selectors.namespace {
+    let api: Api<ApiObject> = match &selectors.namespace {
         Some(ns) => Api::namespaced_with(client, ns, &api_resource(kind)),
         None => Api::all_with(client, &api_resource(kind)),
     };

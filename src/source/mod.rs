@@ -1,5 +1,6 @@
 //! Sources turn the world into `Delta`s of model objects; they know nothing about DNS.
 
+mod api_object;
 pub mod kube;
 mod listing;
 pub mod manifests;
