@@ -91,9 +91,11 @@ impl Document<'_> {
     /// Deserializes into a Kubernetes type, naming the field at fault on error.
     pub fn typed<T: DeserializeOwned>(self) -> Result<T, ConvertError> {
         match self {
-            Document::Tree(value) => {
-                serde_path_to_error::deserialize::<_, T>(value).map_err(path_error)
-            }
+            // From the tree without tracking the path, which would copy out every key it
+            // passes; only an object that fails is read again, tracking it.
+            Document::Tree(value) => T::deserialize(&value).or_else(|_| {
+                serde_path_to_error::deserialize::<_, T>(&value).map_err(path_error)
+            }),
             // Straight from the text; only an object that fails is read again, tracking the
             // path to name its field.
             Document::Text(text) => serde_json::from_str(text).or_else(|_| {
