@@ -620,7 +620,10 @@ async fn the_emulator_throttles_and_cuts_on_the_wire() {
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut wire)).await;
     assert!(read.is_ok(), "the watch was cut");
     let wire = String::from_utf8_lossy(&wire);
-    assert!(wire.contains(r#"{"object":{"apiVersion":"v1""#), "{wire}");
+    assert!(
+        wire.contains(r#"{"type":"ADDED","object":{"apiVersion":"v1""#),
+        "{wire}"
+    );
     assert!(
         !wire.contains("10.96.1.2") && !wire.ends_with("0\r\n\r\n"),
         "{wire}"

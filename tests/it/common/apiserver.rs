@@ -873,16 +873,17 @@ struct WatchBody {
     deadline: Instant,
 }
 
-/// A watch event of a stored object, written around its text.
+/// A watch event of a stored object, written around its text, the type first as the API
+/// server writes it (a decoder that meets the object first has to buffer it).
 fn object_line(kind: &str, res: usize, obj: &Obj) -> String {
     let Res(_, api_version, res_kind, _) = RESOURCES[res];
     let rest = obj.0.strip_prefix('{').unwrap_or("}");
     let sep = if rest == "}" { "" } else { "," };
     format!(
-        r#"{{"object":{{"apiVersion":{},"kind":{}{sep}{rest},"type":{}}}"#,
+        r#"{{"type":{},"object":{{"apiVersion":{},"kind":{}{sep}{rest}}}"#,
+        json!(kind),
         json!(api_version),
-        json!(res_kind),
-        json!(kind)
+        json!(res_kind)
     ) + "\n"
 }
 
