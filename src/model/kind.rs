@@ -93,9 +93,8 @@ impl Document<'_> {
         match self {
             // From the tree without tracking the path, which would copy out every key it
             // passes; only an object that fails is read again, tracking it.
-            Document::Tree(value) => T::deserialize(&value).or_else(|_| {
-                serde_path_to_error::deserialize::<_, T>(&value).map_err(path_error)
-            }),
+            Document::Tree(value) => T::deserialize(&value)
+                .or_else(|_| serde_path_to_error::deserialize::<_, T>(&value).map_err(path_error)),
             // Straight from the text; only an object that fails is read again, tracking the
             // path to name its field.
             Document::Text(text) => serde_json::from_str(text).or_else(|_| {
