@@ -1,63 +1,129 @@
-//! An object as the watcher receives it from the API: its JSON tree, read once, with the three
-//! metadata fields the watcher itself needs (name, namespace, resourceVersion) copied out.
+//! An object as the watcher receives it from the API, with the three metadata fields the
+//! watcher itself needs (name, namespace, resourceVersion) copied out, and its body kept for
+//! the kind's conversion in one of two forms:
 //!
-//! kube's `DynamicObject` flattens its fields, so serde first buffers the whole object in its
-//! own content tree and then builds the `serde_json::Value` from that; and the model's
-//! conversion wants the metadata back inside the tree. Here the text becomes one tree, which
-//! the kind's conversion reads (`Document::Tree`). Whatever the tree holds, reading it never
-//! fails: an object with a field of the wrong type is rejected by the conversion, which names
-//! the object and the field and keeps its last good version, rather than by the decoder,
-//! which could name neither (and would fail a whole page of a paged list).
+//! - `Text`: the object's JSON text, which the conversion reads straight into the kind's type
+//!   (`Document::Text`). Only serde_json's own decoder can hand out text, so it serves watch
+//!   streams (streaming lists and watches), whose events the API server writes type first;
+//! - `Tree`: one `serde_json::Value` (`Document::Tree`), which any decoder can build: kube
+//!   reads a page of a paged list through serde's buffer (its list type flattens a field).
+//!
+//! kube's `DynamicObject` also flattens its fields, so serde buffered each object in its own
+//! content tree before building a `Value` from it, and the metadata had to be written back
+//! into the tree. Whatever the object holds, reading it never fails: an object with a field
+//! of the wrong type is rejected by the conversion, which names the object and the field and
+//! keeps its last good version, rather than by the decoder, which could name neither (and
+//! would fail a whole page of a paged list).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ApiResource;
 use kube::core::DynamicResourceScope;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// One API object: its tree and the metadata the watcher reads.
+use crate::model::{ConvertError, Document, Kind, Object};
+
+/// The form an object's body is kept in until its conversion.
+pub trait Body: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
+    /// Whether the body is the object's text (which only serde_json's decoder can give).
+    const TEXT: bool;
+
+    /// Reads the body.
+    fn read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+
+    /// `metadata.name`, `.namespace` and `.resourceVersion` when they are strings (no name
+    /// when `metadata` is not an object).
+    fn meta(&self) -> ObjectMeta;
+
+    /// The model object of `kind`, or the field at fault.
+    fn convert(self, kind: Kind) -> Result<Object, ConvertError>;
+}
+
+/// The object as its JSON text.
+#[derive(Clone, Debug)]
+pub struct Text(Box<RawValue>);
+
+/// The object as one JSON tree.
 #[derive(Clone, Debug, Default)]
-pub struct ApiObject {
-    /// Only `name`, `namespace` and `resourceVersion`, copied from the tree.
+pub struct Tree(Value);
+
+fn meta_of(field: impl Fn(&str) -> Option<String>) -> ObjectMeta {
+    ObjectMeta {
+        name: field("name"),
+        namespace: field("namespace"),
+        resource_version: field("resourceVersion"),
+        ..ObjectMeta::default()
+    }
+}
+
+impl Body for Text {
+    const TEXT: bool = true;
+
+    fn read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <Box<RawValue> as serde::Deserialize>::deserialize(d).map(Self)
+    }
+
+    fn meta(&self) -> ObjectMeta {
+        /// The object's metadata, each field still text; a map only, as in the tree.
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            metadata: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+        }
+        let Ok(Head {
+            metadata: Some(fields),
+        }) = serde_json::from_str::<Head>(self.0.get())
+        else {
+            return ObjectMeta::default();
+        };
+        meta_of(|name| serde_json::from_str(fields.get(name)?.get()).ok())
+    }
+
+    fn convert(self, kind: Kind) -> Result<Object, ConvertError> {
+        kind.convert(Document::Text(self.0.get()))
+    }
+}
+
+impl Body for Tree {
+    const TEXT: bool = false;
+
+    fn read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <Value as serde::Deserialize>::deserialize(d).map(Self)
+    }
+
+    fn meta(&self) -> ObjectMeta {
+        let metadata = self.0.get("metadata");
+        meta_of(|name| Some(metadata?.get(name)?.as_str()?.to_owned()))
+    }
+
+    fn convert(self, kind: Kind) -> Result<Object, ConvertError> {
+        kind.convert(Document::Tree(self.0))
+    }
+}
+
+/// One API object: the metadata the watcher reads, and its body.
+#[derive(Clone, Debug)]
+pub struct ApiObject<B> {
+    /// Only `name`, `namespace` and `resourceVersion`, copied from the body.
     pub metadata: ObjectMeta,
     /// The whole object, metadata included.
-    pub tree: Value,
+    pub body: B,
 }
 
-impl ApiObject {
-    /// The object of `tree`.
-    pub fn new(tree: Value) -> Self {
-        let field = |name: &str| {
-            tree.get("metadata")
-                .and_then(|m| m.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let metadata = ObjectMeta {
-            name: field("name"),
-            namespace: field("namespace"),
-            resource_version: field("resourceVersion"),
-            ..ObjectMeta::default()
-        };
-        Self { metadata, tree }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ApiObject {
+impl<'de, B: Body> serde::Deserialize<'de> for ApiObject<B> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(Self::new)
+        let body = B::read(d)?;
+        Ok(Self {
+            metadata: body.meta(),
+            body,
+        })
     }
 }
 
-// Written only by kube's requests that send an object, which the watcher never makes.
-impl serde::Serialize for ApiObject {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.tree.serialize(s)
-    }
-}
-
-impl kube::Resource for ApiObject {
+impl<B: Body> kube::Resource for ApiObject<B> {
     type DynamicType = ApiResource;
     type Scope = DynamicResourceScope;
 
@@ -92,34 +158,65 @@ impl kube::Resource for ApiObject {
 
 #[cfg(test)]
 mod tests {
-    use super::ApiObject;
-    use crate::model::{Document, Kind, Object};
+    use super::{ApiObject, Body, Text, Tree};
+    use crate::model::{Kind, Object};
 
-    /// A watch event's object reads into one tree, with the watcher's metadata copied out,
-    /// and converts as the manifests' trees do.
+    const SERVICE: &str = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop","resourceVersion":"42","labels":{"a":"b"}},"spec":{"clusterIP":"10.96.0.20","ports":[{"name":"http","port":80}]}}"#;
+
+    /// Reads `text` as a watch event's object would be, with body `B`.
+    fn read<B: Body>(text: &str) -> ApiObject<B> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// Both bodies copy out the watcher's metadata, and convert to the same model object.
     #[test]
-    fn reads_the_tree_and_the_watchers_metadata() {
-        let text = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop","resourceVersion":"42","labels":{"a":"b"}},"spec":{"clusterIP":"10.96.0.20","ports":[{"name":"http","port":80}]}}"#;
-        let obj: ApiObject = serde_json::from_str(text).unwrap();
-        assert_eq!(obj.metadata.name.as_deref(), Some("web"));
-        assert_eq!(obj.metadata.namespace.as_deref(), Some("shop"));
-        assert_eq!(obj.metadata.resource_version.as_deref(), Some("42"));
-        assert_eq!(obj.metadata.labels, None, "only what the watcher reads");
-        let Object::Service(svc) = Kind::Service.convert(Document::Tree(obj.tree)).unwrap() else {
+    fn both_bodies_read_the_watchers_metadata_and_convert_alike() {
+        let (text, tree) = (read::<Text>(SERVICE), read::<Tree>(SERVICE));
+        for meta in [&text.metadata, &tree.metadata] {
+            assert_eq!(meta.name.as_deref(), Some("web"));
+            assert_eq!(meta.namespace.as_deref(), Some("shop"));
+            assert_eq!(meta.resource_version.as_deref(), Some("42"));
+            assert_eq!(meta.labels, None, "only what the watcher reads");
+        }
+        let a = text.body.convert(Kind::Service).unwrap();
+        let b = tree.body.convert(Kind::Service).unwrap();
+        assert_eq!(a, b);
+        let Object::Service(svc) = a else {
             panic!("a Service");
         };
         assert_eq!(svc.key.to_string(), "shop/web");
     }
 
-    /// Fields of the wrong type do not fail the read (the conversion names them); metadata
-    /// that is not an object reads as no name.
+    /// A field of the wrong type does not fail the read: the conversion names it, from either
+    /// body. Metadata that is not an object, or names that are not strings, read as none.
     #[test]
     fn bad_fields_are_left_to_the_conversion() {
-        let text = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"port":"eighty"}]}}"#;
-        let obj: ApiObject = serde_json::from_str(text).unwrap();
-        let e = Kind::Service.convert(Document::Tree(obj.tree)).unwrap_err();
+        let bad = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"port":"eighty"}]}}"#;
+        let e = read::<Text>(bad).body.convert(Kind::Service).unwrap_err();
         assert_eq!(e.field, "spec.ports[0].port");
-        let obj: ApiObject = serde_json::from_str(r#"{"metadata":["web"],"x":1}"#).unwrap();
-        assert_eq!(obj.metadata.name, None);
+        let e = read::<Tree>(bad).body.convert(Kind::Service).unwrap_err();
+        assert_eq!(e.field, "spec.ports[0].port");
+        for odd in [
+            r#"{"metadata":["web","shop"],"x":1}"#,
+            r#"{"metadata":{"name":7,"namespace":null}}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+        ] {
+            assert_eq!(read::<Text>(odd).metadata.name, None, "{odd}");
+            assert_eq!(read::<Tree>(odd).metadata.name, None, "{odd}");
+        }
+    }
+
+    /// Text comes only from serde_json's own decoder: through serde's buffer (a watch event
+    /// whose object comes before its type) it is refused, which the watcher takes as its cue
+    /// to read trees; a tree reads either way.
+    #[test]
+    fn text_needs_serde_jsons_decoder() {
+        type Event<B> = kube::core::WatchEvent<ApiObject<B>>;
+        let type_first = format!(r#"{{"type":"ADDED","object":{SERVICE}}}"#);
+        let object_first = format!(r#"{{"object":{SERVICE},"type":"ADDED"}}"#);
+        assert!(serde_json::from_str::<Event<Text>>(&type_first).is_ok());
+        assert!(serde_json::from_str::<Event<Text>>(&object_first).is_err());
+        assert!(serde_json::from_str::<Event<Tree>>(&object_first).is_ok());
     }
 }

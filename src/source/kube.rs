@@ -77,10 +77,10 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use super::Delta;
-use super::api_object::ApiObject;
+use super::api_object::{ApiObject, Body, Text, Tree};
 use super::listing::Listing;
 use super::metrics::{KindLabels, Metrics};
-use crate::model::{Document, Object, ObjectKey};
+use crate::model::{Object, ObjectKey};
 
 /// How long a streaming list may go without its end-of-initial-events bookmark before the
 /// watcher falls back to paged lists (servers without the WatchList feature send the objects
@@ -134,7 +134,7 @@ fn api_resource(kind: Kind) -> ApiResource {
     }
 }
 
-fn key_of(kind: Kind, obj: &ApiObject) -> Option<ObjectKey> {
+fn key_of<B>(kind: Kind, obj: &ApiObject<B>) -> Option<ObjectKey> {
     let name = obj.metadata.name.as_deref()?;
     let namespace = if kind.row().namespaced {
         obj.metadata.namespace.as_deref().unwrap_or("default")
@@ -145,9 +145,13 @@ fn key_of(kind: Kind, obj: &ApiObject) -> Option<ObjectKey> {
 }
 
 /// One object from the API, converted; on failure logs the object and field and counts it.
-fn convert(kind: Kind, obj: ApiObject, metrics: &Metrics) -> Result<Object, Option<ObjectKey>> {
+fn convert<B: Body>(
+    kind: Kind,
+    obj: ApiObject<B>,
+    metrics: &Metrics,
+) -> Result<Object, Option<ObjectKey>> {
     let key = key_of(kind, &obj);
-    kind.convert(Document::Tree(obj.tree)).map_err(|e| {
+    obj.body.convert(kind).map_err(|e| {
         metrics.object_errors.get_or_create(&KindLabels { kind: kind.to_string() }).inc();
         let object = key.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(%kind, %object, field = %e.field, reason = %e.reason, "object rejected; keeping its last good version");
@@ -244,10 +248,29 @@ pub async fn watch_kind_filtered(
     watch_kind_selected(client, kind, selectors, sink, metrics).await;
 }
 
+/// How a watcher lists and reads its objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// Streaming lists (watch events from the start), each object kept as its text.
+    StreamingText,
+    /// Streaming lists, each object read into a tree: the events came in a form only a tree
+    /// can be read from (an object before its type).
+    StreamingTree,
+    /// Paged lists (a server without streaming lists), each object read into a tree.
+    Paged,
+}
+
+/// Why one run of a watcher ended.
+enum End {
+    /// The deltas' receiver is gone.
+    Closed,
+    /// Start again as before (a watch out of order).
+    Again,
+    /// Start again reading this way.
+    Switch(Reading),
+}
+
 /// `watch_kind`, listing and watching only the objects `selectors` select.
-// The watch loop is one state machine (list, watch, relist, back off) over one stream: its
-// arms share the restart and sync state, which splitting would pass around.
-#[allow(clippy::too_many_lines)]
 pub async fn watch_kind_selected(
     client: kube::Client,
     kind: Kind,
@@ -255,126 +278,168 @@ pub async fn watch_kind_selected(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    let api: Api<ApiObject> = match &selectors.namespace {
-        Some(ns) => Api::namespaced_with(client, ns, &api_resource(kind)),
-        None => Api::all_with(client, &api_resource(kind)),
+    let mut reading = Reading::StreamingText;
+    loop {
+        let end = match reading {
+            Reading::StreamingText => {
+                follow::<Text>(&client, kind, &selectors, true, &sink, &metrics).await
+            }
+            Reading::StreamingTree => {
+                follow::<Tree>(&client, kind, &selectors, true, &sink, &metrics).await
+            }
+            Reading::Paged => {
+                follow::<Tree>(&client, kind, &selectors, false, &sink, &metrics).await
+            }
+        };
+        match end {
+            End::Closed => return,
+            End::Again => {}
+            End::Switch(next) => reading = next,
+        }
+    }
+}
+
+/// One run of a watcher (`streaming` lists or paged), its objects read as `B`, until it must
+/// start again.
+// The watch loop is one state machine (list, watch, relist, back off) over one stream: its
+// arms share the restart and sync state, which splitting would pass around.
+#[allow(clippy::too_many_lines)]
+async fn follow<B: Body>(
+    client: &kube::Client,
+    kind: Kind,
+    selectors: &Selectors,
+    streaming: bool,
+    sink: &mpsc::UnboundedSender<Vec<Delta>>,
+    metrics: &Metrics,
+) -> End {
+    let api: Api<ApiObject<B>> = match &selectors.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &api_resource(kind)),
+        None => Api::all_with(client.clone(), &api_resource(kind)),
     };
     let labels = KindLabels {
         kind: kind.to_string(),
     };
-    let mut streaming = true;
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &selectors.labels {
+        config = config.labels(selector);
+    }
+    if let Some(selector) = &selectors.fields {
+        config = config.fields(selector);
+    }
+    if let Some(secs) = selectors.timeout {
+        config = config.timeout(secs);
+    }
+    if streaming {
+        config = config.streaming_lists();
+    } else if kind == Kind::EndpointSlice {
+        // A page is decoded whole before its first object is converted: 500 slices of
+        // 100 endpoints are a few hundred megabytes of JSON tree.
+        config = config.page_size(SLICE_PAGE_SIZE);
+    }
+    let mut stream = std::pin::pin!(watcher::watcher(api, config));
+    let mut order = Order::default();
+    let mut backoff = Duration::ZERO;
+    let mut listing = Listing::default();
+    let mut failing: Option<String> = None;
+    let mut synced_once = false;
+    // Between a list's start and its end.
+    let mut in_list = false;
     loop {
-        let mut config = watcher::Config::default();
-        if let Some(selector) = &selectors.labels {
-            config = config.labels(selector);
-        }
-        if let Some(selector) = &selectors.fields {
-            config = config.fields(selector);
-        }
-        if let Some(secs) = selectors.timeout {
-            config = config.timeout(secs);
-        }
-        if streaming {
-            config = config.streaming_lists();
-        } else if kind == Kind::EndpointSlice {
-            // A page is decoded whole before its first object is converted: 500 slices of
-            // 100 endpoints are a few hundred megabytes of JSON tree.
-            config = config.page_size(SLICE_PAGE_SIZE);
-        }
-        let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config));
-        let mut order = Order::default();
-        let mut backoff = Duration::ZERO;
-        let mut listing = Listing::default();
-        let mut failing: Option<String> = None;
-        let mut synced_once = false;
-        loop {
-            let next = if streaming && !synced_once {
-                tokio::time::timeout(STREAMING_LIST_GRACE, stream.next())
-                    .await
-                    .unwrap_or_default()
-            } else {
-                stream.next().await
-            };
-            let Some(event) = next else {
-                if streaming && !synced_once {
-                    tracing::info!(%kind, "streaming list did not complete; using paged lists");
-                    streaming = false;
-                    break;
-                }
-                return;
-            };
-            if event.is_ok() {
-                backoff = Duration::ZERO;
+        let next = if streaming && !synced_once {
+            tokio::time::timeout(STREAMING_LIST_GRACE, stream.next())
+                .await
+                .unwrap_or_default()
+        } else {
+            stream.next().await
+        };
+        let Some(event) = next else {
+            if streaming && !synced_once {
+                tracing::info!(%kind, "streaming list did not complete; using paged lists");
+                return End::Switch(Reading::Paged);
             }
-            let deltas = match event {
-                Ok(Event::Init) => {
-                    listing.clear();
-                    continue;
-                }
-                Ok(Event::InitApply(obj)) => {
-                    let batch = listing.add(convert(kind, obj, &metrics), synced_once);
-                    if batch.is_some_and(|b| sink.send(b).is_err()) {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Event::InitDone) => {
-                    metrics.relists.get_or_create(&labels).inc();
-                    let objects = listing.len();
-                    if let Some(cause) = failing.take() {
-                        tracing::info!(%kind, %cause, objects, "relisted after watch failure");
-                    } else if synced_once {
-                        tracing::info!(%kind, objects, "relisted");
-                    } else {
-                        tracing::info!(%kind, objects, streaming, "listed");
-                    }
-                    synced_once = true;
-                    listing.finish(kind)
-                }
-                Ok(Event::Apply(obj) | Event::Delete(obj))
-                    if !order.in_order(&obj.metadata.resource_version) =>
-                {
-                    // A watch delivers changes in resourceVersion order; one that goes back
-                    // is a broken stream (a proxy, a buggy server): applying it could undo a
-                    // newer change, so it is dropped and the kind relisted.
-                    tracing::warn!(%kind, object = ?key_of(kind, &obj), "watch event out of resourceVersion order; relisting");
-                    metrics.watch_restarts.get_or_create(&labels).inc();
-                    tokio::time::sleep(RELIST_PAUSE).await;
-                    break;
-                }
-                Ok(Event::Apply(obj)) => match convert(kind, obj, &metrics) {
-                    Ok(o) => vec![Delta::Upsert(o)],
-                    Err(_) => continue,
-                },
-                Ok(Event::Delete(obj)) => match key_of(kind, &obj) {
-                    Some(key) => vec![Delta::Remove(kind, key)],
-                    None => continue,
-                },
-                Err(e) => {
-                    metrics.watch_restarts.get_or_create(&labels).inc();
-                    let cause = crate::logging::error_chain(&e);
-                    if streaming && !synced_once && is_client_error(&e) {
-                        tracing::info!(%kind, error = %cause, "streaming lists refused; using paged lists");
-                        streaming = false;
-                        break;
-                    }
-                    // One line per cause, not per retry; the last known state keeps serving.
-                    if failing.as_deref() != Some(&cause) {
-                        tracing::warn!(%kind, error = %cause, "watch failed; retrying with backoff, serving the last known state");
-                        failing = Some(cause);
-                    }
-                    // An event that cannot be decoded is skipped on a healthy stream: only
-                    // failures of the connection or the API wait before the next try.
-                    if !is_undecodable_event(&e) {
-                        backoff = next_backoff(backoff);
-                        tokio::time::sleep(backoff).await;
-                    }
-                    continue;
-                }
-            };
-            if sink.send(deltas).is_err() {
-                return;
+            return End::Closed;
+        };
+        if event.is_ok() {
+            backoff = Duration::ZERO;
+        }
+        let deltas = match event {
+            Ok(Event::Init) => {
+                listing.clear();
+                in_list = true;
+                continue;
             }
+            Ok(Event::InitApply(obj)) => {
+                let batch = listing.add(convert(kind, obj, metrics), synced_once);
+                if batch.is_some_and(|b| sink.send(b).is_err()) {
+                    return End::Closed;
+                }
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                metrics.relists.get_or_create(&labels).inc();
+                let objects = listing.len();
+                if let Some(cause) = failing.take() {
+                    tracing::info!(%kind, %cause, objects, "relisted after watch failure");
+                } else if synced_once {
+                    tracing::info!(%kind, objects, "relisted");
+                } else {
+                    tracing::info!(%kind, objects, streaming, "listed");
+                }
+                synced_once = true;
+                in_list = false;
+                listing.finish(kind)
+            }
+            Ok(Event::Apply(obj) | Event::Delete(obj))
+                if !order.in_order(&obj.metadata.resource_version) =>
+            {
+                // A watch delivers changes in resourceVersion order; one that goes back
+                // is a broken stream (a proxy, a buggy server): applying it could undo a
+                // newer change, so it is dropped and the kind relisted.
+                tracing::warn!(%kind, object = ?key_of(kind, &obj), "watch event out of resourceVersion order; relisting");
+                metrics.watch_restarts.get_or_create(&labels).inc();
+                tokio::time::sleep(RELIST_PAUSE).await;
+                return End::Again;
+            }
+            Ok(Event::Apply(obj)) => match convert(kind, obj, metrics) {
+                Ok(o) => vec![Delta::Upsert(o)],
+                Err(_) => continue,
+            },
+            Ok(Event::Delete(obj)) => match key_of(kind, &obj) {
+                Some(key) => vec![Delta::Remove(kind, key)],
+                None => continue,
+            },
+            Err(e) => {
+                metrics.watch_restarts.get_or_create(&labels).inc();
+                let cause = crate::logging::error_chain(&e);
+                if streaming && !synced_once && is_client_error(&e) {
+                    tracing::info!(%kind, error = %cause, "streaming lists refused; using paged lists");
+                    return End::Switch(Reading::Paged);
+                }
+                // A line of a list that could not be read as an event of text (a server that
+                // writes an event's object before its type; kube then also tries the line as
+                // a bare Status, which such a line passes for): the list would end without
+                // the object, removing it, so it starts again reading trees, which any event
+                // can be read into.
+                if B::TEXT && in_list && is_unreadable_line(&e) {
+                    tracing::info!(%kind, error = %cause, "a listed object could not be read as text; listing again with JSON trees");
+                    return End::Switch(Reading::StreamingTree);
+                }
+                // One line per cause, not per retry; the last known state keeps serving.
+                if failing.as_deref() != Some(&cause) {
+                    tracing::warn!(%kind, error = %cause, "watch failed; retrying with backoff, serving the last known state");
+                    failing = Some(cause);
+                }
+                // An event that cannot be decoded is skipped on a healthy stream: only
+                // failures of the connection or the API wait before the next try.
+                if !is_undecodable_event(&e) {
+                    backoff = next_backoff(backoff);
+                    tokio::time::sleep(backoff).await;
+                }
+                continue;
+            }
+        };
+        if sink.send(deltas).is_err() {
+            return End::Closed;
         }
     }
 }
@@ -382,6 +447,15 @@ pub async fn watch_kind_selected(
 /// Whether the error is one watch event that could not be decoded (the stream goes on).
 fn is_undecodable_event(e: &watcher::Error) -> bool {
     matches!(e, watcher::Error::WatchFailed(kube::Error::SerdeError(_)))
+}
+
+/// Whether the error is a line of a watch stream that was not a watch event: undecodable,
+/// or read as a bare Status (an API server sends its errors as ERROR events).
+fn is_unreadable_line(e: &watcher::Error) -> bool {
+    matches!(
+        e,
+        watcher::Error::WatchFailed(kube::Error::SerdeError(_) | kube::Error::Api(_))
+    )
 }
 
 /// The next wait after a failure: 0.5 s doubling to 5 s, with ±20 % jitter so replicas do

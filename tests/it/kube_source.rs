@@ -324,6 +324,39 @@ async fn falls_back_to_paged_lists_without_streaming_support() {
     k.dns.shutdown().await;
 }
 
+/// Objects are read as text from watch events whose type comes first, as the API server
+/// writes them; from a server that writes the object first, the list starts again reading
+/// JSON trees, still streaming, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_with_the_object_before_the_type_are_read_as_trees() {
+    let api = ApiServer::start().await;
+    api.set_objects_before_types(true);
+    api.apply(namespace("a"));
+    api.apply(cluster_ip("a", "one", "10.96.1.1", "http"));
+    let k = start_against(api, &[]).await;
+    wait_for(&k, "one.a.svc.cluster.local.", A, "10.96.1.1").await;
+    k.api.apply(cluster_ip("a", "two", "10.96.1.2", "http"));
+    wait_for(&k, "two.a.svc.cluster.local.", A, "10.96.1.2").await;
+    let requests = k.api.requests();
+    let lists = |all: &[String]| -> usize {
+        all.iter()
+            .filter(|r| r.contains("/services?") && r.contains("sendInitialEvents=true"))
+            .count()
+    };
+    assert_eq!(
+        lists(&requests),
+        2,
+        "a second streaming list: {requests:#?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("/services?") && r.contains("limit=")),
+        "no paged list: {requests:#?}"
+    );
+    k.dns.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_filter_and_programming_latency() {
     let api = ApiServer::start().await;

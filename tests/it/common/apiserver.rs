@@ -107,7 +107,7 @@ impl Target {
 
     /// The event line a watch of this target gets for `c`, if any: a change that moves an
     /// object into or out of the selectors shows as ADDED or DELETED, as on the real server.
-    fn line(&self, c: &Change) -> Option<String> {
+    fn line(&self, c: &Change, objects_first: bool) -> Option<String> {
         let now = self.matches(&c.key, &c.obj);
         let before = c.prev.as_ref().is_some_and(|p| self.matches(&c.key, p));
         let kind = match (c.kind, before, now) {
@@ -116,7 +116,7 @@ impl Target {
             (kind, _, true) => kind,
             _ => return None,
         };
-        Some(object_line(kind, c.key.0, &c.obj))
+        Some(object_line(kind, c.key.0, &c.obj, objects_first))
     }
 }
 
@@ -225,6 +225,8 @@ struct Store {
     /// Resources (plural names) whose every request is refused with this status code.
     refused: Vec<(String, u16)>,
     streaming: bool,
+    /// Watch events written object first, then type (as no API server writes them).
+    objects_first: bool,
     bookmark_every: Duration,
     requests: Vec<String>,
     /// While set, every request is answered `429 TooManyRequests` with this `Retry-After`.
@@ -267,7 +269,7 @@ impl Store {
         self.watches.retain(|(_, tx)| !tx.is_closed());
         let release = std::mem::take(&mut self.held);
         for (target, tx) in &self.watches {
-            if let Some(line) = target.line(&change) {
+            if let Some(line) = target.line(&change, self.objects_first) {
                 if self.hold_next {
                     self.held.push((tx.clone(), line));
                 } else if self.cut_next_event {
@@ -471,6 +473,11 @@ impl ApiServer {
     /// Off: streaming lists are refused with `422 Invalid`, as by a server without WatchList.
     pub fn set_streaming_lists_supported(&self, on: bool) {
         self.lock().streaming = on;
+    }
+
+    /// On: watch events name their object before their type (a decoder has to buffer it).
+    pub fn set_objects_before_types(&self, on: bool) {
+        self.lock().objects_first = on;
     }
 
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK (default 1 s), for
@@ -796,7 +803,7 @@ fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
     if send_initial.unwrap_or(from.is_empty() || from == "0") {
         // The current state as ADDED events (a streaming list ends it with a bookmark).
         for (_, obj) in st.objects.iter().filter(|(k, obj)| target.matches(k, obj)) {
-            send(object_line("ADDED", target.res, obj));
+            send(object_line("ADDED", target.res, obj, st.objects_first));
         }
         if send_initial == Some(true) && bookmarks {
             send(bookmark_line(target.res, st.rv, true));
@@ -811,7 +818,7 @@ fn watch(st: &mut Store, shared: &Shared, target: Target, q: &Params) -> Reply {
             return Ok(reply(StatusCode::OK, Body::from_stream(once)));
         }
         let changes = st.history.iter().filter(|c| c.rv > from);
-        for line in changes.filter_map(|c| target.line(c)) {
+        for line in changes.filter_map(|c| target.line(c, st.objects_first)) {
             send(line);
         }
     }
@@ -874,11 +881,19 @@ struct WatchBody {
 }
 
 /// A watch event of a stored object, written around its text, the type first as the API
-/// server writes it (a decoder that meets the object first has to buffer it).
-fn object_line(kind: &str, res: usize, obj: &Obj) -> String {
+/// server writes it (a decoder that meets the object first has to buffer it), or last.
+fn object_line(kind: &str, res: usize, obj: &Obj, objects_first: bool) -> String {
     let Res(_, api_version, res_kind, _) = RESOURCES[res];
     let rest = obj.0.strip_prefix('{').unwrap_or("}");
     let sep = if rest == "}" { "" } else { "," };
+    if objects_first {
+        return format!(
+            r#"{{"object":{{"apiVersion":{},"kind":{}{sep}{rest},"type":{}}}"#,
+            json!(api_version),
+            json!(res_kind),
+            json!(kind)
+        ) + "\n";
+    }
     format!(
         r#"{{"type":{},"object":{{"apiVersion":{},"kind":{}{sep}{rest}}}"#,
         json!(kind),
