@@ -71,6 +71,37 @@ pub trait Model {
     fn namespace(&self) -> &str;
 }
 
+/// `T` read only from a JSON object. serde's derived structs also take an array, read by
+/// position (`["v1", "Service"]` as apiVersion and kind), where a tree (`Value::get`) and the
+/// API server see no fields at all; readers of parts of an object's text use this, so text and
+/// tree read the same document alike.
+pub struct MapOnly<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = MapOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<Self::Value, M::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(MapOnly)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<T: Default> Default for MapOnly<T> {
+    fn default() -> Self {
+        Self(T::default())
+    }
+}
+
 /// An API object or manifest document, before conversion: a parsed JSON tree, or JSON text
 /// (read straight into the typed struct, without a tree).
 pub enum Document<'a> {

@@ -20,7 +20,7 @@ pub use convert::{
 };
 pub use crd::{from_gateway, from_route, from_service_import};
 pub use ip_list::{IpList, OneOrMany};
-pub use kind::{Document, Kind, KindRow, Model, Object};
+pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
 pub use label::Label;
 
 use std::fmt;

@@ -24,7 +24,7 @@ use kube::core::DynamicResourceScope;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::model::{ConvertError, Document, Kind, Object};
+use crate::model::{ConvertError, Document, Kind, MapOnly, Object};
 
 /// The form an object's body is kept in until its conversion.
 pub trait Body: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
@@ -73,9 +73,9 @@ impl Body for Text {
             #[serde(borrow)]
             metadata: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
         }
-        let Ok(Head {
+        let Ok(MapOnly(Head {
             metadata: Some(fields),
-        }) = serde_json::from_str::<Head>(self.0.get())
+        })) = serde_json::from_str::<MapOnly<Head>>(self.0.get())
         else {
             return ObjectMeta::default();
         };
@@ -199,6 +199,7 @@ mod tests {
         for odd in [
             r#"{"metadata":["web","shop"],"x":1}"#,
             r#"{"metadata":{"name":7,"namespace":null}}"#,
+            r#"[{"name":"web","namespace":"shop"}]"#,
             r#"[1,2]"#,
             r#""text""#,
         ] {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::super::selector::LabelFilter;
-use crate::model::{Document, Kind, Object, ObjectKey};
+use crate::model::{Document, Kind, MapOnly, Object, ObjectKey};
 
 /// A manifest that could not be read, named by file, object and field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,7 @@ struct Header<'a> {
     #[serde(borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    metadata: MetaObject<'a>,
+    metadata: MapOnly<Meta<'a>>,
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -54,32 +54,6 @@ struct Meta<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     namespace: Option<Cow<'a, str>>,
-}
-
-/// `metadata` read only from an object. serde's derived `Meta` would also take an array,
-/// read by position (`["a", "b"]` as name `a`, namespace `b`), where the tree path and the API
-/// server see no name at all; an array sends the document down the tree path.
-#[derive(Default)]
-struct MetaObject<'a>(Meta<'a>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for MetaObject<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<Meta<'a>>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = MetaObject<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                map: M,
-            ) -> Result<Self::Value, M::Error> {
-                let fields = serde::de::value::MapAccessDeserializer::new(map);
-                serde::Deserialize::deserialize(fields).map(MetaObject)
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
-    }
 }
 
 /// The `items` of a `List`, each still text.
@@ -105,8 +79,8 @@ fn text_document(
     depth: usize,
     labels: Option<&LabelFilter>,
 ) {
-    let doc = match serde_json::from_str::<Header>(raw.get()) {
-        Ok(header) => Doc::Text(raw, header),
+    let doc = match serde_json::from_str::<MapOnly<Header>>(raw.get()) {
+        Ok(MapOnly(header)) => Doc::Text(raw, header),
         Err(_) => match serde_json::from_str::<Value>(raw.get()) {
             Ok(value) => Doc::Tree(value),
             Err(e) => {

@@ -225,3 +225,26 @@ fn metadata_as_an_array_names_no_object_in_yaml_or_json() {
         assert_eq!(named, ["Service (document 1) Some(\"metadata\")"], "{file}");
     }
 }
+
+/// A document that is an array (not the first of a JSON file, which lists items) is not a
+/// Kubernetes object, in YAML and in JSON alike (found by the `manifests` fuzz target: the
+/// JSON path once read `["v1", "Service"]` by position as apiVersion and kind).
+#[test]
+fn an_array_document_is_not_an_object_in_yaml_or_json() {
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n[v1, Namespace]\n";
+    let json = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}
+["v1","Namespace"]"#;
+    for (file, text) in [("a.yaml", yaml), ("a.json", json)] {
+        let (objects, errors) = super::parse_file(Path::new(file), text).unwrap();
+        assert_eq!(objects.len(), 1, "{file}: {objects:?}");
+        let named: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.object, e.reason))
+            .collect();
+        assert_eq!(
+            named,
+            ["document 2: not a Kubernetes object (apiVersion and kind required)"],
+            "{file}"
+        );
+    }
+}
