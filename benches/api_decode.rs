@@ -1,5 +1,5 @@
 //! What reading one object from the API costs: a watch event of an EndpointSlice with 100
-//! endpoints (24 KB), read four ways.
+//! endpoints (24 KB), read five ways.
 //!
 //! - `dynamic_object`: kube's `DynamicObject` (serde buffers its flattened fields), the tree
 //!   rebuilt with the metadata written back, then the k8s-openapi type read from it tracking
@@ -7,8 +7,10 @@
 //! - `tree_then_typed`: one `serde_json::Value`, then the type read from it by reference, as
 //!   `ApiObject` and `Document::Tree` do now;
 //! - `tree_then_model`: the same through `Kind::convert`, the model object included;
-//! - `typed_from_text`: the type straight from the text, the floor (a decoder of typed objects
-//!   fails a whole list page on one bad object, which the tree does not).
+//! - `text_then_model`: the object kept as its text, then read through `Kind::convert`, as
+//!   `ApiObject<Text>` is from streaming lists and watches;
+//! - `typed_from_text`: the type straight from the watch event's text, the floor (a decoder of
+//!   typed objects fails a whole list page on one bad object, which text and tree do not).
 //!
 //!   cargo bench --bench api_decode
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,6 +23,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// A watch event as the API server writes it: the type, then the object.
 #[derive(Deserialize)]
@@ -83,6 +86,14 @@ fn bench(c: &mut Criterion) {
             let event: Event<Value> = serde_json::from_str(black_box(&text)).unwrap();
             Kind::EndpointSlice
                 .convert(Document::Tree(event.object))
+                .unwrap()
+        });
+    });
+    g.bench_function("text_then_model", |b| {
+        b.iter(|| {
+            let event: Event<Box<RawValue>> = serde_json::from_str(black_box(&text)).unwrap();
+            Kind::EndpointSlice
+                .convert(Document::Text(event.object.get()))
                 .unwrap()
         });
     });
