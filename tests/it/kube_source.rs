@@ -311,16 +311,23 @@ async fn starting_with_the_api_down_answers_servfail_then_recovers() {
     k.dns.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn falls_back_to_paged_lists_without_streaming_support() {
-    let api = ApiServer::start().await;
-    api.set_streaming_lists_supported(false);
+/// Serves Service `one` from `api`, then adds `two`: both must answer (the list, then a
+/// watch event).
+async fn list_then_watch(api: ApiServer) -> Kube {
     api.apply(namespace("a"));
     api.apply(cluster_ip("a", "one", "10.96.1.1", "http"));
     let k = start_against(api, &[]).await;
     wait_for(&k, "one.a.svc.cluster.local.", A, "10.96.1.1").await;
     k.api.apply(cluster_ip("a", "two", "10.96.1.2", "http"));
     wait_for(&k, "two.a.svc.cluster.local.", A, "10.96.1.2").await;
+    k
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_back_to_paged_lists_without_streaming_support() {
+    let api = ApiServer::start().await;
+    api.set_streaming_lists_supported(false);
+    let k = list_then_watch(api).await;
     k.dns.shutdown().await;
 }
 
@@ -331,12 +338,7 @@ async fn falls_back_to_paged_lists_without_streaming_support() {
 async fn events_with_the_object_before_the_type_are_read_as_trees() {
     let api = ApiServer::start().await;
     api.set_objects_before_types(true);
-    api.apply(namespace("a"));
-    api.apply(cluster_ip("a", "one", "10.96.1.1", "http"));
-    let k = start_against(api, &[]).await;
-    wait_for(&k, "one.a.svc.cluster.local.", A, "10.96.1.1").await;
-    k.api.apply(cluster_ip("a", "two", "10.96.1.2", "http"));
-    wait_for(&k, "two.a.svc.cluster.local.", A, "10.96.1.2").await;
+    let k = list_then_watch(api).await;
     let requests = k.api.requests();
     let lists = |all: &[String]| -> usize {
         all.iter()
