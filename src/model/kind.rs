@@ -75,6 +75,7 @@ pub trait Model {
 /// position (`["v1", "Service"]` as apiVersion and kind), where a tree (`Value::get`) and the
 /// API server see no fields at all; readers of parts of an object's text use this, so text and
 /// tree read the same document alike.
+#[derive(Default)]
 pub struct MapOnly<T>(pub T);
 
 impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
@@ -93,12 +94,6 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
             }
         }
         d.deserialize_map(Visit(std::marker::PhantomData))
-    }
-}
-
-impl<T: Default> Default for MapOnly<T> {
-    fn default() -> Self {
-        Self(T::default())
     }
 }
 
