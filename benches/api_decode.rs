@@ -5,10 +5,11 @@
 //!   rebuilt with the metadata written back, then the k8s-openapi type read from it tracking
 //!   the path: how clusterdns read API objects before `source::api_object`;
 //! - `tree_then_typed`: one `serde_json::Value`, then the type read from it by reference, as
-//!   `ApiObject` and `Document::Tree` do now;
+//!   `ApiObject<Tree>` and `Document::Tree` do for a server that writes an event's object
+//!   before its type;
 //! - `tree_then_model`: the same through `Kind::convert`, the model object included;
 //! - `text_then_model`: the object kept as its text, then read through `Kind::convert`, as
-//!   `ApiObject<Text>` is from streaming lists and watches;
+//!   `ApiObject<Text>` is from lists (streaming and paged) and watches;
 //! - `typed_from_text`: the type straight from the watch event's text, the floor (a decoder of
 //!   typed objects fails a whole list page on one bad object, which text and tree do not).
 //!

@@ -3,10 +3,12 @@
 //! the kind's conversion in one of two forms:
 //!
 //! - `Text`: the object's JSON text, which the conversion reads straight into the kind's type
-//!   (`Document::Text`). Only serde_json's own decoder can hand out text, so it serves watch
-//!   streams (streaming lists and watches), whose events the API server writes type first;
-//! - `Tree`: one `serde_json::Value` (`Document::Tree`), which any decoder can build: kube
-//!   reads a page of a paged list through serde's buffer (its list type flattens a field).
+//!   (`Document::Text`). Only serde_json's own decoder can hand out text: it does for watch
+//!   events whose type comes before their object (as the API server writes them) and for the
+//!   items of a page of a paged list (a field of its own, though kube's list type flattens
+//!   another);
+//! - `Tree`: one `serde_json::Value` (`Document::Tree`), which any decoder can build: an event
+//!   whose object comes first is read through serde's buffer.
 //!
 //! kube's `DynamicObject` also flattens its fields, so serde buffered each object in its own
 //! content tree before building a `Value` from it, and the metadata had to be written back
@@ -219,5 +221,28 @@ mod tests {
         assert!(serde_json::from_str::<Event<Text>>(&type_first).is_ok());
         assert!(serde_json::from_str::<Event<Text>>(&object_first).is_err());
         assert!(serde_json::from_str::<Event<Tree>>(&object_first).is_ok());
+    }
+
+    /// A page of a paged list keeps its items as text, wherever its flattened type fields
+    /// stand.
+    #[test]
+    fn a_pages_items_are_text() {
+        type List = kube::core::ObjectList<ApiObject<Text>>;
+        for page in [
+            format!(
+                r#"{{"kind":"ServiceList","apiVersion":"v1","metadata":{{"resourceVersion":"7","continue":"c"}},"items":[{SERVICE}]}}"#
+            ),
+            format!(
+                r#"{{"items":[{SERVICE}],"metadata":{{"resourceVersion":"7","continue":"c"}},"apiVersion":"v1","kind":"ServiceList"}}"#
+            ),
+        ] {
+            let list: List = serde_json::from_str(&page).unwrap();
+            assert_eq!(list.metadata.continue_.as_deref(), Some("c"));
+            let [item] = &list.items[..] else {
+                panic!("one item: {page}");
+            };
+            assert_eq!(item.metadata.name.as_deref(), Some("web"));
+            assert_eq!(item.body.0.get(), SERVICE);
+        }
     }
 }

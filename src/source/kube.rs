@@ -250,14 +250,13 @@ pub async fn watch_kind_filtered(
 
 /// How a watcher lists and reads its objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reading {
-    /// Streaming lists (watch events from the start), each object kept as its text.
-    StreamingText,
-    /// Streaming lists, each object read into a tree: the events came in a form only a tree
-    /// can be read from (an object before its type).
-    StreamingTree,
-    /// Paged lists (a server without streaming lists), each object read into a tree.
-    Paged,
+struct Reading {
+    /// Streaming lists (watch events from the start); otherwise paged lists (a server
+    /// without streaming lists).
+    streaming: bool,
+    /// Each object kept as its text; otherwise read into a JSON tree: the events came in a
+    /// form only a tree can be read from (an object before its type).
+    text: bool,
 }
 
 /// Why one run of a watcher ended.
@@ -278,18 +277,15 @@ pub async fn watch_kind_selected(
     sink: mpsc::UnboundedSender<Vec<Delta>>,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    let mut reading = Reading::StreamingText;
+    let mut reading = Reading {
+        streaming: true,
+        text: true,
+    };
     loop {
-        let end = match reading {
-            Reading::StreamingText => {
-                follow::<Text>(&client, kind, &selectors, true, &sink, &metrics).await
-            }
-            Reading::StreamingTree => {
-                follow::<Tree>(&client, kind, &selectors, true, &sink, &metrics).await
-            }
-            Reading::Paged => {
-                follow::<Tree>(&client, kind, &selectors, false, &sink, &metrics).await
-            }
+        let end = if reading.text {
+            follow::<Text>(&client, kind, &selectors, reading, &sink, &metrics).await
+        } else {
+            follow::<Tree>(&client, kind, &selectors, reading, &sink, &metrics).await
         };
         match end {
             End::Closed => return,
@@ -299,8 +295,8 @@ pub async fn watch_kind_selected(
     }
 }
 
-/// One run of a watcher (`streaming` lists or paged), its objects read as `B`, until it must
-/// start again.
+/// One run of a watcher (streaming lists or paged, as `reading` says), its objects read as
+/// `B`, until it must start again.
 // The watch loop is one state machine (list, watch, relist, back off) over one stream: its
 // arms share the restart and sync state, which splitting would pass around.
 #[allow(clippy::too_many_lines)]
@@ -308,10 +304,15 @@ async fn follow<B: Body>(
     client: &kube::Client,
     kind: Kind,
     selectors: &Selectors,
-    streaming: bool,
+    reading: Reading,
     sink: &mpsc::UnboundedSender<Vec<Delta>>,
     metrics: &Metrics,
 ) -> End {
+    let streaming = reading.streaming;
+    let paged = Reading {
+        streaming: false,
+        ..reading
+    };
     let api: Api<ApiObject<B>> = match &selectors.namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &api_resource(kind)),
         None => Api::all_with(client.clone(), &api_resource(kind)),
@@ -332,8 +333,9 @@ async fn follow<B: Body>(
     if streaming {
         config = config.streaming_lists();
     } else if kind == Kind::EndpointSlice {
-        // A page is decoded whole before its first object is converted: 500 slices of
-        // 100 endpoints are a few hundred megabytes of JSON tree.
+        // A page is held whole before its first object is converted: 500 slices of 100
+        // endpoints are 25 MB of text twice over (the response and the objects' copies),
+        // and a few hundred megabytes when read as trees.
         config = config.page_size(SLICE_PAGE_SIZE);
     }
     let mut stream = std::pin::pin!(watcher::watcher(api, config));
@@ -342,8 +344,6 @@ async fn follow<B: Body>(
     let mut listing = Listing::default();
     let mut failing: Option<String> = None;
     let mut synced_once = false;
-    // Between a list's start and its end.
-    let mut in_list = false;
     loop {
         let next = if streaming && !synced_once {
             tokio::time::timeout(STREAMING_LIST_GRACE, stream.next())
@@ -355,7 +355,7 @@ async fn follow<B: Body>(
         let Some(event) = next else {
             if streaming && !synced_once {
                 tracing::info!(%kind, "streaming list did not complete; using paged lists");
-                return End::Switch(Reading::Paged);
+                return End::Switch(paged);
             }
             return End::Closed;
         };
@@ -365,7 +365,6 @@ async fn follow<B: Body>(
         let deltas = match event {
             Ok(Event::Init) => {
                 listing.clear();
-                in_list = true;
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
@@ -386,7 +385,6 @@ async fn follow<B: Body>(
                     tracing::info!(%kind, objects, streaming, "listed");
                 }
                 synced_once = true;
-                in_list = false;
                 listing.finish(kind)
             }
             Ok(Event::Apply(obj) | Event::Delete(obj))
@@ -413,16 +411,20 @@ async fn follow<B: Body>(
                 let cause = crate::logging::error_chain(&e);
                 if streaming && !synced_once && is_client_error(&e) {
                     tracing::info!(%kind, error = %cause, "streaming lists refused; using paged lists");
-                    return End::Switch(Reading::Paged);
+                    return End::Switch(paged);
                 }
-                // A line of a list that could not be read as an event of text (a server that
-                // writes an event's object before its type; kube then also tries the line as
-                // a bare Status, which such a line passes for): the list would end without
-                // the object, removing it, so it starts again reading trees, which any event
-                // can be read into.
-                if B::TEXT && in_list && is_unreadable_line(&e) {
-                    tracing::info!(%kind, error = %cause, "a listed object could not be read as text; listing again with JSON trees");
-                    return End::Switch(Reading::StreamingTree);
+                // A line that could not be read as an event of text (a server that writes an
+                // event's object before its type; kube then also tries the line as a bare
+                // Status, which such a line passes for): in a list, the list would end without
+                // the object, removing it; in a watch, the change would be lost. The watcher
+                // starts again reading trees, which any event can be read into, and lists
+                // again, losing nothing.
+                if B::TEXT && is_unreadable_line(&e) {
+                    tracing::info!(%kind, error = %cause, "an object could not be read as text; listing again with JSON trees");
+                    return End::Switch(Reading {
+                        text: false,
+                        ..reading
+                    });
                 }
                 // One line per cause, not per retry; the last known state keeps serving.
                 if failing.as_deref() != Some(&cause) {

@@ -359,6 +359,23 @@ async fn events_with_the_object_before_the_type_are_read_as_trees() {
     k.dns.shutdown().await;
 }
 
+/// Paged lists read their items as text too; a watch event whose object comes first makes the
+/// watcher list again, still paged, reading trees, and the change it carried is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_lists_then_events_with_the_object_first_are_read_as_trees() {
+    let api = ApiServer::start().await;
+    api.set_streaming_lists_supported(false);
+    api.set_objects_before_types(true);
+    let k = list_then_watch(api).await;
+    let requests = k.api.requests();
+    let paged = requests
+        .iter()
+        .filter(|r| r.contains("/services?") && r.contains("limit=") && !r.contains("watch="))
+        .count();
+    assert_eq!(paged, 2, "a second paged list: {requests:#?}");
+    k.dns.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_filter_and_programming_latency() {
     let api = ApiServer::start().await;
