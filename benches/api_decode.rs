@@ -4,14 +4,16 @@
 //! - `dynamic_object`: kube's `DynamicObject` (serde buffers its flattened fields), the tree
 //!   rebuilt with the metadata written back, then the k8s-openapi type read from it tracking
 //!   the path: how clusterdns read API objects before `source::api_object`;
-//! - `tree_then_typed`: one `serde_json::Value`, then the type read from it by reference, as
-//!   `ApiObject<Tree>` and `Document::Tree` do for a server that writes an event's object
-//!   before its type;
-//! - `tree_then_model`: the same through `Kind::convert`, the model object included;
+//! - `tree_then_typed`: one `serde_json::Value`, then k8s-openapi's type read from it by
+//!   reference, as `Document::Tree` did before the model read only the fields DNS uses
+//!   (`model::fields`);
+//! - `tree_then_model`: one tree through `Kind::convert`, the model object included, as
+//!   `ApiObject<Tree>` is for a server that writes an event's object before its type;
 //! - `text_then_model`: the object kept as its text, then read through `Kind::convert`, as
 //!   `ApiObject<Text>` is from lists (streaming and paged) and watches;
-//! - `typed_from_text`: the type straight from the watch event's text, the floor (a decoder of
-//!   typed objects fails a whole list page on one bad object, which text and tree do not).
+//! - `typed_from_text`: k8s-openapi's type straight from the watch event's text, every field
+//!   built (a decoder of typed objects fails a whole list page on one bad object, which text
+//!   and tree do not).
 //!
 //!   cargo bench --bench api_decode
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -3,14 +3,15 @@
 //! Each conversion validates the fields it reads and names the offending field on error,
 //! so a bad object is reported as `Service shop/web: spec.clusterIPs[1]: ...`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::api::networking::v1 as networking;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::fields;
 use super::{
     ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, ImportSource, Ingress, Label,
     Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
@@ -276,12 +277,36 @@ pub fn from_ingress(ing: &networking::Ingress) -> Result<Ingress, ConvertError> 
     })
 }
 
-/// Converts a discovery.k8s.io/v1 EndpointSlice.
-pub fn from_endpoint_slice(
-    slice: &discovery::EndpointSlice,
-) -> Result<EndpointSlice, ConvertError> {
-    let key = key(&slice.metadata)?;
-    let family_ok: fn(&IpAddr) -> bool = match slice.address_type.as_str() {
+/// A slice's key, once its apiVersion and kind (when given) are checked, as k8s-openapi's type
+/// checks them.
+fn slice_key(slice: &fields::Slice) -> Result<ObjectKey, ConvertError> {
+    for (field, given, want) in [
+        ("apiVersion", &slice.api_version, "discovery.k8s.io/v1"),
+        ("kind", &slice.kind, "EndpointSlice"),
+    ] {
+        if let Some(given) = given.as_deref().filter(|g| *g != want) {
+            return Err(err(
+                field,
+                format!("invalid value: string {given:?}, expected {want}"),
+            ));
+        }
+    }
+    let meta = slice.metadata.as_ref();
+    let name = meta
+        .and_then(|m| m.name.as_deref())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| err("metadata.name", "missing"))?;
+    let namespace = meta
+        .and_then(|m| m.namespace.as_deref())
+        .unwrap_or("default");
+    Ok(ObjectKey::new(namespace, name))
+}
+
+/// Converts a discovery.k8s.io/v1 EndpointSlice, read as the fields DNS uses (`fields::Slice`).
+pub fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice, ConvertError> {
+    let key = slice_key(slice)?;
+    let meta = slice.metadata.as_ref();
+    let family_ok: fn(&IpAddr) -> bool = match slice.address_type.as_deref().unwrap_or_default() {
         "IPv4" => |ip| ip.is_ipv4(),
         "IPv6" => |ip| ip.is_ipv6(),
         // FQDN slices are deprecated and carry no addresses DNS can publish.
@@ -293,11 +318,12 @@ pub fn from_endpoint_slice(
             ));
         }
     };
-    let mut endpoints = Vec::with_capacity(slice.endpoints.len());
-    let mut pod_names = Vec::with_capacity(slice.endpoints.len());
-    for (i, ep) in slice.endpoints.iter().enumerate() {
-        let mut addresses = Vec::with_capacity(ep.addresses.len());
-        for (j, a) in ep.addresses.iter().enumerate() {
+    let listed = slice.endpoints.as_deref().unwrap_or_default();
+    let mut endpoints = Vec::with_capacity(listed.len());
+    let mut pod_names = Vec::with_capacity(listed.len());
+    for (i, ep) in listed.iter().enumerate() {
+        let mut addresses = Vec::with_capacity(ep.addresses.as_ref().map_or(0, Vec::len));
+        for (j, a) in ep.addresses.iter().flatten().enumerate() {
             let ip = parse_ip(|| format!("endpoints[{i}].addresses[{j}]"), a)?;
             if family_ok(&ip) {
                 addresses.push(ip);
@@ -334,11 +360,9 @@ pub fn from_endpoint_slice(
             port: port_number(|| field("port"), n)?,
         });
     }
-    let meta = &slice.metadata;
-    let (service, import) = slice_owner(meta);
+    let (service, import) = slice_owner(meta.and_then(|m| m.labels.as_ref()));
     let trigger_time_ms = meta
-        .annotations
-        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(TRIGGER_TIME_ANNOTATION))
         .and_then(|t| parse_rfc3339_ms(t));
     Ok(EndpointSlice {
@@ -359,10 +383,11 @@ pub fn from_endpoint_slice(
 /// The Service (label `kubernetes.io/service-name`) or, for a multicluster slice, the
 /// ServiceImport and source cluster a slice belongs to: a multicluster slice belongs to its
 /// ServiceImport only, never to a local Service of the same name.
-fn slice_owner(meta: &ObjectMeta) -> (Option<Box<str>>, Option<Box<ImportSource>>) {
+fn slice_owner(
+    labels: Option<&BTreeMap<String, String>>,
+) -> (Option<Box<str>>, Option<Box<ImportSource>>) {
     let label = |name: &str| {
-        meta.labels
-            .as_ref()
+        labels
             .and_then(|l| l.get(name))
             .filter(|s| !s.is_empty())
             .map(|s| Box::<str>::from(s.as_str()))

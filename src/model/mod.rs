@@ -10,6 +10,7 @@
 mod config_map;
 mod convert;
 mod crd;
+mod fields;
 mod ip_list;
 mod kind;
 mod label;
