@@ -171,6 +171,8 @@ fn churn_for(e: &Emulator, targets: &[(String, String)], rate: f64, seconds: f64
     }
     let start = Instant::now();
     let until = Duration::from_secs_f64(seconds);
+    // Each target as last changed: read from the server once, not at every change.
+    let mut current: Vec<Option<serde_json::Value>> = vec![None; targets.len()];
     let (mut done, mut behind_max) = (0u64, 0u64);
     loop {
         let elapsed = start.elapsed();
@@ -180,7 +182,7 @@ fn churn_for(e: &Emulator, targets: &[(String, String)], rate: f64, seconds: f64
         let due = (elapsed.as_secs_f64() * rate) as u64;
         behind_max = behind_max.max(due.saturating_sub(done));
         while done < due {
-            change_one(e, targets);
+            change_one(e, targets, &mut current);
             done += 1;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -192,15 +194,24 @@ fn churn_for(e: &Emulator, targets: &[(String, String)], rate: f64, seconds: f64
     )
 }
 
-/// Moves one endpoint address of the next slice, stamped with the trigger time.
-fn change_one(e: &Emulator, targets: &[(String, String)]) {
+/// Moves one endpoint address of the next slice, stamped with the trigger time; `current`
+/// holds each target as last changed.
+fn change_one(
+    e: &Emulator,
+    targets: &[(String, String)],
+    current: &mut [Option<serde_json::Value>],
+) {
     let n = {
         let mut churned = e.churned.lock().unwrap();
         *churned += 1;
         *churned
     };
-    let (ns, name) = &targets[(n % targets.len() as u64) as usize];
-    let Some(mut slice) = e.server.get(SLICE_API, "EndpointSlice", ns, name) else {
+    let at = (n % targets.len() as u64) as usize;
+    let (ns, name) = &targets[at];
+    if current[at].is_none() {
+        current[at] = e.server.get(SLICE_API, "EndpointSlice", ns, name);
+    }
+    let Some(slice) = current[at].as_mut() else {
         return;
     };
     let round = n / targets.len() as u64;
@@ -213,7 +224,7 @@ fn change_one(e: &Emulator, targets: &[(String, String)]) {
     }
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     slice["metadata"]["annotations"][TRIGGER] = json!(now);
-    e.server.apply(slice);
+    e.server.apply(slice.clone());
 }
 
 /// Makes (or remakes) the churn's own headless Services, each with one slice of `k`

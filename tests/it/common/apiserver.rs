@@ -199,6 +199,16 @@ impl Obj {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 
+    /// Its `metadata`, read without building the rest (a slice of 100 endpoints is 25 KB).
+    fn metadata(&self) -> Value {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(default)]
+            metadata: Value,
+        }
+        serde_json::from_str::<Head>(&self.0).map_or(Value::Null, |h| h.metadata)
+    }
+
     /// The object with the `apiVersion` and `kind` of resource `res`.
     fn full(&self, res: usize) -> Value {
         let mut obj = self.value();
@@ -374,7 +384,7 @@ impl ApiServer {
         let prev = st.objects.get(&key).cloned();
         let meta = &mut obj["metadata"];
         let kept = match &prev {
-            Some(p) => p.value()["metadata"].take(),
+            Some(p) => p.metadata(),
             None => meta.clone(),
         };
         let uid = format!("{:08x}-0000-4000-8000-{:012x}", self.addr.port(), st.rv + 1);
