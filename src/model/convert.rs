@@ -1,4 +1,5 @@
-//! Conversion from k8s-openapi objects to the model, keeping only what DNS needs.
+//! Conversion from k8s-openapi objects (an EndpointSlice: the fields DNS uses, `fields::Slice`)
+//! to the model, keeping only what DNS needs.
 //!
 //! Each conversion validates the fields it reads and names the offending field on error,
 //! so a bad object is reported as `Service shop/web: spec.clusterIPs[1]: ...`.
