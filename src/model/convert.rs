@@ -304,7 +304,7 @@ fn slice_key(slice: &fields::Slice) -> Result<ObjectKey, ConvertError> {
 }
 
 /// Converts a discovery.k8s.io/v1 EndpointSlice, read as the fields DNS uses (`fields::Slice`).
-pub fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice, ConvertError> {
+pub(crate) fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice, ConvertError> {
     let key = slice_key(slice)?;
     let meta = slice.metadata.as_ref();
     let family_ok: fn(&IpAddr) -> bool = match slice.address_type.as_deref().unwrap_or_default() {

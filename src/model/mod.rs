@@ -16,9 +16,7 @@ mod kind;
 mod label;
 
 pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_key};
-pub use convert::{
-    ConvertError, from_endpoint_slice, from_ingress, from_namespace, from_pod, from_service,
-};
+pub use convert::{ConvertError, from_ingress, from_namespace, from_pod, from_service};
 pub use crd::{from_gateway, from_route, from_service_import};
 pub use ip_list::{IpList, OneOrMany};
 pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
