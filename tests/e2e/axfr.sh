@@ -38,7 +38,12 @@ for want in \
   "db-0.db.data.svc.cluster.local. 30 IN A 10.244.1.30" \
   "payments.shop.svc.cluster.local. 30 IN CNAME payments.example.com." \
   "_http._tcp.web.shop.svc.cluster.local. 30 IN SRV 0 100 80 web.shop.svc.cluster.local."; do
-  if echo "$xfr" | sed 's/[[:space:]]\+/ /g' | grep -qxF "$want"; then ok "AXFR holds $want"; else bad "AXFR lacks $want"; fi
+  if echo "$xfr" | sed 's/[[:space:]]\+/ /g' | grep -qxF "$want"; then ok "AXFR holds $want"; else
+    bad "AXFR lacks $want"
+    # What the transfer held under that Service's namespace, and the server's log.
+    echo "$xfr" | grep -F ".data.svc." || echo "(no data.svc records: $(echo "$xfr" | grep -c .) records in all)"
+    cat /tmp/clusterdns-axfr.log
+  fi
 done
 # Every A record the transfer holds answers the same to a query.
 while read -r name _ _ _ addr; do
