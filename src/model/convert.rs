@@ -46,13 +46,15 @@ pub(super) fn err(field: impl Into<String>, reason: impl Into<String>) -> Conver
 }
 
 pub(super) fn key(meta: &ObjectMeta) -> Result<ObjectKey, ConvertError> {
-    let name = meta
-        .name
-        .as_deref()
+    key_of(meta.name.as_deref(), meta.namespace.as_deref())
+}
+
+/// The key of an object named `name` in `namespace` (`default` when none): a name is required.
+fn key_of(name: Option<&str>, namespace: Option<&str>) -> Result<ObjectKey, ConvertError> {
+    let name = name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| err("metadata.name", "missing"))?;
-    let namespace = meta.namespace.as_deref().unwrap_or("default");
-    Ok(ObjectKey::new(namespace, name))
+    Ok(ObjectKey::new(namespace.unwrap_or("default"), name))
 }
 
 pub(super) fn parse_ip(field: impl FnOnce() -> String, text: &str) -> Result<IpAddr, ConvertError> {
@@ -293,14 +295,10 @@ fn slice_key(slice: &fields::Slice) -> Result<ObjectKey, ConvertError> {
         }
     }
     let meta = slice.metadata.as_ref();
-    let name = meta
-        .and_then(|m| m.name.as_deref())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| err("metadata.name", "missing"))?;
-    let namespace = meta
-        .and_then(|m| m.namespace.as_deref())
-        .unwrap_or("default");
-    Ok(ObjectKey::new(namespace, name))
+    key_of(
+        meta.and_then(|m| m.name.as_deref()),
+        meta.and_then(|m| m.namespace.as_deref()),
+    )
 }
 
 /// Converts a discovery.k8s.io/v1 EndpointSlice, read as the fields DNS uses (`fields::Slice`).
