@@ -9,8 +9,13 @@ pub fn in_parts<T: Sync, R: Send>(
     min: usize,
     run: impl Fn(usize, &[T]) -> R + Sync,
 ) -> Vec<std::thread::Result<R>> {
+    // A small batch (every watch event's) is run here without asking how many cores there
+    // are: the answer reads the cgroup's files each time.
+    if items.len() < min {
+        return vec![Ok(run(0, items))];
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < min {
+    if threads < 2 {
         return vec![Ok(run(0, items))];
     }
     let per = items.len().div_ceil(threads);
