@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::fields;
 use super::{
-    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, ImportSource, Ingress, Label,
-    Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
+    ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, ImportSource, Ingress, IpList,
+    Label, Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -321,13 +321,17 @@ pub(crate) fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice
     let mut endpoints = Vec::with_capacity(listed.len());
     let mut pod_names = Vec::with_capacity(listed.len());
     for (i, ep) in listed.iter().enumerate() {
-        let mut addresses = Vec::with_capacity(ep.addresses.as_ref().map_or(0, Vec::len));
-        for (j, a) in ep.addresses.iter().flatten().enumerate() {
-            let ip = parse_ip(|| format!("endpoints[{i}].addresses[{j}]"), a)?;
-            if family_ok(&ip) {
-                addresses.push(ip);
-            }
+        let Some(listed) = &ep.addresses else {
+            continue;
+        };
+        if let Some((j, text)) = &listed.bad {
+            parse_ip(|| format!("endpoints[{i}].addresses[{j}]"), text)?;
         }
+        let addresses: IpList = if listed.ips.iter().all(family_ok) {
+            listed.ips.clone()
+        } else {
+            listed.ips.iter().copied().filter(family_ok).collect()
+        };
         if addresses.is_empty() {
             continue;
         }
@@ -338,13 +342,13 @@ pub(crate) fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice
             .and_then(|r| r.name.as_deref())
             .map(Box::from);
         endpoints.push(Endpoint {
-            addresses: addresses.into(),
+            addresses,
             ready: ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
             hostname: ep
                 .hostname
                 .as_deref()
                 .filter(|h| !h.is_empty())
-                .map(|h| Label::from(h.to_ascii_lowercase())),
+                .map(Label::lowercase),
         });
         pod_names.push(pod_name);
     }

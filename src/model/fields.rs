@@ -10,6 +10,11 @@
 //! JSON tree keeps it, so text and tree read the same object alike).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+
+use super::{IpList, Label};
 
 /// Declares a struct of optional fields, each read from the JSON key given, and reads it from
 /// an object as described in the module's documentation.
@@ -103,9 +108,9 @@ fields! {
 
     /// One endpoint of a slice.
     pub struct Endpoint {
-        addresses: Vec<String> = "addresses",
+        addresses: Addresses = "addresses",
         conditions: Conditions = "conditions",
-        hostname: String = "hostname",
+        hostname: Label = "hostname",
         target_ref: Reference = "targetRef",
     }
 
@@ -116,8 +121,8 @@ fields! {
 
     /// What an endpoint stands for (a Pod, usually).
     pub struct Reference {
-        kind: String = "kind",
-        name: String = "name",
+        kind: Label = "kind",
+        name: Label = "name",
     }
 
     /// A port of a slice.
@@ -125,6 +130,95 @@ fields! {
         name: String = "name",
         port: i32 = "port",
         protocol: String = "protocol",
+    }
+}
+
+/// An endpoint's addresses, each parsed as it is read: an endpoint's strings are the bulk of
+/// a slice, and a change of a 100-endpoint slice would otherwise build and drop a list and
+/// a string for each. Typed as a list of strings, as k8s-openapi types it.
+#[derive(Debug, Default)]
+pub struct Addresses {
+    /// The addresses that parse, in order.
+    pub ips: IpList,
+    /// The first that does not: its index in the list and its text, for the conversion to
+    /// name.
+    pub bad: Option<(usize, Box<str>)>,
+}
+
+impl Addresses {
+    fn push(&mut self, ip: IpAddr) {
+        self.ips = match std::mem::take(&mut self.ips) {
+            IpList::Many(list) if list.is_empty() => IpList::One(ip),
+            IpList::One(first) => IpList::Many(Box::new([first, ip])),
+            IpList::Many(list) => {
+                let mut list = list.into_vec();
+                list.push(ip);
+                IpList::Many(list.into_boxed_slice())
+            }
+        };
+    }
+}
+
+impl<'de> Deserialize<'de> for Addresses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// One address: parsed, or its text when it does not parse.
+        struct Address(Result<IpAddr, Box<str>>);
+
+        impl<'de> Deserialize<'de> for Address {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl Visitor<'_> for Visit {
+                    type Value = Address;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Address, E> {
+                        Ok(Address(v.parse().map_err(|_| Box::from(v))))
+                    }
+                }
+                d.deserialize_str(Visit)
+            }
+        }
+
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Addresses;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Addresses, A::Error> {
+                let mut out = Addresses::default();
+                let mut at = 0;
+                while let Some(Address(address)) = seq.next_element()? {
+                    match address {
+                        Ok(ip) => out.push(ip),
+                        Err(text) => {
+                            out.bad.get_or_insert((at, text));
+                        }
+                    }
+                    at += 1;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
+/// Short strings (a hostname, a pod's name, a kind) read inline, without a heap block.
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl Visitor<'_> for Visit {
+            type Value = Label;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Label, E> {
+                Ok(Label::from(v))
+            }
+        }
+        d.deserialize_str(Visit)
     }
 }
 
@@ -192,6 +286,28 @@ mod tests {
             )),
             "endpoints[1].addresses[0]"
         );
+        // An address that is a string but not an address: the first of them is named.
+        let text = format!(
+            r#"{{{base},"endpoints":[{{"addresses":["10.0.0.1"]}},{{"addresses":["10.0.0.2","ten","eleven"]}}]}}"#
+        );
+        let bad = Kind::EndpointSlice
+            .convert(Document::Text(&text))
+            .unwrap_err();
+        assert_eq!(bad.field, "endpoints[1].addresses[1]");
+        assert!(bad.to_string().contains("\"ten\""), "{bad}");
+        // Addresses of the other family are dropped, the rest kept in order.
+        let mixed = format!(
+            r#"{{{base},"endpoints":[{{"addresses":["fd00::1","10.0.0.3","10.0.0.4"]}},{{"addresses":["fd00::2"]}}]}}"#
+        );
+        let crate::model::Object::EndpointSlice(s) =
+            Kind::EndpointSlice.convert(Document::Text(&mixed)).unwrap()
+        else {
+            panic!("a slice");
+        };
+        assert_eq!(s.endpoints.len(), 1);
+        let want: Vec<std::net::IpAddr> =
+            vec!["10.0.0.3".parse().unwrap(), "10.0.0.4".parse().unwrap()];
+        assert_eq!(&*s.endpoints[0].addresses, &want[..]);
         assert_eq!(
             field(&format!(
                 r#"{{{base},"endpoints":[{{"addresses":["10.0.0.1"],"conditions":{{"ready":"yes"}}}}]}}"#

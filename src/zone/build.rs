@@ -143,9 +143,10 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
             }
         })
         .collect();
-    let index_of = |label: &str| {
+    // Compared as bytes: a `Label`'s `str` is checked for UTF-8 on every read.
+    let index_of = |label: &Label| {
         endpoints
-            .binary_search_by(|e| e.label.as_ref().cmp(label))
+            .binary_search_by(|e| e.label.as_bytes().cmp(label.as_bytes()))
             .ok()
             .map(|i| i as u32)
     };
