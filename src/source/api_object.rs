@@ -26,7 +26,7 @@ use kube::core::DynamicResourceScope;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::model::{ConvertError, Document, Kind, MapOnly, Object};
+use crate::model::{ConvertError, Document, Kind, Object};
 
 /// The form an object's body is kept in until its conversion.
 pub trait Body: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
@@ -69,16 +69,13 @@ impl Body for Text {
     }
 
     fn meta(&self) -> ObjectMeta {
-        /// The object's metadata, each field still text; a map only, as in the tree.
-        #[derive(serde::Deserialize)]
-        struct Head<'a> {
-            #[serde(borrow)]
-            metadata: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
-        }
-        let Ok(MapOnly(Head {
-            metadata: Some(fields),
-        })) = serde_json::from_str::<MapOnly<Head>>(self.0.get())
-        else {
+        let text = self.0.get();
+        let fields = if metadata_key_is_unique(text) {
+            first_metadata(text)
+        } else {
+            whole_metadata(text)
+        };
+        let Some(fields) = fields else {
             return ObjectMeta::default();
         };
         meta_of(|name| serde_json::from_str(fields.get(name)?.get()).ok())
@@ -87,6 +84,110 @@ impl Body for Text {
     fn convert(self, kind: Kind) -> Result<Object, ConvertError> {
         kind.convert(Document::Text(self.0.get()))
     }
+}
+
+/// An object's metadata, each field still text.
+type MetaFields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+
+/// Whether the text can hold at most one key `metadata`, at any depth: the quoted word appears
+/// at most once and no `\u` escape could spell another. Two searches of the bytes, several
+/// times faster than reading past a slice's endpoints.
+fn metadata_key_is_unique(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memmem::find(bytes, b"\\u").is_none()
+        && memchr::memmem::find_iter(bytes, b"\"metadata\"")
+            .nth(1)
+            .is_none()
+}
+
+/// The top-level `metadata` of the object, read to the object's end: a repeated key's last
+/// value, as the tree keeps it; a map only, as in the tree.
+fn whole_metadata(text: &str) -> Option<MetaFields<'_>> {
+    read_metadata(text, false)
+}
+
+/// The top-level `metadata` of the object, the rest of the object left unread: for text with
+/// no other key of that name (`metadata_key_is_unique`), where it is what `whole_metadata`
+/// reads.
+fn first_metadata(text: &str) -> Option<MetaFields<'_>> {
+    read_metadata(text, true)
+}
+
+/// Reads the top-level object's `metadata`: the first, leaving the rest unread, or the last.
+/// `None` when there is none, or it is not a map of JSON values, or the text not an object.
+fn read_metadata(text: &str, first: bool) -> Option<MetaFields<'_>> {
+    use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, Visitor};
+
+    /// Whether a key is `metadata`, read without building it.
+    struct IsMetadata(bool);
+    impl<'de> serde::Deserialize<'de> for IsMetadata {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl Visitor<'_> for Visit {
+                type Value = IsMetadata;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a field name")
+                }
+                fn visit_str<E: Error>(self, v: &str) -> Result<IsMetadata, E> {
+                    Ok(IsMetadata(v == "metadata"))
+                }
+            }
+            d.deserialize_identifier(Visit)
+        }
+    }
+
+    /// The metadata's fields, borrowed from the text where they can be.
+    #[derive(serde::Deserialize)]
+    struct Fields<'a>(#[serde(borrow)] Option<MetaFields<'a>>);
+
+    /// Reads the top-level object's keys into the slot: up to the first `metadata`, or all.
+    struct Seek<'s, 'de> {
+        slot: &'s mut Option<MetaFields<'de>>,
+        first: bool,
+    }
+    impl<'de> DeserializeSeed<'de> for Seek<'_, 'de> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Seek<'_, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(IsMetadata(found)) = map.next_key()? {
+                if !found {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                // A value that is not a map leaves none, as it does in the tree.
+                *self.slot = None;
+                *self.slot = map.next_value::<Fields<'de>>()?.0;
+                if self.first {
+                    // Stop here: the decoder reports the stop as an error, which the
+                    // caller ignores; the slot holds what was read.
+                    return Err(A::Error::custom("metadata read"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut slot = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let read = Seek {
+        slot: &mut slot,
+        first,
+    }
+    .deserialize(&mut de);
+    // A text that is not one object (serde_json's raw values always are valid JSON) has no
+    // metadata: the whole reading must end cleanly; the first stops early by design.
+    if !first && read.and_then(|()| de.end()).is_err() {
+        return None;
+    }
+    slot
 }
 
 impl Body for Tree {
@@ -160,7 +261,7 @@ impl<B: Body> kube::Resource for ApiObject<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ApiObject, Body, Text, Tree};
+    use super::{ApiObject, Body, Text, Tree, first_metadata, whole_metadata};
     use crate::model::{Kind, Object};
 
     const SERVICE: &str = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop","resourceVersion":"42","labels":{"a":"b"}},"spec":{"clusterIP":"10.96.0.20","ports":[{"name":"http","port":80}]}}"#;
@@ -208,6 +309,47 @@ mod tests {
             assert_eq!(read::<Text>(odd).metadata.name, None, "{odd}");
             assert_eq!(read::<Tree>(odd).metadata.name, None, "{odd}");
         }
+    }
+
+    /// Text read up to its metadata and text read whole give the same metadata, and both what
+    /// the tree gives: a repeated `metadata` (plain, escaped or nested) sends the text to the
+    /// whole reading, which keeps the last.
+    #[test]
+    fn the_metadata_read_first_is_the_metadata_read_whole() {
+        for text in [
+            SERVICE,
+            r#"{"kind":"Service","metadata":{"name":"a","namespace":"n","resourceVersion":"1"},"spec":{"x":[1,2,{"y":null}]}}"#,
+            r#"{"metadata":{"name":"a"},"metadata":{"name":"b","namespace":"n"}}"#,
+            r#"{"metadata":{"name":"a"},"m\u0065tadata":{"name":"b"}}"#,
+            r#"{"metadata":{"name":"a"},"spec":{"template":{"metadata":{"name":"b"}}}}"#,
+            r#"{"spec":{"metadata":{"name":"b"}},"metadata":{"name":"a","resourceVersion":"9"}}"#,
+            r#"{"metadata":null,"x":"metadata"}"#,
+            r#"{"metadata":7}"#,
+            r#"{"spec":{}}"#,
+            r#"[{"metadata":{"name":"a"}}]"#,
+            r#"{"metadata":{"name":"\"quoted\"","labels":{"metadata":"x"}}}"#,
+        ] {
+            let texts = |m: Option<super::MetaFields<'_>>| {
+                m.map(|m| {
+                    m.into_iter()
+                        .map(|(k, v)| (k.into_owned(), v.get().to_owned()))
+                        .collect::<Vec<_>>()
+                })
+            };
+            let whole = texts(whole_metadata(text));
+            let tree = read::<Tree>(text).metadata;
+            let from_text = read::<Text>(text).metadata;
+            assert_eq!(from_text, tree, "{text}");
+            if super::metadata_key_is_unique(text) {
+                assert_eq!(texts(first_metadata(text)), whole, "{text}");
+            }
+        }
+        assert!(super::metadata_key_is_unique(SERVICE));
+        assert!(!super::metadata_key_is_unique(
+            r#"{"metadata":{"name":"a"},"m\u0065tadata":{"name":"b"}}"#
+        ));
+        let last = read::<Text>(r#"{"metadata":{"name":"a"},"metadata":{"name":"b"}}"#);
+        assert_eq!(last.metadata.name.as_deref(), Some("b"));
     }
 
     /// Text comes only from serde_json's own decoder: through serde's buffer (a watch event
