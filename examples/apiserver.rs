@@ -224,7 +224,7 @@ fn change_one(
     }
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     slice["metadata"]["annotations"][TRIGGER] = json!(now);
-    e.server.apply(slice.clone());
+    e.server.apply_in_place(slice);
 }
 
 /// Makes (or remakes) the churn's own headless Services, each with one slice of `k`

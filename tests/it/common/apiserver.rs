@@ -191,7 +191,10 @@ impl Obj {
     fn new(obj: &Value) -> Obj {
         let mut text = Vec::new();
         write_item(&mut text, obj);
-        Obj(String::from_utf8_lossy(&text).into())
+        // serde_json writes UTF-8.
+        Obj(String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            .into())
     }
 
     /// The object without `apiVersion` and `kind`.
@@ -262,10 +265,10 @@ struct Store {
 impl Store {
     /// Records `obj` (kind ADDED, MODIFIED or DELETED) at a new resourceVersion and sends it
     /// to the watches that see it, under the one lock, so every stream gets changes in order.
-    fn change(&mut self, key: Key, kind: &'static str, mut obj: Value, prev: Option<Obj>) {
+    fn change(&mut self, key: Key, kind: &'static str, obj: &mut Value, prev: Option<Obj>) {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        let obj = Obj::new(&obj);
+        let obj = Obj::new(obj);
         if kind != "DELETED" {
             self.objects.insert(key.clone(), obj.clone());
         }
@@ -375,6 +378,12 @@ impl ApiServer {
     /// `metadata.resourceVersion`; keeps (or takes from `obj`, or makes up) `uid` and
     /// `creationTimestamp`.
     pub fn apply(&self, mut obj: Value) {
+        self.apply_in_place(&mut obj);
+    }
+
+    /// `apply`, leaving `obj` as stored (its server-set metadata filled in): a caller that
+    /// changes the same object again and again keeps it rather than copying it each time.
+    pub fn apply_in_place(&self, obj: &mut Value) {
         let res = resource_of(obj["apiVersion"].as_str(), obj["kind"].as_str());
         let meta = &obj["metadata"];
         let name = meta["name"].as_str().expect("metadata.name").to_owned();
@@ -408,7 +417,7 @@ impl ApiServer {
         let Some(obj) = st.objects.remove(&key) else {
             return false;
         };
-        st.change(key, "DELETED", obj.value(), None);
+        st.change(key, "DELETED", &mut obj.value(), None);
         true
     }
 
