@@ -31,7 +31,8 @@
 # (1; 0: the churn without dnsperf, the programming latency on an idle server), SETTLE (3), TIMEOUT (180),
 # RELIST_NAMES (1000), PORT (15570; side port +1, emulator control +2), BENCH_CACHE
 # (/tmp/clusterdns-bench-cache), KEEP (a directory to keep logs in), NO_BUILD=1, SERVER_ENV
-# (NAME=VALUE words clusterdns is started with, e.g. an LD_PRELOAD of another allocator).
+# (NAME=VALUE words clusterdns is started with, e.g. an LD_PRELOAD of another allocator),
+# SERVER_ARGS (flags added to clusterdns's, e.g. `--udp-thread-nice 0`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${API_SCALE_PINNED:-}" ] || exec env API_SCALE_PINNED=1 taskset -c 1 "$0" "$@"
@@ -141,9 +142,9 @@ start_emulator() {
 initial_sync() {
   local e0 t0; e0=$(ticks "$emulator")
   t0=$(now)
-  # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
+  # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words, SERVER_ARGS of flags
   env ${SERVER_ENV:-} taskset -c 0 "$work/clusterdns" --kubeconfig "$work/emulator-$1/kubeconfig" --no-forward \
-    --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$SIDE" --log-level info \
+    --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$SIDE" --log-level info ${SERVER_ARGS:-} \
     >"$work/clusterdns-$1.log" 2>&1 &
   server=$!
   pids+=("$server")

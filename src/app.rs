@@ -198,7 +198,8 @@ async fn serve(
         .with_options(options)
         .with_chain(chain)
         .with_clients(clients)
-        .with_limiter(limiter(config, &metrics));
+        .with_limiter(limiter(config, &metrics))
+        .with_udp_thread_nice(config.udp_thread_nice);
     let limits = config.tcp_limits();
     let groups = serve_groups(bound, &handler, limits, &metrics.server);
     let udp: Vec<SocketAddr> = groups.iter().flat_map(|g| g.udp.clone()).collect();

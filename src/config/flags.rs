@@ -395,6 +395,14 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub client_limit_slip: u32,
 
+    /// How much lower than the rest of clusterdns the UDP query threads run: a nice value
+    /// (0–19) each adds to its own. On a core the queries saturate, the API's changes, the
+    /// probes, the metrics, TCP and forwarding go first and the UDP queries take what
+    /// remains; 0 gives them equal shares.
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_UDP_THREAD_NICE,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub udp_thread_nice: i32,
+
     /// The configuration as loaded: the command line given and the values in effect.
     #[arg(skip)]
     pub loaded: Loaded,

@@ -37,6 +37,10 @@ pub use listen::{BindError, Listeners, Serving, bind};
 pub use pipeline::{answer as answer_raw, answer_general};
 pub use tcp::TcpLimits;
 
+/// How much lower than the rest of clusterdns the UDP threads run by default
+/// (`--udp-thread-nice`; `udp.rs` says why).
+pub const DEFAULT_UDP_THREAD_NICE: i32 = 10;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +82,8 @@ pub struct DnsHandler {
     clients: Option<Arc<crate::clients::ClientStats>>,
     /// `--max-qps-per-client`: the UDP token buckets.
     limiter: Option<Arc<limit::ClientLimiter>>,
+    /// `--udp-thread-nice`: what each UDP thread adds to its nice value as it starts.
+    udp_thread_nice: i32,
 }
 
 /// What the UDP loops do with a datagram before answering it.
@@ -102,13 +108,25 @@ impl DnsHandler {
             options: Arc::default(),
             clients: None,
             limiter: None,
+            udp_thread_nice: DEFAULT_UDP_THREAD_NICE,
         }
+    }
+
+    /// The same handler, its UDP threads lowering their priority by `nice` (0: not at all).
+    pub fn with_udp_thread_nice(mut self, nice: i32) -> Self {
+        self.udp_thread_nice = nice;
+        self
     }
 
     /// The same handler, limiting each client's UDP queries with `limiter`.
     pub fn with_limiter(mut self, limiter: Option<Arc<limit::ClientLimiter>>) -> Self {
         self.limiter = limiter;
         self
+    }
+
+    /// What each UDP thread adds to its nice value (`--udp-thread-nice`).
+    pub fn udp_thread_nice(&self) -> i32 {
+        self.udp_thread_nice
     }
 
     /// UDP admission (`--max-qps-per-client`): whether the datagram from `src` is answered,

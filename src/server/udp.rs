@@ -18,6 +18,15 @@
 //! the capacity. Queries waiting on the general path are capped per thread
 //! (`MAX_UDP_INFLIGHT`); beyond it they are dropped and counted.
 //!
+//! Each thread runs at a lower scheduling priority than the rest of the process: it adds
+//! `--udp-thread-nice` (10 by default) to its nice value as it starts. Where the queries
+//! saturate a core, the runtime's work goes first: the API watch and the publish loop
+//! (bounded by the API's rate of change), the probes, the metrics, TCP and the general path;
+//! the queries take what remains. A flood then slows answers rather than leaving stale
+//! records in the zone or failing the liveness probe; on a core with room to spare nothing
+//! changes. A container's threads share its cgroup's CPU weight, so the nice value weighs
+//! clusterdns's own threads against each other, not against other pods.
+//!
 //! Shutdown: once the token is cancelled the loop stops reading, answers what is in flight on
 //! the general path, and `serve` returns.
 
@@ -37,6 +46,28 @@ use super::{DnsHandler, Gate};
 /// Queries waiting on the general path (an upstream, mostly) per UDP thread; beyond it
 /// datagrams are dropped.
 pub const MAX_UDP_INFLIGHT: usize = 10_000;
+
+/// Lowers the calling thread's scheduling priority by `by` (0: leaves it); a failure is
+/// logged and the thread runs on at its priority.
+#[cfg(target_os = "linux")]
+fn lower_priority(by: i32) {
+    if by == 0 {
+        return;
+    }
+    // On Linux the nice value is the calling thread's own (setpriority(2), NOTES): the
+    // process's other threads keep theirs. `nice` returns the new value, and -1 is one, so
+    // errno tells a failure apart.
+    // SAFETY: `nice` takes an integer and touches no memory of the caller's; errno is this
+    // thread's own, written and read on this thread.
+    let failed = unsafe {
+        *libc::__errno_location() = 0;
+        libc::nice(by) == -1 && *libc::__errno_location() != 0
+    };
+    if failed {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, nice = by, "cannot lower the UDP thread's priority");
+    }
+}
 
 /// Most datagrams read from a socket in one go.
 const MAX_BATCH: usize = 32;
@@ -270,6 +301,7 @@ mod threaded {
         let started = std::thread::Builder::new()
             .name("clusterdns-udp".into())
             .spawn(move || {
+                super::lower_priority(shared.handler.udp_thread_nice());
                 run(&shared, &lanes, readable, &shutdown, &runtime);
                 // The sockets close before the caller hears the thread is done: once
                 // `serve` returns, the port is free.

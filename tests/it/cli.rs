@@ -201,3 +201,91 @@ fn json_logs_are_one_object_a_line_with_the_sampled_queries() {
     assert_eq!(query_line["name"], "kubernetes.default.svc.cluster.local.");
     assert_eq!(query_line["rcode"], "NOERROR");
 }
+
+/// The nice value of each thread of process `pid`, by thread name.
+#[cfg(target_os = "linux")]
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // a thread that ended meanwhile
+        };
+        // After the name in parentheses: state is field 3, nice field 19 (proc(5)).
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        let nice: i32 = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
+        out.push((comm.trim().to_owned(), nice));
+    }
+    out
+}
+
+/// The UDP threads lower their own priority by `--udp-thread-nice` (10 by default); every
+/// other thread keeps the process's.
+#[cfg(target_os = "linux")]
+#[test]
+fn udp_threads_run_below_the_rest_of_the_process() {
+    for (flag, by) in [(None, 10), (Some("3"), 3), (Some("0"), 0)] {
+        let port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = bin();
+        cmd.args([
+            "--manifests",
+            example_dir().to_str().unwrap(),
+            "--listen",
+            &addr.to_string(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--no-forward",
+        ]);
+        if let Some(n) = flag {
+            cmd.args(["--udp-thread-nice", n]);
+        }
+        let server = common::process::Daemon::spawn(&mut cmd);
+        let pid = server.id();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let q = query(
+            "kubernetes.default.svc.cluster.local.",
+            hickory_proto::rr::RecordType::A,
+            None,
+        );
+        let bytes = q.to_vec().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 512];
+        // An answer over UDP: the UDP threads have started (and set their priority first).
+        while !(sock.send_to(&bytes, addr).is_ok() && sock.recv(&mut buf).is_ok()) {
+            assert!(
+                Instant::now() < deadline,
+                "answered within 10 s: {}",
+                server.log()
+            );
+        }
+        let threads = thread_nices(pid);
+        let base = threads
+            .iter()
+            .find(|(name, _)| name == "clusterdns")
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| panic!("a main thread: {threads:?}"));
+        let udp: Vec<i32> = threads
+            .iter()
+            .filter(|(name, _)| name == "clusterdns-udp")
+            .map(|(_, n)| *n)
+            .collect();
+        assert!(!udp.is_empty(), "UDP threads: {threads:?}");
+        let want = (base + by).min(19);
+        assert!(udp.iter().all(|n| *n == want), "{flag:?}: {threads:?}");
+        assert!(
+            threads
+                .iter()
+                .filter(|(name, _)| name != "clusterdns-udp")
+                .all(|(_, n)| *n == base),
+            "{flag:?}: {threads:?}"
+        );
+    }
+    let (_, err) = one_line_error(&["--udp-thread-nice", "20"]);
+    assert!(err.contains("20"), "{err}");
+}
