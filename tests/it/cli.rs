@@ -31,6 +31,29 @@ fn help_documents_every_flag() {
     }
 }
 
+/// The first answer from the server at `addr` to `kubernetes.default`'s A query, asked again
+/// every 200 ms for up to 10 s while it starts.
+fn first_answer(addr: SocketAddr) -> hickory_proto::op::Message {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let q = query(
+        "kubernetes.default.svc.cluster.local.",
+        hickory_proto::rr::RecordType::A,
+        None,
+    );
+    let bytes = q.to_vec().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    loop {
+        sock.send_to(&bytes, addr).unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            return hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+        }
+        assert!(Instant::now() < deadline, "binary answered within 10 s");
+    }
+}
+
 fn one_line_error(args: &[&str]) -> (i32, String) {
     let out = bin().args(args).output_gated().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
@@ -100,24 +123,7 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn_gated()
         .unwrap();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let q = query(
-        "kubernetes.default.svc.cluster.local.",
-        hickory_proto::rr::RecordType::A,
-        None,
-    );
-    let bytes = q.to_vec().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 512];
-    let answer = loop {
-        sock.send_to(&bytes, addr).unwrap();
-        if let Ok(n) = sock.recv(&mut buf) {
-            break hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
-        }
-        assert!(Instant::now() < deadline, "binary answered within 10 s");
-    };
+    let answer = first_answer(addr);
     assert_eq!(
         zone_text(&answer),
         "NoError aa\n;answer kubernetes.default.svc.cluster.local. 30 IN A 10.96.0.1"
@@ -163,20 +169,7 @@ fn json_logs_are_one_object_a_line_with_the_sampled_queries() {
         .stderr(Stdio::null())
         .spawn_gated()
         .unwrap();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let q = query(
-        "kubernetes.default.svc.cluster.local.",
-        hickory_proto::rr::RecordType::A,
-        None,
-    );
-    let bytes = q.to_vec().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 512];
-    while sock.send_to(&bytes, addr).is_ok() && sock.recv(&mut buf).is_err() {
-        assert!(Instant::now() < deadline, "binary answered within 10 s");
-    }
+    first_answer(addr);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status_gated()
@@ -245,36 +238,28 @@ fn udp_threads_run_below_the_rest_of_the_process() {
         }
         let server = common::process::Daemon::spawn(&mut cmd);
         let pid = server.id();
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let q = query(
-            "kubernetes.default.svc.cluster.local.",
-            hickory_proto::rr::RecordType::A,
-            None,
-        );
-        let bytes = q.to_vec().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 512];
-        // An answer over UDP: the UDP threads have started (and set their priority first).
-        while !(sock.send_to(&bytes, addr).is_ok() && sock.recv(&mut buf).is_ok()) {
-            assert!(
-                Instant::now() < deadline,
-                "answered within 10 s: {}",
-                server.log()
-            );
-        }
-        let threads = thread_nices(pid);
-        let base = threads
-            .iter()
-            .find(|(name, _)| name == "clusterdns")
-            .map(|(_, n)| *n)
-            .unwrap_or_else(|| panic!("a main thread: {threads:?}"));
-        let udp: Vec<i32> = threads
-            .iter()
-            .filter(|(name, _)| name == "clusterdns-udp")
-            .map(|(_, n)| *n)
-            .collect();
+        // An answer over UDP: a UDP thread has started; the others may be starting still,
+        // so they are read again for up to 2 s.
+        first_answer(addr);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (threads, base, udp) = loop {
+            let threads = thread_nices(pid);
+            let base = threads
+                .iter()
+                .find(|(name, _)| name == "clusterdns")
+                .map(|(_, n)| *n)
+                .unwrap_or_else(|| panic!("a main thread: {threads:?}"));
+            let udp: Vec<i32> = threads
+                .iter()
+                .filter(|(name, _)| name == "clusterdns-udp")
+                .map(|(_, n)| *n)
+                .collect();
+            let settled = !udp.is_empty() && udp.iter().all(|n| *n == (base + by).min(19));
+            if settled || Instant::now() > deadline {
+                break (threads, base, udp);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert!(!udp.is_empty(), "UDP threads: {threads:?}");
         let want = (base + by).min(19);
         assert!(udp.iter().all(|n| *n == want), "{flag:?}: {threads:?}");
