@@ -22,7 +22,7 @@
 #   bench/overload.sh
 #   OVERLOAD_SECONDS=30 FACTOR=2 bench/overload.sh
 # Environment: SERVICES (10000), CAPACITY_SECONDS (15), OVERLOAD_SECONDS (60), FACTOR (3),
-# SOCKETS (32), SOURCES (4), FLOOD_FROM (127.0.0.10), HOG (1: a busy loop shares CPU 0 with the server at the same priority, so
+# SOCKETS (32), SOURCES (4), FLOOD_FROM (127.0.0.10), HOG (1: a busy loop shares CPU 0 with the server at its UDP thread's priority, so
 # the server has about half a core and one core of load can offer 3x what it answers), NO_READ (1: the loader leaves replies unread and sends more; answered is then
 # the server's count of responses), CLIENT_RATE (100), PORT (15570), BENCH_CACHE, NO_BUILD=1, KEEP_WORK=1.
 # Loopback only (127.0.0.1, the client from 127.0.0.2); every load bounded in time.
@@ -63,7 +63,8 @@ log "what else runs: $(uptime | sed 's/.*load average/load average/')"
 ps -eo pid,ni,pcpu,comm --sort=-pcpu | head -8 >"$WORK/ps-before.txt"
 
 if [ -n "${HOG:-}" ]; then
-  taskset -c 0 bash -c 'while :; do :; done' &
+  # At the UDP thread's priority (its default --udp-thread-nice), so the two share CPU 0.
+  nice -n 10 taskset -c 0 bash -c 'while :; do :; done' &
   pids+=($!)
 fi
 # --- 1. capacity ---------------------------------------------------------------------------
