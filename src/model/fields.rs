@@ -166,17 +166,7 @@ impl<'de> Deserialize<'de> for Addresses {
 
         impl<'de> Deserialize<'de> for Address {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Visit;
-                impl Visitor<'_> for Visit {
-                    type Value = Address;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a string")
-                    }
-                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Address, E> {
-                        Ok(Address(v.parse().map_err(|_| Box::from(v))))
-                    }
-                }
-                d.deserialize_str(Visit)
+                read_str(d, |v| Address(v.parse().map_err(|_| Box::from(v))))
             }
         }
 
@@ -208,18 +198,27 @@ impl<'de> Deserialize<'de> for Addresses {
 /// Short strings (a hostname, a pod's name, a kind) read inline, without a heap block.
 impl<'de> Deserialize<'de> for Label {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl Visitor<'_> for Visit {
-            type Value = Label;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Label, E> {
-                Ok(Label::from(v))
-            }
-        }
-        d.deserialize_str(Visit)
+        read_str(d, |v| Label::from(v))
     }
+}
+
+/// Reads a string through `read`, typed as a string (anything else is named as k8s-openapi's
+/// `String` names it), without building it.
+fn read_str<'de, D: Deserializer<'de>, T>(
+    d: D,
+    read: impl FnOnce(&str) -> T,
+) -> Result<T, D::Error> {
+    struct Visit<F>(F);
+    impl<T, F: FnOnce(&str) -> T> Visitor<'_> for Visit<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            Ok((self.0)(v))
+        }
+    }
+    d.deserialize_str(Visit(read))
 }
 
 #[cfg(test)]

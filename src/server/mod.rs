@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod mmsg;
 mod observe;
 mod pipeline;
+mod priority;
 mod shuffle;
 mod tcp;
 mod udp;

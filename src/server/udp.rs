@@ -47,28 +47,6 @@ use super::{DnsHandler, Gate};
 /// datagrams are dropped.
 pub const MAX_UDP_INFLIGHT: usize = 10_000;
 
-/// Lowers the calling thread's scheduling priority by `by` (0: leaves it); a failure is
-/// logged and the thread runs on at its priority.
-#[cfg(target_os = "linux")]
-fn lower_priority(by: i32) {
-    if by == 0 {
-        return;
-    }
-    // On Linux the nice value is the calling thread's own (setpriority(2), NOTES): the
-    // process's other threads keep theirs. `nice` returns the new value, and -1 is one, so
-    // errno tells a failure apart.
-    // SAFETY: `nice` takes an integer and touches no memory of the caller's; errno is this
-    // thread's own, written and read on this thread.
-    let failed = unsafe {
-        *libc::__errno_location() = 0;
-        libc::nice(by) == -1 && *libc::__errno_location() != 0
-    };
-    if failed {
-        let error = std::io::Error::last_os_error();
-        tracing::warn!(%error, nice = by, "cannot lower the UDP thread's priority");
-    }
-}
-
 /// Most datagrams read from a socket in one go.
 const MAX_BATCH: usize = 32;
 
@@ -301,7 +279,7 @@ mod threaded {
         let started = std::thread::Builder::new()
             .name("clusterdns-udp".into())
             .spawn(move || {
-                super::lower_priority(shared.handler.udp_thread_nice());
+                crate::server::priority::lower(shared.handler.udp_thread_nice());
                 run(&shared, &lanes, readable, &shutdown, &runtime);
                 // The sockets close before the caller hears the thread is done: once
                 // `serve` returns, the port is free.

@@ -31,6 +31,22 @@ fn help_documents_every_flag() {
     }
 }
 
+/// The binary serving the example manifests on `addr`, without forwarding, its side port on
+/// a free loopback port.
+fn example_server(addr: SocketAddr) -> Command {
+    let mut cmd = bin();
+    cmd.args([
+        "--manifests",
+        example_dir().to_str().unwrap(),
+        "--listen",
+        &addr.to_string(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--no-forward",
+    ]);
+    cmd
+}
+
 /// The first answer from the server at `addr` to `kubernetes.default`'s A query, asked again
 /// every 200 ms for up to 10 s while it starts.
 fn first_answer(addr: SocketAddr) -> hickory_proto::op::Message {
@@ -109,16 +125,7 @@ fn unbindable_address_and_missing_directory_fail_clearly() {
 fn serves_the_example_and_exits_cleanly_on_sigterm() {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut child = bin()
-        .args([
-            "--manifests",
-            example_dir().to_str().unwrap(),
-            "--listen",
-            &addr.to_string(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--no-forward",
-        ])
+    let mut child = example_server(addr)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn_gated()
@@ -148,15 +155,8 @@ fn serves_the_example_and_exits_cleanly_on_sigterm() {
 fn json_logs_are_one_object_a_line_with_the_sampled_queries() {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = bin()
+    let child = example_server(addr)
         .args([
-            "--manifests",
-            example_dir().to_str().unwrap(),
-            "--listen",
-            &addr.to_string(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--no-forward",
             "--lameduck",
             "0s",
             "--log-format",
@@ -223,16 +223,7 @@ fn udp_threads_run_below_the_rest_of_the_process() {
     for (flag, by) in [(None, 10), (Some("3"), 3), (Some("0"), 0)] {
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut cmd = bin();
-        cmd.args([
-            "--manifests",
-            example_dir().to_str().unwrap(),
-            "--listen",
-            &addr.to_string(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--no-forward",
-        ]);
+        let mut cmd = example_server(addr);
         if let Some(n) = flag {
             cmd.args(["--udp-thread-nice", n]);
         }
