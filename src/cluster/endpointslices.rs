@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::objects::{Keyed, ObjectMap};
 use super::{Store, Touched};
-use crate::model::{EndpointSlice, ObjectKey};
+use crate::model::{EndpointSlice, Label, ObjectKey};
 
 impl Keyed for EndpointSlice {
     fn key(&self) -> &ObjectKey {
@@ -17,10 +17,10 @@ impl Keyed for EndpointSlice {
 pub struct EndpointSlices {
     by_key: ObjectMap<EndpointSlice>,
     /// Slice names by the key of their Service.
-    by_service: HashMap<ObjectKey, BTreeSet<Box<str>>>,
+    by_service: HashMap<ObjectKey, BTreeSet<Label>>,
     /// Multicluster slice names by the key of their ServiceImport (a separate index: they are
     /// never a local Service's endpoints).
-    by_import: HashMap<ObjectKey, BTreeSet<Box<str>>>,
+    by_import: HashMap<ObjectKey, BTreeSet<Label>>,
     /// Changes with a trigger time, waiting to be published: (Service, Unix ms).
     programming_pending: Vec<(ObjectKey, i64)>,
 }

@@ -21,7 +21,7 @@ impl Namespaces {
 
     /// Removes the Namespace named by `key` (whose namespace is empty).
     pub fn remove(&mut self, key: &ObjectKey, touched: &mut Touched) {
-        touched.namespaces |= self.0.remove(&key.name);
+        touched.namespaces |= self.0.remove(&*key.name);
     }
 
     /// Every Namespace's name.

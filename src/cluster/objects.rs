@@ -83,13 +83,13 @@ impl<T: Keyed> ObjectMap<T> {
 /// Object names by namespace, sorted, for the objects of one namespace (inline labels: no
 /// heap block per name).
 #[derive(Default)]
-pub struct ByNamespace(HashMap<Box<str>, BTreeSet<Label>>);
+pub struct ByNamespace(HashMap<Label, BTreeSet<Label>>);
 
 impl ByNamespace {
     /// Adds `key`'s name under its namespace.
     pub fn insert(&mut self, key: &ObjectKey) {
-        let name = Label::from(&*key.name);
-        match self.0.get_mut(&key.namespace) {
+        let name = key.name.clone();
+        match self.0.get_mut(&*key.namespace) {
             Some(set) => {
                 set.insert(name);
             }
@@ -101,10 +101,10 @@ impl ByNamespace {
 
     /// Removes `key`'s name; a namespace left empty goes too.
     pub fn remove(&mut self, key: &ObjectKey) {
-        if let Some(set) = self.0.get_mut(&key.namespace) {
-            set.remove(&Label::from(&*key.name));
+        if let Some(set) = self.0.get_mut(&*key.namespace) {
+            set.remove(&key.name);
             if set.is_empty() {
-                self.0.remove(&key.namespace);
+                self.0.remove(&*key.namespace);
             }
         }
     }
@@ -115,7 +115,7 @@ impl ByNamespace {
     }
 
     /// Every namespace with at least one name.
-    pub fn namespaces(&self) -> impl Iterator<Item = &Box<str>> {
+    pub fn namespaces(&self) -> impl Iterator<Item = &Label> {
         self.0.keys()
     }
 }

@@ -10,7 +10,7 @@ use super::endpointslices::EndpointSlices;
 use super::objects::{ByNamespace, Keyed, ObjectMap};
 use super::services::Services;
 use super::{Store, Touched};
-use crate::model::{ObjectKey, Pod};
+use crate::model::{Label, ObjectKey, Pod};
 
 impl Keyed for Pod {
     fn key(&self) -> &ObjectKey {
@@ -108,7 +108,7 @@ impl Pods {
     }
 
     /// Every namespace with a Pod.
-    pub fn namespaces(&self) -> impl Iterator<Item = &Box<str>> {
+    pub fn namespaces(&self) -> impl Iterator<Item = &Label> {
         self.by_namespace.namespaces()
     }
 

@@ -70,7 +70,7 @@ impl Services {
     }
 
     /// Every namespace with a Service.
-    pub fn namespaces(&self) -> impl Iterator<Item = &Box<str>> {
+    pub fn namespaces(&self) -> impl Iterator<Item = &Label> {
         self.by_namespace.namespaces()
     }
 

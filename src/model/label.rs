@@ -136,6 +136,13 @@ impl Deref for Label {
     }
 }
 
+// Hash, Eq and Ord are those of the text: a `Label` is looked up by `&str`.
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl AsRef<str> for Label {
     fn as_ref(&self) -> &str {
         self.as_str()

@@ -28,10 +28,10 @@ use std::net::IpAddr;
 /// A namespaced object's identity: namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
-    /// The namespace.
-    pub namespace: Box<str>,
-    /// The object's name within its namespace.
-    pub name: Box<str>,
+    /// The namespace (inline when short, as namespaces almost always are: no heap block).
+    pub namespace: Label,
+    /// The object's name within its namespace (inline up to 22 bytes).
+    pub name: Label,
 }
 
 impl ObjectKey {
