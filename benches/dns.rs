@@ -201,7 +201,11 @@ fn benches(c: &mut Criterion) {
     // new snapshot published, as the source loop does.
     let mut versions = [fx.slice.clone(), fx.slice.clone()];
     let moved: IpAddr = "100.127.255.254".parse().expect("address");
-    versions[1].endpoints[0].addresses = IpList::from(vec![moved]);
+    let mut endpoints = versions[1].endpoints.to_vec();
+    if let Some(first) = endpoints.first_mut() {
+        first.addresses = IpList::from(vec![moved]);
+    }
+    versions[1].endpoints = endpoints.into();
     let mut flip = 0usize;
     c.bench_function("apply one EndpointSlice change", |b| {
         b.iter(|| {

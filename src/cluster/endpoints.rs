@@ -2,7 +2,7 @@
 //! selector matches (as Kubernetes' EndpointSlice controller would derive them), plus pods
 //! named by `hostname`/`subdomain` under a headless Service.
 
-use crate::model::{EndpointSlice, Pod, Port, Service, ServiceKind, TargetPort};
+use crate::model::{EndpointSlice, Label, Pod, Port, Service, ServiceKind, TargetPort};
 use crate::zone::ReadyEndpoint;
 
 /// The owned parts of endpoints derived from Pods (ports resolved per pod).
@@ -73,17 +73,13 @@ pub fn ready_endpoints<'a>(
     }
     if !slices.is_empty() {
         for slice in slices {
-            for (i, ep) in slice.endpoints.iter().enumerate() {
+            for ep in slice.endpoints.iter() {
                 // publishNotReadyAddresses: the controller marks every endpoint ready.
                 if ep.ready || svc.publish_not_ready {
-                    let pod_name = slice
-                        .pod_names
-                        .get(i)
-                        .and_then(Option::as_deref)
-                        .filter(|n| pod_names && n.len() < 64);
+                    let pod_name = ep.pod_name.filter(|n| pod_names && n.len() < 64);
                     out.push(ReadyEndpoint {
-                        hostname: ep.hostname.as_deref().or(pod_name),
-                        addresses: &ep.addresses,
+                        hostname: ep.hostname.map(Label::as_str).or(pod_name),
+                        addresses: ep.addresses,
                         ports: &slice.ports,
                         in_service: true,
                     });

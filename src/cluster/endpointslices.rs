@@ -41,7 +41,7 @@ impl EndpointSlices {
     pub fn upsert(&mut self, mut slice: EndpointSlice, pod_names: bool, touched: &mut Touched) {
         if !pod_names {
             // Pod names only name endpoints with --endpoint-pod-names: not kept otherwise.
-            slice.pod_names = Box::default();
+            slice.endpoints.forget_pod_names();
         }
         let old = self.by_key.get(&slice.key);
         if old == Some(&slice) {

@@ -33,12 +33,12 @@ impl Cluster {
                     let Some(&first) = ep.addresses.first() else {
                         continue;
                     };
-                    let host = match &ep.hostname {
+                    let host = match ep.hostname {
                         Some(h) => h.as_str().to_owned(),
                         None => dashed(first).as_str().to_owned(),
                     };
                     let label = (!cluster.is_empty()).then(|| format!("{host}.{cluster}"));
-                    members.push((label, &ep.addresses, &slice.ports));
+                    members.push((label, ep.addresses, &slice.ports));
                 }
             }
         }

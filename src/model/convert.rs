@@ -319,7 +319,6 @@ pub(crate) fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice
     };
     let listed = slice.endpoints.as_deref().unwrap_or_default();
     let mut endpoints = Vec::with_capacity(listed.len());
-    let mut pod_names = Vec::with_capacity(listed.len());
     for (i, ep) in listed.iter().enumerate() {
         let Some(listed) = &ep.addresses else {
             continue;
@@ -349,8 +348,8 @@ pub(crate) fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice
                 .as_deref()
                 .filter(|h| !h.is_empty())
                 .map(Label::lowercase),
+            pod_name,
         });
-        pod_names.push(pod_name);
     }
     let mut ports = Vec::new();
     for (i, p) in slice.ports.iter().flatten().enumerate() {
@@ -372,13 +371,8 @@ pub(crate) fn from_endpoint_slice(slice: &fields::Slice) -> Result<EndpointSlice
         key,
         service,
         import,
-        endpoints: endpoints.into(),
+        endpoints: endpoints.into_iter().collect(),
         ports: ports.into(),
-        pod_names: if pod_names.iter().any(Option::is_some) {
-            pod_names.into()
-        } else {
-            Box::default()
-        },
         trigger_time_ms,
     })
 }

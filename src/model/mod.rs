@@ -10,6 +10,7 @@
 mod config_map;
 mod convert;
 mod crd;
+mod endpoints;
 mod fields;
 mod ip_list;
 mod kind;
@@ -18,6 +19,7 @@ mod label;
 pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_key};
 pub use convert::{ConvertError, from_ingress, from_namespace, from_pod, from_service};
 pub use crd::{from_gateway, from_route, from_service_import};
+pub use endpoints::{Endpoint, EndpointRef, Endpoints};
 pub use ip_list::{IpList, OneOrMany};
 pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
 pub use label::Label;
@@ -190,18 +192,6 @@ impl Model for Ingress {
     }
 }
 
-/// One endpoint of an EndpointSlice.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Endpoint {
-    /// The endpoint's addresses (Kubernetes allows exactly one in practice).
-    pub addresses: IpList,
-    /// `conditions.ready`, where unset counts as ready.
-    pub ready: bool,
-    /// The endpoint's `hostname`, lower case (inline: a StatefulSet's `web-0` costs no heap
-    /// block, at up to 1M endpoints).
-    pub hostname: Option<Label>,
-}
-
 /// A discovery.k8s.io/v1 EndpointSlice.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointSlice {
@@ -213,15 +203,10 @@ pub struct EndpointSlice {
     /// The ServiceImport and source cluster of a multicluster slice (label
     /// `multicluster.kubernetes.io/service-name`); boxed: most slices are local.
     pub import: Option<Box<ImportSource>>,
-    /// The endpoints.
-    pub endpoints: Box<[Endpoint]>,
+    /// The endpoints, as columns.
+    pub endpoints: Endpoints,
     /// The ports every endpoint of this slice serves.
     pub ports: Box<[Port]>,
-    /// The name of the Pod in each endpoint's `targetRef` (`None` where it names no Pod), in
-    /// the order of `endpoints`; empty when no endpoint names a Pod, and emptied by the
-    /// cluster unless endpoints are named after their pods: apart from the endpoints, so
-    /// that an endpoint costs nothing for a name most clusters never read.
-    pub pod_names: Box<[Option<Box<str>>]>,
     /// `endpoints.kubernetes.io/last-change-trigger-time`, in Unix milliseconds.
     pub trigger_time_ms: Option<i64>,
 }

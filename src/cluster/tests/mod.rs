@@ -51,6 +51,7 @@ fn endpoint(addr: &str, ready: bool, hostname: Option<&str>) -> Endpoint {
         addresses: ips(&[addr]).into(),
         ready,
         hostname: hostname.map(Into::into),
+        pod_name: None,
     }
 }
 
@@ -61,7 +62,6 @@ fn slice(ns: &str, name: &str, svc: &str, endpoints: Vec<Endpoint>, ports: Vec<P
         import: None,
         endpoints: endpoints.into(),
         ports: ports.into(),
-        pod_names: Box::default(),
         trigger_time_ms: None,
     })
 }
@@ -410,16 +410,16 @@ fn namespace_filter_and_endpoint_pod_names() {
         external_kinds: None,
         hosts: None,
     };
-    let mut named = slice(
+    let named = slice(
         "ns",
         "svc-a",
         "svc",
-        vec![endpoint("172.0.0.2", true, None)],
+        vec![Endpoint {
+            pod_name: Some("web-7d9f".into()),
+            ..endpoint("172.0.0.2", true, None)
+        }],
         vec![port("http", 80)],
     );
-    if let Object::EndpointSlice(s) = &mut named {
-        s.pod_names = Box::new([Some("web-7d9f".into())]);
-    }
     let c = cluster_with(
         PodsMode::Insecure,
         options,
