@@ -46,6 +46,14 @@ pub struct Endpoints {
     addresses: Box<[IpAddr]>,
     /// Per endpoint: where its addresses end in `addresses`, and `READY`.
     ends: Box<[u32]>,
+    /// Hostnames and pod names, when some endpoint has one (behind one thin pointer: the
+    /// slices of a large cluster are mostly small, and mostly without either).
+    names: Option<Box<Names>>,
+}
+
+/// The name columns of `Endpoints`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Names {
     /// Per endpoint, its hostname; empty when no endpoint has one.
     hostnames: Box<[Option<Label>]>,
     /// Per endpoint, its pod name; empty when no endpoint names a Pod.
@@ -76,8 +84,14 @@ impl Endpoints {
                 .get(start as usize..(end & !READY) as usize)
                 .unwrap_or_default(),
             ready: end & READY != 0,
-            hostname: self.hostnames.get(i).and_then(Option::as_ref),
-            pod_name: self.pod_names.get(i).and_then(Option::as_deref),
+            hostname: self
+                .names
+                .as_ref()
+                .and_then(|n| n.hostnames.get(i)?.as_ref()),
+            pod_name: self
+                .names
+                .as_ref()
+                .and_then(|n| n.pod_names.get(i)?.as_deref()),
         })
     }
 
@@ -100,7 +114,12 @@ impl Endpoints {
 
     /// Drops every pod name (kept only when endpoints are named after their pods).
     pub fn forget_pod_names(&mut self) {
-        self.pod_names = Box::default();
+        if let Some(names) = &mut self.names {
+            names.pod_names = Box::default();
+            if names.hostnames.is_empty() {
+                self.names = None;
+            }
+        }
     }
 }
 
@@ -125,9 +144,7 @@ impl FromIterator<Endpoint> for Endpoints {
             hostnames.push(e.hostname);
             pod_names.push(e.pod_name);
         }
-        Self {
-            addresses: addresses.into(),
-            ends: ends.into(),
+        let names = Names {
             hostnames: if hostnames.iter().any(Option::is_some) {
                 hostnames.into()
             } else {
@@ -138,6 +155,11 @@ impl FromIterator<Endpoint> for Endpoints {
             } else {
                 Box::default()
             },
+        };
+        Self {
+            addresses: addresses.into(),
+            ends: ends.into(),
+            names: (names != Names::default()).then(|| Box::new(names)),
         }
     }
 }
@@ -183,6 +205,16 @@ mod tests {
         forgotten.forget_pod_names();
         assert!(forgotten.iter().all(|e| e.pod_name.is_none()));
         assert_ne!(forgotten, eps);
+        assert_eq!(
+            forgotten.get(1).unwrap().hostname.map(Label::as_str),
+            Some("web-1")
+        );
+
+        // Without hostnames, forgetting the pod names leaves no name columns at all.
+        let mut pods_only: Endpoints = vec![ep(&["10.0.0.1"], true, None, Some("p"))].into();
+        pods_only.forget_pod_names();
+        assert!(pods_only.names.is_none());
+        assert_eq!(pods_only, vec![ep(&["10.0.0.1"], true, None, None)].into());
     }
 
     #[test]
@@ -190,7 +222,7 @@ mod tests {
         let eps: Endpoints = (1..=3)
             .map(|i| ep(&[&format!("10.0.0.{i}")], true, None, None))
             .collect();
-        assert!(eps.hostnames.is_empty() && eps.pod_names.is_empty());
+        assert!(eps.names.is_none());
         assert!(eps.iter().all(|e| e.hostname.is_none() && e.ready));
         assert!(Endpoints::default().is_empty());
     }
