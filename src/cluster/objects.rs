@@ -136,7 +136,7 @@ mod tests {
             ports: Box::new([]),
             target_ports: Box::new([]),
             publish_not_ready: false,
-            selector: Box::new([]),
+            selector: Default::default(),
             external: None,
         }
     }

@@ -169,7 +169,7 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
             .selector
             .iter()
             .flatten()
-            .map(|(k, v)| (Label::from(k.as_str()), Label::from(v.as_str())))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
         external: service_external(svc)?,
     })

@@ -15,6 +15,7 @@ mod fields;
 mod ip_list;
 mod kind;
 mod label;
+mod pairs;
 
 pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_key};
 pub use convert::{ConvertError, from_ingress, from_namespace, from_pod, from_service};
@@ -23,6 +24,7 @@ pub use endpoints::{Endpoint, EndpointRef, Endpoints};
 pub use ip_list::{IpList, OneOrMany};
 pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
 pub use label::Label;
+pub use pairs::Pairs;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -136,10 +138,9 @@ pub struct Service {
     pub target_ports: Box<[TargetPort]>,
     /// `publishNotReadyAddresses`: not-ready endpoints are published too.
     pub publish_not_ready: bool,
-    /// The label selector; empty means the Service selects no Pods.
-    /// Keys and values inline when short (`app`, `app.kubernetes.io/name`): one heap block
-    /// for the whole selector, not three per pair.
-    pub selector: Box<[(Label, Label)]>,
+    /// The label selector; empty means the Service selects no Pods. Packed: one heap block
+    /// for the whole selector.
+    pub selector: Pairs,
     /// `spec.externalIPs` and `status.loadBalancer.ingress`, for `--external-zone`; boxed
     /// behind one pointer because most Services have none.
     pub external: Option<Box<ExternalAddresses>>,
@@ -340,12 +341,12 @@ impl Model for Pod {
 
 impl Pod {
     /// Whether every key/value of `selector` is among the Pod's labels.
-    pub fn matches(&self, selector: &[(Label, Label)]) -> bool {
+    pub fn matches(&self, selector: &Pairs) -> bool {
         !selector.is_empty()
             && selector.iter().all(|(k, v)| {
                 self.labels
-                    .binary_search_by(|(lk, _)| lk.as_ref().cmp(k.as_ref()))
-                    .is_ok_and(|i| *self.labels[i].1 == **v)
+                    .binary_search_by(|(lk, _)| (**lk).cmp(k))
+                    .is_ok_and(|i| &*self.labels[i].1 == v)
             })
     }
 }

@@ -38,10 +38,7 @@ fn service(
         ports: ports.into(),
         target_ports,
         publish_not_ready: false,
-        selector: selector
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
+        selector: selector.iter().copied().collect(),
         external: None,
     })
 }
