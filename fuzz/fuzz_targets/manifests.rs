@@ -97,7 +97,7 @@ fn check_zone(snapshot: &Snapshot) {
             let answer = lookup(snapshot, &name, RecordType::A);
             if !endpoint.label.starts_with('_')
                 && service.resolvable()
-                && !matches!(service.shape, ServiceShape::ExternalName(_))
+                && !matches!(service.shape(), ServiceShape::ExternalName(_))
             {
                 assert_eq!(answer.rcode, Rcode::NoError, "{name} A");
             }

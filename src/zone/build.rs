@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::{EndpointName, NamedPort, ServiceRecords, ServiceShape, Srv, SrvList};
+use super::{EndpointName, NamedPort, ServiceRecords, Srv, SrvList};
 use crate::model::{IpList, Label, Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
@@ -90,15 +90,15 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
     let namespace = input.namespace.to_ascii_lowercase();
     let name = input.name.to_ascii_lowercase();
 
-    let shape = match input.kind {
-        ServiceKind::ClusterIp(_) => ServiceShape::ClusterIp,
-        ServiceKind::Headless => ServiceShape::Headless,
+    let headless = matches!(input.kind, ServiceKind::Headless);
+    let cname = match input.kind {
+        ServiceKind::ClusterIp(_) | ServiceKind::Headless => None,
         ServiceKind::ExternalName(target) => {
             if target.parse::<IpAddr>().is_ok() {
                 return None;
             }
             match Name::from_ascii(format!("{target}.")) {
-                Ok(t) => ServiceShape::ExternalName(Box::new(t)),
+                Ok(t) => Some(Box::new(t)),
                 Err(_) => return None,
             }
         }
@@ -214,7 +214,8 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     id,
                     namespace: namespace.into(),
                     name: name.into(),
-                    shape,
+                    headless,
+                    cname,
                     addresses: addresses.into(),
                     srv_all: SrvList::default(),
                     ports: Box::default(),
@@ -268,7 +269,8 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
         id,
         namespace: namespace.into(),
         name: name.into(),
-        shape,
+        headless,
+        cname,
         addresses,
         srv_all,
         ports,

@@ -76,7 +76,7 @@ fn child(rec: &ServiceRecords, label: &[u8]) -> (Rcode, AnswerData<'static>) {
             let Some(cluster) = lower(label, &mut buf) else {
                 return NXDOMAIN;
             };
-            rec.shape == ServiceShape::Headless
+            rec.shape() == ServiceShape::Headless
                 && rec.endpoints.iter().any(|e| {
                     let l = e.label.as_bytes();
                     l.len() > cluster.len()

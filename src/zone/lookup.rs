@@ -167,7 +167,7 @@ pub(super) const NODATA: (Rcode, AnswerData<'static>) = (Rcode::NoError, AnswerD
 pub(super) const NXDOMAIN: (Rcode, AnswerData<'static>) = (Rcode::NxDomain, AnswerData::Empty);
 
 pub(super) fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode, AnswerData<'_>) {
-    match (&svc.shape, qtype) {
+    match (svc.shape(), qtype) {
         // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
         (ServiceShape::ExternalName(target), _) => (Rcode::NoError, AnswerData::Cname(target)),
         (_, RecordType::SRV) if !svc.srv_all().is_empty() => (
@@ -216,7 +216,7 @@ fn cluster_lookup<'s>(
             let Some(rec) = find_service(snap, ns, svc) else {
                 return NXDOMAIN;
             };
-            if matches!(rec.shape, ServiceShape::ExternalName(_)) {
+            if matches!(rec.shape(), ServiceShape::ExternalName(_)) {
                 return NXDOMAIN;
             }
             if let Some(proto) = label.strip_prefix(b"_") {

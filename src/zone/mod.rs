@@ -208,16 +208,15 @@ pub struct EndpointName {
     pub addresses: IpList,
 }
 
-/// How a Service's own name answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceShape {
+/// How a Service's own name answers (`ServiceRecords::shape`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceShape<'a> {
     /// A/AAAA from cluster IPs.
     ClusterIp,
     /// A/AAAA from ready endpoints.
     Headless,
-    /// CNAME to this target (boxed: a `Name` is larger than every other field of a
-    /// Service's records together, and few Services are ExternalName).
-    ExternalName(Box<Name>),
+    /// CNAME to this target.
+    ExternalName(&'a Name),
 }
 
 /// Everything DNS answers for one Service, built once per change of the Service.
@@ -229,8 +228,12 @@ pub struct ServiceRecords {
     pub namespace: Label,
     /// Service name, lower case.
     pub name: Label,
-    /// How the name answers.
-    pub shape: ServiceShape,
+    /// Whether the name answers with its ready endpoints' addresses (kept beside `id`: the
+    /// shape as a 16-byte enum would make the records a 176-byte heap block, not 160).
+    pub headless: bool,
+    /// An ExternalName Service's CNAME target (boxed: a `Name` is larger than every other
+    /// field of a Service's records together, and few Services are ExternalName).
+    pub cname: Option<Box<Name>>,
     /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6 (one
     /// inline: a cluster-IP Service's).
     pub addresses: IpList,
@@ -245,17 +248,26 @@ pub struct ServiceRecords {
 }
 
 impl ServiceRecords {
+    /// How the Service's own name answers.
+    pub fn shape(&self) -> ServiceShape<'_> {
+        match (&self.cname, self.headless) {
+            (Some(target), _) => ServiceShape::ExternalName(target),
+            (None, true) => ServiceShape::Headless,
+            (None, false) => ServiceShape::ClusterIp,
+        }
+    }
+
     /// Whether the Service's own name exists: a headless Service without ready endpoints has
     /// none (specification §2.4.1), though its named pods still have PTR records.
     pub fn resolvable(&self) -> bool {
-        !(self.shape == ServiceShape::Headless && self.addresses.is_empty())
+        !(self.shape() == ServiceShape::Headless && self.addresses.is_empty())
     }
 
     /// The addresses this Service puts in the reverse zones, sorted and de-duplicated: its
     /// cluster IPs (`true`) and every endpoint name's addresses (`false`).
     pub fn ptr_addresses(&self) -> Vec<(IpAddr, bool)> {
         let mut list: Vec<(IpAddr, bool)> = Vec::new();
-        if self.shape == ServiceShape::ClusterIp {
+        if self.shape() == ServiceShape::ClusterIp {
             list.extend(self.addresses.iter().map(|ip| (*ip, true)));
         }
         for e in self.endpoints.iter() {

@@ -48,7 +48,7 @@ pub fn transfer_records(snap: &Snapshot) -> Vec<Record> {
         let Some(name) = under(&format!("{}.{}.svc", svc.name, svc.namespace), origin) else {
             continue;
         };
-        if matches!(svc.shape, ServiceShape::ExternalName(_)) {
+        if matches!(svc.shape(), ServiceShape::ExternalName(_)) {
             answers(snap, &name, &[CNAME], &mut out);
             continue;
         }
@@ -98,7 +98,8 @@ mod tests {
             id: 0,
             namespace: "shop".into(),
             name: "web".into(),
-            shape: ServiceShape::ClusterIp,
+            headless: false,
+            cname: None,
             addresses: vec!["10.96.0.1".parse().unwrap(), "fd00::1".parse().unwrap()].into(),
             srv_all: Default::default(),
             ports: Box::new([]),
