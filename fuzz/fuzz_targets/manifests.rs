@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
 /// wire): data or NODATA, not NXDOMAIN, unless it is headless without addresses.
 fn check_zone(snapshot: &Snapshot) {
     let origin = &snapshot.config.origin;
-    for (_, service) in snapshot.services.iter() {
+    for service in snapshot.services.iter() {
         let Ok(name) = name_of(&[&service.name, &service.namespace, "svc"], origin) else {
             continue;
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Cluster;
 use crate::model::{ObjectKey, ServiceKind};
 use crate::zone::{
-    ReadyEndpoint, ServiceInput, ServiceRecords, Snapshot, build_service, dashed, service_key,
+    ReadyEndpoint, ServiceInput, ServiceKey, ServiceRecords, Snapshot, build_service, dashed,
 };
 
 impl Cluster {
@@ -74,10 +74,10 @@ impl Cluster {
         }
         let mut visible = false;
         for key in touched {
-            let skey = service_key(&key.namespace, &key.name);
+            let skey = ServiceKey::new(&key.namespace, &key.name);
             let records = self.build_import(key).map(Arc::new);
-            if old.clusterset.get(&*skey).map(|r| &**r) != records.as_deref() {
-                next.clusterset.set(skey, records);
+            if old.clusterset.get_key(&skey).map(|r| &**r) != records.as_deref() {
+                next.clusterset.set(&skey, records);
                 visible = true;
             }
         }

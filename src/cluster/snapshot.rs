@@ -10,14 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Cluster, Touched, endpoints};
 use crate::model::{EndpointSlice, ObjectKey, Pod, Service, ServiceKind};
 use crate::zone::{
-    PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServiceRecords, ShardedMap, Snapshot,
-    build_service, service_key,
+    PodsMode, PtrSet, PtrTarget, ReverseMap, ServiceInput, ServiceKey, ServiceRecords, ShardedMap,
+    Snapshot, build_service,
 };
 
 /// A Service a publish rebuilds: its key, snapshot key, id, and whether the id is new.
 struct Planned<'a> {
     key: &'a ObjectKey,
-    skey: Box<[u8]>,
+    skey: ServiceKey,
     id: u32,
     fresh: bool,
 }
@@ -232,8 +232,8 @@ impl Cluster {
             .services
             .iter()
             .map(|key| {
-                let skey = service_key(&key.namespace, &key.name);
-                let (id, fresh) = match old.services.get(&*skey) {
+                let skey = ServiceKey::new(&key.namespace, &key.name);
+                let (id, fresh) = match old.services.get_key(&skey) {
                     Some(r) => (r.id, false),
                     None => (self.take_id(), true),
                 };
@@ -250,7 +250,7 @@ impl Cluster {
             let Planned {
                 skey, id, fresh, ..
             } = planned;
-            let before = old.services.get(&*skey);
+            let before = old.services.get_key(&skey);
             if before.map(|r| &**r) == records.as_ref() {
                 if fresh {
                     self.free_ids.push(id);
@@ -270,7 +270,7 @@ impl Cluster {
             if records.is_none() {
                 freed.push(id);
             }
-            next.services.set(skey, records);
+            next.services.set(&skey, records);
         }
         // Reused only from the next publish on: nothing in this one can mistake them.
         self.free_ids.append(&mut freed);

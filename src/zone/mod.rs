@@ -13,6 +13,7 @@ mod name;
 mod ptr;
 mod render;
 mod reverse;
+mod services;
 mod sharded;
 mod soa;
 mod srv;
@@ -27,6 +28,7 @@ pub use name::{ClusterName, MAX_LABELS, classify, classify_labels, classify_labe
 pub use ptr::{PtrSet, PtrTarget, ReverseMap, Targets, ptr_names};
 pub use render::{Rendered, render, target_addresses};
 pub use reverse::reverse_address;
+pub use services::{ServiceKey, ServiceTable};
 pub use sharded::ShardedMap;
 pub use soa::{CLUSTER_MNAME, EXTERNAL_MNAME, HOSTMASTER, SOA_TIMERS};
 pub use srv::{Srv, SrvList};
@@ -295,16 +297,6 @@ impl ServiceRecords {
     }
 }
 
-/// The hash key of a Service in a snapshot: `<namespace>/<name>`, lower case.
-pub fn service_key(namespace: &str, name: &str) -> Box<[u8]> {
-    let mut k = Vec::with_capacity(namespace.len() + name.len() + 1);
-    k.extend_from_slice(namespace.as_bytes());
-    k.push(b'/');
-    k.extend_from_slice(name.as_bytes());
-    k.make_ascii_lowercase();
-    k.into_boxed_slice()
-}
-
 /// One immutable, complete view of the zone; readers hold it through an `Arc` and never lock.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -318,8 +310,8 @@ pub struct Snapshot {
     pub nameserver_addresses: Arc<[IpAddr]>,
     /// Namespaces that exist (lower case).
     pub namespaces: Arc<HashSet<Box<str>>>,
-    /// Services by `service_key`.
-    pub services: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
+    /// Services by namespace and name.
+    pub services: ServiceTable,
     /// Services by `ServiceRecords::id`: what reverse entries refer to (the same `Arc`s as
     /// `services`).
     pub by_id: ShardedMap<u32, Arc<ServiceRecords>>,
@@ -332,9 +324,9 @@ pub struct Snapshot {
     pub pod_names: ShardedMap<IpAddr, Arc<str>>,
     /// The names of the external zones.
     pub external: Arc<ExternalTable>,
-    /// The clusterset zone's Services (ServiceImports) by `service_key`; their ids are unused
+    /// The clusterset zone's Services (ServiceImports) by namespace and name; their ids are unused
     /// (the clusterset has no PTR records).
-    pub clusterset: ShardedMap<Box<[u8]>, Arc<ServiceRecords>>,
+    pub clusterset: ServiceTable,
     /// The namespaces (lower case) that have a ServiceImport.
     pub clusterset_namespaces: Arc<HashSet<Box<str>>>,
     /// The host entries of `--hosts-configmap` (empty without it).
@@ -350,13 +342,13 @@ impl Snapshot {
             synced: false,
             nameserver_addresses: Arc::new([]),
             namespaces: Arc::new(HashSet::new()),
-            services: ShardedMap::new(),
+            services: ServiceTable::new(),
             by_id: ShardedMap::new(),
             reverse: ReverseMap::new(),
             pod_namespaces: ShardedMap::new(),
             pod_names: ShardedMap::new(),
             external: Arc::default(),
-            clusterset: ShardedMap::new(),
+            clusterset: ServiceTable::new(),
             clusterset_namespaces: Arc::new(HashSet::new()),
             hosts: Arc::default(),
         }

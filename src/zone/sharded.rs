@@ -8,13 +8,13 @@
 //! copies the table of groups and the group it touches, each about √shards pointers (~128
 //! at 1M entries), not one pointer per shard.
 
-use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
+use hashbrown::Equivalent;
 
-type Shard<K, V> = std::collections::HashMap<K, V, FixedState>;
+type Shard<K, V> = hashbrown::HashMap<K, V, FixedState>;
 
 /// Shards of an empty map.
 const MIN_SHARDS: usize = 64;
@@ -133,11 +133,19 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     /// Looks a key up; never allocates.
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let (g, j) = self.locate(shard_of(key, self.shards));
         self.groups[g][j].get(key)
+    }
+
+    /// Looks a key up, returning the stored key too; never allocates.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let (g, j) = self.locate(shard_of(key, self.shards));
+        self.groups[g][j].get_key_value(key)
     }
 
     /// The group of shard `i` and its place in it (shifts: `per_group` is a power of two).
@@ -200,6 +208,22 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
                 old
             }
         }
+    }
+
+    /// Removes the entry a borrowed form of its key finds, as `set(key, None)` does.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let (g, j) = self.locate(shard_of(key, self.shards));
+        if !self.groups[g][j].contains_key(key) {
+            return None;
+        }
+        let groups = Arc::make_mut(&mut self.groups);
+        let group = Arc::make_mut(&mut groups[g]);
+        let old = Arc::make_mut(&mut group[j]).remove_entry(key);
+        self.len -= usize::from(old.is_some());
+        old
     }
 
     /// Iterates over every entry, shard by shard.

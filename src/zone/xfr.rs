@@ -10,7 +10,7 @@
 
 use hickory_proto::rr::{Name, Record, RecordType};
 
-use super::{PodsMode, ServiceShape, Snapshot, lookup, render};
+use super::{PodsMode, ServiceRecords, ServiceShape, Snapshot, lookup, render};
 
 /// The answers for `name` of each type in `types`, appended to `out`.
 fn answers(snap: &Snapshot, name: &Name, types: &[RecordType], out: &mut Vec<Record>) {
@@ -42,8 +42,17 @@ pub fn transfer_records(snap: &Snapshot) -> Vec<Record> {
     if let Some(v) = under("dns-version", origin) {
         answers(snap, &v, &[TXT], &mut out);
     }
-    let mut services: Vec<_> = snap.services.iter().collect();
-    services.sort_by(|a, b| a.0.cmp(b.0));
+    // In the order of `<namespace>/<name>` as bytes.
+    let key = |s: &ServiceRecords| {
+        let (ns, name) = (s.namespace.as_bytes(), s.name.as_bytes());
+        ns.iter()
+            .chain(b"/")
+            .chain(name)
+            .copied()
+            .collect::<Vec<u8>>()
+    };
+    let mut services: Vec<_> = snap.services.iter().map(|s| (key(s), s)).collect();
+    services.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (_, svc) in services.into_iter().filter(|(_, s)| s.resolvable()) {
         let Some(name) = under(&format!("{}.{}.svc", svc.name, svc.namespace), origin) else {
             continue;
@@ -105,8 +114,10 @@ mod tests {
             ports: Box::new([]),
             endpoints: Box::new([]),
         };
-        snap.services
-            .set(crate::zone::service_key("shop", "web"), Some(Arc::new(svc)));
+        snap.services.set(
+            &crate::zone::ServiceKey::new("shop", "web"),
+            Some(Arc::new(svc)),
+        );
         let ns: Arc<[Box<str>]> = Arc::new(["shop".into()]);
         snap.pod_namespaces
             .set("10.244.0.7".parse().unwrap(), Some(ns));

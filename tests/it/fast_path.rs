@@ -77,7 +77,7 @@ fn names(snap: &Snapshot) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec();
-    for (_, svc) in snap.services.iter() {
+    for svc in snap.services.iter() {
         let base = format!("{}.{}.svc.cluster.local.", svc.name, svc.namespace);
         for e in svc.endpoints.iter() {
             names.push(format!("{}.{base}", e.label));

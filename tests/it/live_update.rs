@@ -161,10 +161,10 @@ async fn an_update_shares_every_untouched_service() {
     let after = server.running.snapshot();
     let mut shared = 0;
     for i in 0..50 {
-        let key = clusterdns::zone::service_key("default", &format!("svc{i}"));
+        let key = clusterdns::zone::ServiceKey::new("default", &format!("svc{i}"));
         let (a, b) = (
-            before.services.get(&key).unwrap(),
-            after.services.get(&key).unwrap(),
+            before.services.get_key(&key).unwrap(),
+            after.services.get_key(&key).unwrap(),
         );
         if std::sync::Arc::ptr_eq(a, b) {
             shared += 1;

@@ -237,8 +237,11 @@ fn a_large_batch_built_in_parallel_equals_small_batches() {
     // 4000 cluster IPs and two ready endpoints of each Service (the third is not ready).
     assert_eq!(whole.reverse.len(), 4000 + 6000 * 2);
     let without_id = |r: &ServiceRecords| ServiceRecords { id: 0, ..r.clone() };
-    for (key, records) in whole.services.iter() {
-        let other = parts.services.get(key).expect("the same Services");
+    for records in whole.services.iter() {
+        let other = parts
+            .services
+            .get(records.namespace.as_bytes(), records.name.as_bytes())
+            .expect("the same Services");
         assert_eq!(without_id(records), without_id(other));
         assert_eq!(
             whole.by_id.get(&records.id).map(|r| &r.name),
