@@ -12,9 +12,9 @@ pub struct DerivedPorts(Vec<Box<[Port]>>);
 fn pod_ports(svc: &Service, pod: &Pod) -> Box<[Port]> {
     svc.ports
         .iter()
-        .zip(svc.target_ports.iter())
-        .filter_map(|(p, t)| {
-            let port = match t {
+        .filter_map(|sp| {
+            let p = &sp.port;
+            let port = match &sp.target {
                 TargetPort::Number(n) => *n,
                 TargetPort::Name(name) => {
                     pod.named_ports

@@ -51,21 +51,25 @@ impl Cluster {
 
     /// The external zones' names (few objects: rebuilt whole).
     pub(super) fn external_table(&self) -> ExternalTable {
-        let services: Vec<ExternalService<'_>> = if self.serves_external(Kind::Service) {
+        let with_ports: Vec<_> = if self.serves_external(Kind::Service) {
             self.services
                 .with_external()
-                .filter_map(|(k, svc)| {
-                    Some(ExternalService {
-                        namespace: &k.namespace,
-                        name: &k.name,
-                        ports: &svc.ports,
-                        addresses: svc.external.as_deref()?,
-                    })
-                })
+                .map(|(k, svc)| (k, svc, svc.ports()))
                 .collect()
         } else {
             Vec::new()
         };
+        let services: Vec<ExternalService<'_>> = with_ports
+            .iter()
+            .filter_map(|(k, svc, ports)| {
+                Some(ExternalService {
+                    namespace: &k.namespace,
+                    name: &k.name,
+                    ports,
+                    addresses: svc.external.as_deref()?,
+                })
+            })
+            .collect();
         let hosts = self.external_hosts();
         ExternalTable::build(
             &self.config.external_origins,

@@ -134,7 +134,6 @@ mod tests {
                 ServiceKind::ExternalName("x.example".into())
             },
             ports: Box::new([]),
-            target_ports: Box::new([]),
             publish_not_ready: false,
             selector: Default::default(),
             external: None,

@@ -86,7 +86,7 @@ impl Cluster {
             namespace: &key.namespace,
             name: &key.name,
             kind: &svc.kind,
-            ports: &svc.ports,
+            ports: &svc.ports(),
             endpoints: endpoints::ready_endpoints(
                 svc,
                 &slices,

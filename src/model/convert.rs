@@ -15,7 +15,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::fields;
 use super::{
     ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, ImportSource, Ingress, IpList,
-    Label, Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, TargetPort,
+    Label, Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, ServicePort,
+    TargetPort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -139,16 +140,10 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
         }
     };
     let mut ports = Vec::new();
-    let mut target_ports = Vec::new();
     for (i, p) in spec.ports.iter().flatten().enumerate() {
         let field = |f: &str| format!("spec.ports[{i}].{f}");
         let port = port_number(|| field("port"), p.port)?;
-        ports.push(Port {
-            name: port_name(p.name.as_ref()),
-            protocol: protocol(|| field("protocol"), p.protocol.as_deref())?,
-            port,
-        });
-        target_ports.push(match &p.target_port {
+        let target = match &p.target_port {
             None => TargetPort::Number(port),
             Some(IntOrString::Int(n)) => {
                 TargetPort::Number(port_number(|| field("targetPort"), *n)?)
@@ -157,13 +152,20 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
                 Ok(n) => TargetPort::Number(port_number(|| field("targetPort"), n)?),
                 Err(_) => TargetPort::Name(s.as_str().into()),
             },
+        };
+        ports.push(ServicePort {
+            port: Port {
+                name: port_name(p.name.as_ref()),
+                protocol: protocol(|| field("protocol"), p.protocol.as_deref())?,
+                port,
+            },
+            target,
         });
     }
     Ok(Service {
         key,
         kind,
         ports: ports.into(),
-        target_ports: target_ports.into(),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         selector: spec
             .selector

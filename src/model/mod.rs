@@ -125,6 +125,15 @@ pub struct Port {
     pub port: u16,
 }
 
+/// A port of a Service: the port, and how it reaches the pods.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServicePort {
+    /// Name, protocol and number.
+    pub port: Port,
+    /// The target port, for endpoints derived from Pods.
+    pub target: TargetPort,
+}
+
 /// A v1 Service, reduced to what DNS publishes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Service {
@@ -132,10 +141,8 @@ pub struct Service {
     pub key: ObjectKey,
     /// ClusterIP, headless or ExternalName.
     pub kind: ServiceKind,
-    /// The Service's ports.
-    pub ports: Box<[Port]>,
-    /// The target port of each entry of `ports`, for endpoints derived from Pods.
-    pub target_ports: Box<[TargetPort]>,
+    /// The Service's ports with their targets (one heap block for both).
+    pub ports: Box<[ServicePort]>,
     /// `publishNotReadyAddresses`: not-ready endpoints are published too.
     pub publish_not_ready: bool,
     /// The label selector; empty means the Service selects no Pods. Packed: one heap block
@@ -144,6 +151,13 @@ pub struct Service {
     /// `spec.externalIPs` and `status.loadBalancer.ingress`, for `--external-zone`; boxed
     /// behind one pointer because most Services have none.
     pub external: Option<Box<ExternalAddresses>>,
+}
+
+impl Service {
+    /// The ports, without their targets.
+    pub fn ports(&self) -> Vec<Port> {
+        self.ports.iter().map(|p| p.port.clone()).collect()
+    }
 }
 
 impl Model for Service {

@@ -8,7 +8,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::{ALL_KINDS, Cluster, Delta};
 use crate::model::{
     Endpoint, EndpointSlice, Namespace, Object, ObjectKey, Pod, Port, Protocol, Service,
-    ServiceKind, TargetPort,
+    ServiceKind, ServicePort, TargetPort,
 };
 use crate::zone::{PodsMode, ServiceRecords, ZoneConfig, lookup, render};
 
@@ -31,12 +31,16 @@ fn service(
     ports: Vec<Port>,
     selector: &[(&str, &str)],
 ) -> Object {
-    let target_ports = ports.iter().map(|p| TargetPort::Number(p.port)).collect();
     Object::Service(Service {
         key: ObjectKey::new(ns, name),
         kind,
-        ports: ports.into(),
-        target_ports,
+        ports: ports
+            .into_iter()
+            .map(|port| ServicePort {
+                target: TargetPort::Number(port.port),
+                port,
+            })
+            .collect(),
         publish_not_ready: false,
         selector: selector.iter().copied().collect(),
         external: None,
