@@ -34,9 +34,15 @@ pub(super) fn clusterset_origin(labels: &[&[u8]], config: &ZoneConfig) -> Option
 }
 
 fn find<'s>(snap: &'s Snapshot, ns: &[u8], svc: &[u8]) -> Option<&'s ServiceRecords> {
-    let (mut ns_buf, mut svc_buf) = ([0u8; 63], [0u8; 63]);
+    let mut key = [0u8; 127];
+    let n = ns.len() + 1 + svc.len();
+    let k = key.get_mut(..n)?;
+    k[..ns.len()].copy_from_slice(ns);
+    k[ns.len()] = b'/';
+    k[ns.len() + 1..].copy_from_slice(svc);
+    k.make_ascii_lowercase();
     snap.clusterset
-        .get(lower(ns, &mut ns_buf)?, lower(svc, &mut svc_buf)?)
+        .get(k)
         .map(|r| &**r)
         .filter(|r| r.resolvable())
 }

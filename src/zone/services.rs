@@ -3,7 +3,7 @@
 //! A map from a `namespace/name` key to the records held a copy of the name the records
 //! already hold: a 32-byte key block and a 24-byte entry per Service. The table is a set of
 //! the records themselves, each hashed and compared by its own namespace and name labels,
-//! and looked up by the name's two parts (`hashbrown::Equivalent`): an 8-byte entry.
+//! and looked up by `<namespace>/<name>` (`hashbrown::Equivalent`): an 8-byte entry.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -12,11 +12,23 @@ use hashbrown::Equivalent;
 
 use super::{Label, ServiceRecords, ShardedMap};
 
-/// Hashes a Service's name as both sides of a lookup must: namespace, `/`, name.
-fn hash_name<H: Hasher>(namespace: &[u8], name: &[u8], state: &mut H) {
-    state.write(namespace);
-    state.write_u8(b'/');
-    state.write(name);
+/// Calls `f` with `<namespace>/<name>` as one run of bytes: on the stack when short (as
+/// every valid name is), so that a lookup and a stored entry hash with one `write` each.
+fn with_key<R>(namespace: &[u8], name: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let n = namespace.len() + 1 + name.len();
+    let mut buf = [0u8; 128];
+    let mut long = Vec::new();
+    let key = match buf.get_mut(..n) {
+        Some(k) => k,
+        None => {
+            long.resize(n, 0);
+            &mut long[..]
+        }
+    };
+    key[..namespace.len()].copy_from_slice(namespace);
+    key[namespace.len()] = b'/';
+    key[namespace.len() + 1..].copy_from_slice(name);
+    f(key)
 }
 
 /// Records as an entry of the table: hashed and compared by their namespace and name.
@@ -25,7 +37,8 @@ struct Entry(Arc<ServiceRecords>);
 
 impl Hash for Entry {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_name(self.0.namespace.as_bytes(), self.0.name.as_bytes(), state);
+        let (ns, name) = (self.0.namespace.as_bytes(), self.0.name.as_bytes());
+        with_key(ns, name, |k| Key(k).hash(state));
     }
 }
 
@@ -37,22 +50,23 @@ impl PartialEq for Entry {
 
 impl Eq for Entry {}
 
-/// A Service's name to look up: namespace and name, lower case.
+/// A Service's name to look up: `<namespace>/<name>`, lower case.
 #[derive(Clone, Copy, Debug)]
-struct Name<'a> {
-    namespace: &'a [u8],
-    name: &'a [u8],
-}
+struct Key<'a>(&'a [u8]);
 
-impl Hash for Name<'_> {
+impl Hash for Key<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_name(self.namespace, self.name, state);
+        state.write(self.0);
     }
 }
 
-impl Equivalent<Entry> for Name<'_> {
+impl Equivalent<Entry> for Key<'_> {
     fn equivalent(&self, entry: &Entry) -> bool {
-        entry.0.name.as_bytes() == self.name && entry.0.namespace.as_bytes() == self.namespace
+        let (ns, name) = (entry.0.namespace.as_bytes(), entry.0.name.as_bytes());
+        self.0.len() == ns.len() + 1 + name.len()
+            && self.0.ends_with(name)
+            && self.0.starts_with(ns)
+            && self.0.get(ns.len()) == Some(&b'/')
     }
 }
 
@@ -95,29 +109,30 @@ impl ServiceTable {
         self.0.is_empty()
     }
 
-    /// The records of the Service `name` in `namespace` (both lower case); never allocates.
-    pub fn get(&self, namespace: &[u8], name: &[u8]) -> Option<&Arc<ServiceRecords>> {
-        self.0
-            .get_key_value(&Name { namespace, name })
-            .map(|(e, ())| &e.0)
+    /// The records of the Service whose `<namespace>/<name>`, lower case, is `key`; never
+    /// allocates.
+    pub fn get(&self, key: &[u8]) -> Option<&Arc<ServiceRecords>> {
+        self.0.get_key_value(&Key(key)).map(|(e, ())| &e.0)
+    }
+
+    /// The records of the Service `name` in `namespace` (both lower case).
+    pub fn get_name(&self, namespace: &[u8], name: &[u8]) -> Option<&Arc<ServiceRecords>> {
+        with_key(namespace, name, |k| self.get(k))
     }
 
     /// The records under `key`.
     pub fn get_key(&self, key: &ServiceKey) -> Option<&Arc<ServiceRecords>> {
-        self.get(key.namespace.as_bytes(), key.name.as_bytes())
+        self.get_name(key.namespace.as_bytes(), key.name.as_bytes())
     }
 
     /// Puts `records` under `key` (`Some`, whose name must be `key`) or removes what is
     /// there (`None`), copying the shard only if an older snapshot shares it.
     pub fn set(&mut self, key: &ServiceKey, records: Option<Arc<ServiceRecords>>) {
-        let name = Name {
-            namespace: key.namespace.as_bytes(),
-            name: key.name.as_bytes(),
-        };
+        let (ns, name) = (key.namespace.as_bytes(), key.name.as_bytes());
         // Removed first: inserting over an equal entry would keep the old records as the key.
-        self.0.remove(&name);
+        with_key(ns, name, |k| self.0.remove(&Key(k)));
         if let Some(records) = records {
-            debug_assert!(name.equivalent(&Entry(Arc::clone(&records))));
+            debug_assert!(records.namespace == key.namespace && records.name == key.name);
             self.0.set(Entry(records), Some(()));
         }
     }
@@ -170,11 +185,25 @@ mod tests {
         }
         a.rebalance();
         assert_eq!(a.len(), 2000);
-        assert_eq!(a.get(b"ns", b"svc-7").map(|r| r.id), Some(7));
-        assert!(a.get(b"ns", b"svc-2000").is_none());
+        assert_eq!(a.get(b"ns/svc-7").map(|r| r.id), Some(7));
+        assert_eq!(a.get_name(b"ns", b"svc-7").map(|r| r.id), Some(7));
+        assert!(a.get(b"ns/svc-2000").is_none());
         // The same bytes cut elsewhere are another name.
-        assert!(a.get(b"ns/svc", b"7").is_none());
-        assert!(a.get(b"n", b"s/svc-7").is_none());
+        assert!(a.get_name(b"ns/svc", b"7").is_none());
+        assert!(a.get_name(b"n", b"s/svc-7").is_none());
+        assert!(a.get(b"nssvc-7").is_none() && a.get(b"ns/svc-7/").is_none());
+        // A name too long for the stack buffer is found all the same.
+        let long = "l".repeat(200);
+        a.set(
+            &ServiceKey::new("ns", &long),
+            Some(records("ns", &long, 5000)),
+        );
+        assert_eq!(a.get_name(b"ns", long.as_bytes()).map(|r| r.id), Some(5000));
+        assert_eq!(
+            a.get(format!("ns/{long}").as_bytes()).map(|r| r.id),
+            Some(5000)
+        );
+        a.set(&ServiceKey::new("ns", &long), None);
 
         // Replacing keeps one entry and the new records; older tables keep theirs.
         let mut b = a.clone();
@@ -184,9 +213,9 @@ mod tests {
         );
         b.set(&ServiceKey::new("ns", "svc-8"), None);
         assert_eq!(b.len(), 1999);
-        assert_eq!(b.get(b"ns", b"svc-7").map(|r| r.id), Some(9000));
-        assert_eq!(a.get(b"ns", b"svc-7").map(|r| r.id), Some(7));
-        assert!(b.get(b"ns", b"svc-8").is_none() && a.get(b"ns", b"svc-8").is_some());
+        assert_eq!(b.get(b"ns/svc-7").map(|r| r.id), Some(9000));
+        assert_eq!(a.get(b"ns/svc-7").map(|r| r.id), Some(7));
+        assert!(b.get(b"ns/svc-8").is_none() && a.get(b"ns/svc-8").is_some());
         assert_eq!(b.iter().count(), 1999);
         assert_eq!(
             b.get_key(&ServiceKey::new("ns", "svc-9")).map(|r| r.id),

@@ -240,7 +240,7 @@ fn a_large_batch_built_in_parallel_equals_small_batches() {
     for records in whole.services.iter() {
         let other = parts
             .services
-            .get(records.namespace.as_bytes(), records.name.as_bytes())
+            .get_name(records.namespace.as_bytes(), records.name.as_bytes())
             .expect("the same Services");
         assert_eq!(without_id(records), without_id(other));
         assert_eq!(
