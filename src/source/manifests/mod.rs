@@ -60,7 +60,7 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// An object's identity (kind, namespace and name) in one shared heap block: the source keeps
 /// one per object, in `files` and in `effective` (an `Arc` of the kind and an `ObjectKey`
 /// would be three blocks, ~128 bytes with the allocator's overhead, per object).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Id(Arc<[u8]>);
 
 impl Id {
@@ -100,9 +100,36 @@ impl Id {
 /// How long after its last modification a periodic scan waits before reading a file.
 const WRITE_SETTLE: Duration = Duration::from_millis(100);
 
-/// What one file defines: each object's content hash. An object that failed to convert keeps
-/// the hash of its last good version.
-type FileObjects = HashMap<Id, u64>;
+/// What one file defines: each object's content hash, sorted by identity (a boxed slice, not
+/// a hash table: a file's objects are only looked up when the file is read again). An object
+/// that failed to convert keeps the hash of its last good version.
+#[derive(Default)]
+struct FileObjects(Box<[(Id, u64)]>);
+
+impl FileObjects {
+    fn get(&self, id: &Id) -> Option<&u64> {
+        let i = self.0.binary_search_by(|(k, _)| k.cmp(id)).ok()?;
+        self.0.get(i).map(|(_, h)| h)
+    }
+
+    fn contains_key(&self, id: &Id) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Id> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl FromIterator<(Id, u64)> for FileObjects {
+    fn from_iter<I: IntoIterator<Item = (Id, u64)>>(iter: I) -> Self {
+        let mut list: Vec<(Id, u64)> = iter.into_iter().collect();
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // One entry per identity, as the map the file was read into has.
+        list.dedup_by(|a, b| a.0 == b.0);
+        Self(list.into())
+    }
+}
 
 /// A file's newly read objects: the content hash, and the object unless it is a kept last
 /// good version (which the cluster already has).
@@ -269,7 +296,7 @@ impl ManifestSource {
                 .or_insert_with(|| FileState {
                     stamp,
                     hash,
-                    objects: HashMap::new(),
+                    objects: FileObjects::default(),
                 });
             if let Some(objects) = objects {
                 self.replace_file(key, Some(objects), &mut scan.deltas);
@@ -322,13 +349,13 @@ impl ManifestSource {
                 }
             }
         }
-        let mut objects = FileObjects::with_capacity(new.len());
+        let mut objects = Vec::with_capacity(new.len());
         for (id, (hash, obj)) in new {
             let id = match self.effective.get_key_value(&id) {
                 Some((known, _)) => known.clone(),
                 None => id,
             };
-            objects.insert(id.clone(), hash);
+            objects.push((id.clone(), hash));
             let sent = self.effective.get(&id);
             match sent {
                 Some((p, h)) if *h == hash && *p == path => continue,
@@ -348,7 +375,7 @@ impl ManifestSource {
             self.effective.insert(id, (Arc::clone(&path), hash));
         }
         if let Some(state) = self.files.get_mut(&path) {
-            state.objects = objects;
+            state.objects = objects.into_iter().collect();
         }
     }
 }
