@@ -34,15 +34,8 @@ pub(super) fn clusterset_origin(labels: &[&[u8]], config: &ZoneConfig) -> Option
 }
 
 fn find<'s>(snap: &'s Snapshot, ns: &[u8], svc: &[u8]) -> Option<&'s ServiceRecords> {
-    let mut key = [0u8; 127];
-    let n = ns.len() + 1 + svc.len();
-    let k = key.get_mut(..n)?;
-    k[..ns.len()].copy_from_slice(ns);
-    k[ns.len()] = b'/';
-    k[ns.len() + 1..].copy_from_slice(svc);
-    k.make_ascii_lowercase();
     snap.clusterset
-        .get(k)
+        .find(ns, svc)
         .map(|r| &**r)
         .filter(|r| r.resolvable())
 }

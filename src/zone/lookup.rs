@@ -127,15 +127,8 @@ pub(super) fn lower<'b>(label: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
 }
 
 fn find_service<'s>(snap: &'s Snapshot, ns: &[u8], svc: &[u8]) -> Option<&'s ServiceRecords> {
-    let mut key = [0u8; 127];
-    let n = ns.len() + 1 + svc.len();
-    let k = key.get_mut(..n)?;
-    k[..ns.len()].copy_from_slice(ns);
-    k[ns.len()] = b'/';
-    k[ns.len() + 1..].copy_from_slice(svc);
-    k.make_ascii_lowercase();
     snap.services
-        .get(k)
+        .find(ns, svc)
         .map(|r| &**r)
         .filter(|r| r.resolvable())
 }

@@ -12,6 +12,16 @@ use hashbrown::Equivalent;
 
 use super::{Label, ServiceRecords, ShardedMap};
 
+/// Writes `<namespace>/<name>` into `key`, which is exactly that long.
+fn fill_key(key: &mut [u8], namespace: &[u8], name: &[u8]) {
+    let (ns, rest) = key.split_at_mut(namespace.len());
+    ns.copy_from_slice(namespace);
+    if let Some((slash, tail)) = rest.split_first_mut() {
+        *slash = b'/';
+        tail.copy_from_slice(name);
+    }
+}
+
 /// Calls `f` with `<namespace>/<name>` as one run of bytes: on the stack when short (as
 /// every valid name is), so that a lookup and a stored entry hash with one `write` each.
 fn with_key<R>(namespace: &[u8], name: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
@@ -25,9 +35,7 @@ fn with_key<R>(namespace: &[u8], name: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
             &mut long[..]
         }
     };
-    key[..namespace.len()].copy_from_slice(namespace);
-    key[namespace.len()] = b'/';
-    key[namespace.len() + 1..].copy_from_slice(name);
+    fill_key(key, namespace, name);
     f(key)
 }
 
@@ -115,6 +123,17 @@ impl ServiceTable {
         self.0.get_key_value(&Key(key)).map(|(e, ())| &e.0)
     }
 
+    /// The records of the Service a query names, its two labels in any case: the key is
+    /// lowered on the stack, never allocated (two labels of at most 63 bytes fit; a longer
+    /// name is no Service's).
+    pub fn find(&self, namespace: &[u8], name: &[u8]) -> Option<&Arc<ServiceRecords>> {
+        let mut buf = [0u8; 127];
+        let key = buf.get_mut(..namespace.len() + 1 + name.len())?;
+        fill_key(key, namespace, name);
+        key.make_ascii_lowercase();
+        self.get(key)
+    }
+
     /// The records of the Service `name` in `namespace` (both lower case).
     pub fn get_name(&self, namespace: &[u8], name: &[u8]) -> Option<&Arc<ServiceRecords>> {
         with_key(namespace, name, |k| self.get(k))
@@ -192,6 +211,8 @@ mod tests {
         assert!(a.get_name(b"ns/svc", b"7").is_none());
         assert!(a.get_name(b"n", b"s/svc-7").is_none());
         assert!(a.get(b"nssvc-7").is_none() && a.get(b"ns/svc-7/").is_none());
+        assert_eq!(a.find(b"NS", b"Svc-7").map(|r| r.id), Some(7));
+        assert!(a.find(&[b'n'; 64], &[b's'; 64]).is_none());
         // A name too long for the stack buffer is found all the same.
         let long = "l".repeat(200);
         a.set(
