@@ -90,12 +90,12 @@ fn check_zone(snapshot: &Snapshot) {
             render(snapshot, &answer, &name);
         }
         for endpoint in service.endpoints.iter() {
-            let labels = [&*endpoint.label, &service.name, &service.namespace, "svc"];
+            let labels = [endpoint.label_str(), &service.name, &service.namespace, "svc"];
             let Ok(name) = name_of(&labels, origin) else {
                 continue;
             };
             let answer = lookup(snapshot, &name, RecordType::A);
-            if !endpoint.label.starts_with('_')
+            if !endpoint.label.starts_with(b"_")
                 && service.resolvable()
                 && !matches!(service.shape(), ServiceShape::ExternalName(_))
             {

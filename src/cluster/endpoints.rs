@@ -94,7 +94,7 @@ pub fn ready_endpoints<'a>(
             };
             out.push(ReadyEndpoint {
                 hostname,
-                addresses: &pod.ips,
+                addresses: pod.ips[..].into(),
                 ports: p,
                 in_service: true,
             });
@@ -113,7 +113,7 @@ pub fn ready_endpoints<'a>(
             }
             out.push(ReadyEndpoint {
                 hostname: Some(h),
-                addresses: &pod.ips,
+                addresses: pod.ips[..].into(),
                 ports: &[],
                 in_service: false,
             });

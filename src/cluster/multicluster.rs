@@ -30,7 +30,7 @@ impl Cluster {
                     .map(|i| &*i.cluster)
                     .unwrap_or_default();
                 for ep in slice.endpoints.iter().filter(|e| e.ready) {
-                    let Some(&first) = ep.addresses.first() else {
+                    let Some(first) = ep.addresses.first() else {
                         continue;
                     };
                     let host = match ep.hostname {
@@ -46,7 +46,7 @@ impl Cluster {
             .iter()
             .map(|(label, addresses, ports)| ReadyEndpoint {
                 hostname: label.as_deref(),
-                addresses,
+                addresses: *addresses,
                 ports,
                 in_service: true,
             })

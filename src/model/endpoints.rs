@@ -2,13 +2,11 @@
 //!
 //! At 1M endpoints every byte of an endpoint is a megabyte. A row struct (addresses as an
 //! `IpList`, an optional inline hostname, the ready flag) is 56 bytes; as columns an endpoint
-//! is its addresses (17 bytes each, one in practice) and a 4-byte end-and-ready word, plus
+//! is its addresses (4 bytes each in an IPv4 slice, one in practice) and a 4-byte end-and-ready word, plus
 //! a hostname only in slices where some endpoint has one, and a pod name only where some
 //! endpoint names a Pod (and the cluster keeps pod names).
 
-use std::net::IpAddr;
-
-use super::{IpList, Label};
+use super::{IpList, Ips, Label, PackedIps};
 
 /// The ready flag in an end word; the rest is where the endpoint's addresses end.
 const READY: u32 = 1 << 31;
@@ -30,7 +28,7 @@ pub struct Endpoint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EndpointRef<'a> {
     /// The endpoint's addresses.
-    pub addresses: &'a [IpAddr],
+    pub addresses: Ips<'a>,
     /// `conditions.ready`, where unset counts as ready.
     pub ready: bool,
     /// The endpoint's `hostname`, lower case.
@@ -42,8 +40,8 @@ pub struct EndpointRef<'a> {
 /// An EndpointSlice's endpoints, column by column.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Endpoints {
-    /// Every endpoint's addresses, endpoint after endpoint.
-    addresses: Box<[IpAddr]>,
+    /// Every endpoint's addresses, endpoint after endpoint (4 bytes each in an IPv4 slice).
+    addresses: PackedIps,
     /// Per endpoint: where its addresses end in `addresses`, and `READY`.
     ends: Box<[u32]>,
     /// Hostnames and pod names, when some endpoint has one (behind one thin pointer: the
@@ -81,8 +79,8 @@ impl Endpoints {
         Some(EndpointRef {
             addresses: self
                 .addresses
-                .get(start as usize..(end & !READY) as usize)
-                .unwrap_or_default(),
+                .view()
+                .slice(start as usize..(end & !READY) as usize),
             ready: end & READY != 0,
             hostname: self
                 .names
@@ -104,7 +102,7 @@ impl Endpoints {
     pub fn to_vec(&self) -> Vec<Endpoint> {
         self.iter()
             .map(|e| Endpoint {
-                addresses: e.addresses.iter().copied().collect(),
+                addresses: e.addresses.iter().collect(),
                 ready: e.ready,
                 hostname: e.hostname.cloned(),
                 pod_name: e.pod_name.map(Box::from),
@@ -157,7 +155,7 @@ impl FromIterator<Endpoint> for Endpoints {
             },
         };
         Self {
-            addresses: addresses.into(),
+            addresses: addresses.into_iter().collect(),
             ends: ends.into(),
             names: (names != Names::default()).then(|| Box::new(names)),
         }

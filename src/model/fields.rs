@@ -306,7 +306,10 @@ mod tests {
         assert_eq!(s.endpoints.len(), 1);
         let want: Vec<std::net::IpAddr> =
             vec!["10.0.0.3".parse().unwrap(), "10.0.0.4".parse().unwrap()];
-        assert_eq!(s.endpoints.get(0).map(|e| e.addresses), Some(&want[..]));
+        assert_eq!(
+            s.endpoints.get(0).map(|e| e.addresses),
+            Some(want[..].into())
+        );
         assert_eq!(
             field(&format!(
                 r#"{{{base},"endpoints":[{{"addresses":["10.0.0.1"],"conditions":{{"ready":"yes"}}}}]}}"#

@@ -21,7 +21,7 @@ pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_k
 pub use convert::{ConvertError, from_ingress, from_namespace, from_pod, from_service};
 pub use crd::{from_gateway, from_route, from_service_import};
 pub use endpoints::{Endpoint, EndpointRef, Endpoints};
-pub use ip_list::{IpList, OneOrMany};
+pub use ip_list::{IpList, Ips, IpsIter, OneOrMany, PackedIps};
 pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
 pub use label::Label;
 pub use pairs::Pairs;

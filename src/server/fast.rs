@@ -17,6 +17,7 @@
 
 use std::net::IpAddr;
 
+use crate::model::Ips;
 use hickory_proto::rr::RecordType;
 
 use crate::wire::{
@@ -313,7 +314,7 @@ impl Writer<'_> {
 
     /// The addresses of one family (`v6`) of `addrs`, owned by the question name: the number
     /// written. With `shuffle` they start at a random one (a rotation).
-    fn addresses(&mut self, addrs: &[IpAddr], v6: bool, ttl: u32, shuffle: bool) -> Option<u16> {
+    fn addresses(&mut self, addrs: Ips<'_>, v6: bool, ttl: u32, shuffle: bool) -> Option<u16> {
         let family = || addrs.iter().filter(|a| a.is_ipv6() == v6);
         let start = if shuffle {
             let n = family().count();
@@ -323,7 +324,7 @@ impl Writer<'_> {
         };
         let mut written = 0;
         for ip in family().skip(start).chain(family().take(start)) {
-            self.address(12, ttl, *ip)?;
+            self.address(12, ttl, ip)?;
             written += 1;
         }
         Some(written)
@@ -361,7 +362,7 @@ impl Writer<'_> {
                 continue;
             }
             for ip in target_addresses(service, s) {
-                self.address(*targets.get(i)?, ttl, *ip)?;
+                self.address(*targets.get(i)?, ttl, ip)?;
                 additionals += 1;
             }
         }
@@ -411,7 +412,7 @@ impl Writer<'_> {
     ) -> Option<()> {
         let start = self.pos;
         if let Some(i) = endpoint {
-            self.label(svc.endpoints.get(i as usize)?.label.as_bytes())?;
+            self.label(svc.endpoints.get(i as usize)?.label)?;
         }
         self.label(svc.name.as_bytes())?;
         self.label(svc.namespace.as_bytes())?;

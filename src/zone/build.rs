@@ -9,8 +9,8 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::{EndpointName, NamedPort, ServiceRecords, Srv, SrvList};
-use crate::model::{IpList, Label, Port, Protocol, ServiceKind};
+use super::{EndpointNames, NamedPort, ServiceRecords, Srv, SrvList};
+use crate::model::{Ips, Label, PackedIps, Port, Protocol, ServiceKind};
 
 /// An endpoint that DNS publishes (ready, or published regardless of readiness).
 #[derive(Clone, Debug)]
@@ -18,7 +18,7 @@ pub struct ReadyEndpoint<'a> {
     /// The endpoint's hostname, if any (otherwise the dashed address names it).
     pub hostname: Option<&'a str>,
     /// Its addresses.
-    pub addresses: &'a [IpAddr],
+    pub addresses: Ips<'a>,
     /// The ports it serves.
     pub ports: &'a [Port],
     /// False for a pod published only by `hostname`/`subdomain`, not selected by the Service:
@@ -112,7 +112,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
         .map(|ep| match (ep.hostname, ep.addresses.first()) {
             (_, None) => Label::default(),
             (Some(h), Some(_)) => Label::lowercase(h),
-            (None, Some(&first)) => dashed(first),
+            (None, Some(first)) => dashed(first),
         })
         .collect();
     let mut order: Vec<usize> = (0..input.endpoints.len())
@@ -120,39 +120,24 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
         .collect();
     // Stable: a label's addresses keep the endpoints' order.
     order.sort_by(|&a, &b| labels_of[a].cmp(&labels_of[b]));
-    let endpoints: Box<[EndpointName]> = order
-        .chunk_by(|&a, &b| labels_of[a] == labels_of[b])
-        .map(|group| {
-            let addresses = match group {
-                [only] if input.endpoints[*only].addresses.len() == 1 => {
-                    IpList::One(input.endpoints[*only].addresses[0])
-                }
-                _ => {
-                    let mut list: Vec<IpAddr> = Vec::new();
-                    for a in group.iter().flat_map(|&i| input.endpoints[i].addresses) {
-                        if !list.contains(a) {
-                            list.push(*a);
-                        }
+    let endpoints = EndpointNames::new(
+        order
+            .chunk_by(|&a, &b| labels_of[a] == labels_of[b])
+            .map(|group| {
+                let mut list: Vec<IpAddr> = Vec::new();
+                for a in group.iter().flat_map(|&i| input.endpoints[i].addresses) {
+                    if !list.contains(&a) {
+                        list.push(a);
                     }
-                    list.into()
                 }
-            };
-            EndpointName {
-                label: labels_of[group[0]].clone(),
-                addresses,
-            }
-        })
-        .collect();
-    // Compared as bytes: a `Label`'s `str` is checked for UTF-8 on every read.
-    let index_of = |label: &Label| {
-        endpoints
-            .binary_search_by(|e| e.label.as_bytes().cmp(label.as_bytes()))
-            .ok()
-            .map(|i| i as u32)
-    };
+                (labels_of[group[0]].clone(), list)
+            })
+            .collect(),
+    );
+    let index_of = |label: &Label| endpoints.position(label.as_bytes()).map(|i| i as u32);
 
     let (addresses, srv_all, ports) = match input.kind {
-        ServiceKind::ExternalName(_) => (IpList::default(), SrvList::default(), Box::default()),
+        ServiceKind::ExternalName(_) => (PackedIps::default(), SrvList::default(), Box::default()),
         ServiceKind::ClusterIp(ips) => {
             let w = weight(input.ports.len() * ips.len());
             let mut srv_all: Vec<Srv> = Vec::new();
@@ -203,8 +188,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                     .zip(&labels_of)
                     .filter(|(ep, _)| ep.in_service)
             };
-            let addresses =
-                sorted_families(members().flat_map(|(ep, _)| ep.addresses.iter().copied()));
+            let addresses = sorted_families(members().flat_map(|(ep, _)| ep.addresses.iter()));
             if addresses.is_empty() {
                 if endpoints.is_empty() {
                     return None;
@@ -327,7 +311,7 @@ mod tests {
                 .iter()
                 .map(|ip| ReadyEndpoint {
                     hostname: None,
-                    addresses: std::slice::from_ref(ip),
+                    addresses: std::slice::from_ref(ip).into(),
                     ports,
                     in_service: true,
                 })

@@ -45,7 +45,7 @@ fn endpoint<'s>(
     rec: &'s ServiceRecords,
     host: &[u8],
     cluster: &[u8],
-) -> Option<&'s [std::net::IpAddr]> {
+) -> Option<crate::model::Ips<'s>> {
     let mut buf = [0u8; 127];
     let n = host.len() + 1 + cluster.len();
     let k = buf.get_mut(..n)?;
@@ -53,7 +53,7 @@ fn endpoint<'s>(
     k[host.len()] = b'.';
     k[host.len() + 1..].copy_from_slice(cluster);
     k.make_ascii_lowercase();
-    rec.endpoint(k).map(|e| &*e.addresses)
+    rec.endpoint(k).map(|e| e.addresses)
 }
 
 /// `<label>.<svc>.<ns>.svc.<zone>`: `_<proto>` above named ports, or a cluster id above
@@ -71,7 +71,7 @@ fn child(rec: &ServiceRecords, label: &[u8]) -> (Rcode, AnswerData<'static>) {
             };
             rec.shape() == ServiceShape::Headless
                 && rec.endpoints.iter().any(|e| {
-                    let l = e.label.as_bytes();
+                    let l = e.label;
                     l.len() > cluster.len()
                         && l.ends_with(cluster)
                         && l[l.len() - cluster.len() - 1] == b'.'
@@ -101,7 +101,9 @@ pub(super) fn clusterset_lookup<'s>(
             _ => NODATA,
         },
         [l] if is(l, "dns") || is(l, "svc") => NODATA,
-        [n, d] if is(n, "ns") && is(d, "dns") => addresses(&snap.nameserver_addresses, qtype),
+        [n, d] if is(n, "ns") && is(d, "dns") => {
+            addresses(snap.nameserver_addresses[..].into(), qtype)
+        }
         [ns, s] if is(s, "svc") => {
             let mut buf = [0u8; 63];
             let known = lower(ns, &mut buf)

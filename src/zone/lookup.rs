@@ -13,6 +13,7 @@ use super::external::{external_origin, spell_lower};
 use super::name::{ClusterName, MAX_LABELS, classify_labels_in, name_labels};
 use super::reverse::reverse_lookup;
 use super::{ExternalSrv, PodsMode, PtrTarget, ServiceRecords, ServiceShape, Snapshot, Srv};
+use crate::model::Ips;
 
 /// The response code of an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub enum AnswerData<'a> {
     /// A (`v6 == false`) or AAAA records of these addresses at the query name.
     Addresses {
         /// Addresses of both families; only one family is rendered.
-        addrs: &'a [IpAddr],
+        addrs: Ips<'a>,
         /// Render the IPv6 ones (AAAA).
         v6: bool,
     },
@@ -141,15 +142,15 @@ fn namespace_exists(snap: &Snapshot, ns: &[u8]) -> bool {
 }
 
 /// Address records of `addrs` for `qtype`, or NODATA when none of that family exists.
-pub(super) fn addresses(addrs: &[IpAddr], qtype: RecordType) -> (Rcode, AnswerData<'_>) {
+pub(super) fn addresses(addrs: Ips<'_>, qtype: RecordType) -> (Rcode, AnswerData<'_>) {
     let v6 = match qtype {
         RecordType::A => false,
         RecordType::AAAA => true,
         // RFC 8482: answer ANY with one RRset.
-        RecordType::ANY => !addrs.iter().any(IpAddr::is_ipv4),
+        RecordType::ANY => !addrs.has_v4(),
         _ => return (Rcode::NoError, AnswerData::Empty),
     };
-    if addrs.iter().any(|a| a.is_ipv6() == v6) {
+    if if v6 { addrs.has_v6() } else { addrs.has_v4() } {
         (Rcode::NoError, AnswerData::Addresses { addrs, v6 })
     } else {
         (Rcode::NoError, AnswerData::Empty)
@@ -170,7 +171,7 @@ pub(super) fn service_answer(svc: &ServiceRecords, qtype: RecordType) -> (Rcode,
                 srv: svc.srv_all(),
             },
         ),
-        _ => addresses(&svc.addresses, qtype),
+        _ => addresses(svc.addresses.view(), qtype),
     }
 }
 
@@ -192,7 +193,7 @@ fn cluster_lookup<'s>(
             RecordType::TXT | RecordType::ANY => (Rcode::NoError, AnswerData::DnsVersion),
             _ => NODATA,
         },
-        ClusterName::Nameserver => addresses(&snap.nameserver_addresses, qtype),
+        ClusterName::Nameserver => addresses(snap.nameserver_addresses[..].into(), qtype),
         ClusterName::DnsParent | ClusterName::SvcRoot | ClusterName::PodRoot => NODATA,
         ClusterName::Namespace(ns) => {
             if namespace_exists(snap, ns) {
@@ -226,7 +227,7 @@ fn cluster_lookup<'s>(
             }
             let mut buf = [0u8; 63];
             match lower(label, &mut buf).and_then(|l| rec.endpoint(l)) {
-                Some(ep) => addresses(&ep.addresses, qtype),
+                Some(ep) => addresses(ep.addresses, qtype),
                 None => NXDOMAIN,
             }
         }
@@ -378,7 +379,7 @@ fn external_lookup<'s>(
         None if qtype == RecordType::SRV && !rec.srv.is_empty() => {
             (Rcode::NoError, AnswerData::ExternalSrv(&rec.srv))
         }
-        None => addresses(&rec.addresses, qtype),
+        None => addresses(rec.addresses[..].into(), qtype),
     }
 }
 

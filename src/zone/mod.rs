@@ -7,6 +7,7 @@
 
 mod build;
 mod clusterset;
+mod endpoint_names;
 mod external;
 mod lookup;
 mod name;
@@ -22,6 +23,7 @@ mod xfr;
 pub use crate::model::Label;
 pub use build::{ReadyEndpoint, ServiceInput, build_service, dashed};
 pub use clusterset::CLUSTERSET_SCHEMA_VERSION;
+pub use endpoint_names::{EndpointName, EndpointNames};
 pub use external::{ExternalRecords, ExternalService, ExternalSrv, ExternalTable};
 pub use lookup::{Answer, AnswerData, AnswerZone, Rcode, lookup, lookup_labels};
 pub use name::{ClusterName, MAX_LABELS, classify, classify_labels, classify_labels_in};
@@ -40,7 +42,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use crate::model::{IpList, Protocol};
+use crate::model::{PackedIps, Protocol};
 
 /// The schema version of the Kubernetes DNS-Based Service Discovery specification served.
 pub const DNS_SCHEMA_VERSION: &str = "1.1.0";
@@ -201,15 +203,6 @@ pub struct NamedPort {
     pub srv: SrvList,
 }
 
-/// An endpoint name under a Service and the addresses it answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndpointName {
-    /// The label: hostname, or the dashed address.
-    pub label: Label,
-    /// Its addresses (one, inline, in practice).
-    pub addresses: IpList,
-}
-
 /// How a Service's own name answers (`ServiceRecords::shape`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceShape<'a> {
@@ -237,8 +230,8 @@ pub struct ServiceRecords {
     /// field of a Service's records together, and few Services are ExternalName).
     pub cname: Option<Box<Name>>,
     /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6 (one
-    /// inline: a cluster-IP Service's).
-    pub addresses: IpList,
+    /// inline: a cluster-IP Service's; 4 bytes each in an IPv4 headless Service).
+    pub addresses: PackedIps,
     /// SRV on the bare Service name: every port; empty when that is the only named port's
     /// set (a headless Service's one port: no second copy of an entry per endpoint). Read
     /// it with `srv_all()`.
@@ -246,7 +239,7 @@ pub struct ServiceRecords {
     /// Named ports, for `_port._proto` names.
     pub ports: Box<[NamedPort]>,
     /// Endpoint names, sorted by label.
-    pub endpoints: Box<[EndpointName]>,
+    pub endpoints: EndpointNames,
 }
 
 impl ServiceRecords {
@@ -270,10 +263,10 @@ impl ServiceRecords {
     pub fn ptr_addresses(&self) -> Vec<(IpAddr, bool)> {
         let mut list: Vec<(IpAddr, bool)> = Vec::new();
         if self.shape() == ServiceShape::ClusterIp {
-            list.extend(self.addresses.iter().map(|ip| (*ip, true)));
+            list.extend(self.addresses.iter().map(|ip| (ip, true)));
         }
         for e in self.endpoints.iter() {
-            list.extend(e.addresses.iter().map(|ip| (*ip, false)));
+            list.extend(e.addresses.iter().map(|ip| (ip, false)));
         }
         list.sort_unstable();
         list.dedup();
@@ -289,11 +282,8 @@ impl ServiceRecords {
     }
 
     /// Finds an endpoint name (lower-case label).
-    pub fn endpoint(&self, label: &[u8]) -> Option<&EndpointName> {
-        self.endpoints
-            .binary_search_by(|e| e.label.as_bytes().cmp(label))
-            .ok()
-            .map(|i| &self.endpoints[i])
+    pub fn endpoint(&self, label: &[u8]) -> Option<EndpointName<'_>> {
+        self.endpoints.find(label)
     }
 }
 

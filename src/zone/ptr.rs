@@ -145,7 +145,7 @@ pub fn ptr_names<'s>(
                 s.endpoints
                     .iter()
                     .enumerate()
-                    .filter(move |(_, e)| e.addresses.contains(&ip))
+                    .filter(move |(_, e)| e.addresses.contains(ip))
                     .map(move |(i, _)| (s, Some(i as u32)))
             });
         own.into_iter().chain(endpoints)

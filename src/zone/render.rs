@@ -15,6 +15,7 @@ use super::{
     CLUSTERSET_SCHEMA_VERSION, DNS_SCHEMA_VERSION, DNS_VERSION_TTL, ServiceRecords, Snapshot, Srv,
     ptr_names,
 };
+use crate::model::Ips;
 
 /// The sections of a response.
 #[derive(Debug, Default)]
@@ -63,20 +64,20 @@ fn service_target(svc: &ServiceRecords, endpoint: Option<u32>, zone: &Name) -> O
         None => under(&base, zone),
         Some(i) => {
             let ep = svc.endpoints.get(i as usize)?;
-            under(&format!("{}.{base}", ep.label), zone)
+            under(&format!("{}.{base}", ep.label_str()), zone)
         }
     }
 }
 
 /// The addresses an SRV record's target has: the Service's (ClusterIP) or its endpoint's
 /// (headless), for the additional section.
-pub fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> &'a [IpAddr] {
+pub fn target_addresses<'a>(svc: &'a ServiceRecords, srv: &Srv) -> Ips<'a> {
     match srv.target() {
-        None => &svc.addresses,
+        None => svc.addresses.view(),
         Some(i) => svc
             .endpoints
             .get(i as usize)
-            .map(|e| &*e.addresses)
+            .map(|e| e.addresses)
             .unwrap_or_default(),
     }
 }
@@ -149,7 +150,7 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             addrs
                 .iter()
                 .filter(|a| a.is_ipv6() == v6)
-                .map(|ip| address_record(qname, ttl, *ip)),
+                .map(|ip| address_record(qname, ttl, ip)),
         ),
         AnswerData::PodAddress(ip) => out.answers.push(address_record(qname, ttl, ip)),
         AnswerData::Cname(target) => out.answers.push(Record::from_rdata(
@@ -166,7 +167,7 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
                 if !seen.contains(&s.target()) {
                     seen.push(s.target());
                     for ip in target_addresses(service, s) {
-                        out.additionals.push(address_record(&target, ttl, *ip));
+                        out.additionals.push(address_record(&target, ttl, ip));
                     }
                 }
                 let rdata = SRV::new(0, s.weight, s.port, target);

@@ -191,7 +191,7 @@ mod tests {
             addresses: Default::default(),
             srv_all: Default::default(),
             ports: Box::new([]),
-            endpoints: Box::new([]),
+            endpoints: Default::default(),
         })
     }
 

@@ -69,7 +69,7 @@ pub fn transfer_records(snap: &Snapshot) -> Vec<Record> {
             }
         }
         for ep in svc.endpoints.iter() {
-            if let Ok(n) = Name::from_ascii(&ep.label).and_then(|l| l.append_name(&name)) {
+            if let Ok(n) = Name::from_ascii(ep.label_str()).and_then(|l| l.append_name(&name)) {
                 answers(snap, &n, &[A, AAAA], &mut out);
             }
         }
@@ -112,7 +112,7 @@ mod tests {
             addresses: vec!["10.96.0.1".parse().unwrap(), "fd00::1".parse().unwrap()].into(),
             srv_all: Default::default(),
             ports: Box::new([]),
-            endpoints: Box::new([]),
+            endpoints: Default::default(),
         };
         snap.services.set(
             &crate::zone::ServiceKey::new("shop", "web"),

@@ -80,7 +80,7 @@ fn names(snap: &Snapshot) -> Vec<String> {
     for svc in snap.services.iter() {
         let base = format!("{}.{}.svc.cluster.local.", svc.name, svc.namespace);
         for e in svc.endpoints.iter() {
-            names.push(format!("{}.{base}", e.label));
+            names.push(format!("{}.{base}", e.label_str()));
         }
         for p in svc.ports.iter() {
             names.push(format!("_{}._{}.{base}", p.name, p.protocol.label()));
