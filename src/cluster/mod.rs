@@ -219,7 +219,10 @@ impl Cluster {
                 let pod_names = self.options.endpoint_pod_names;
                 self.slices.upsert(slice, pod_names, touched);
             }
-            Object::Pod(pod) => self.pods.upsert(pod, &self.services, &self.slices, touched),
+            Object::Pod(pod) => {
+                self.services.index_names();
+                self.pods.upsert(pod, &self.services, &self.slices, touched);
+            }
             Object::Ingress(ing) => self.ingresses.upsert(ing, touched),
             Object::ServiceImport(import) => self.imports.upsert(import, touched),
             Object::Gateway(gw) => self.gateways.upsert(gw, touched),

@@ -59,9 +59,9 @@ impl<T: Keyed> ObjectMap<T> {
         self.0.get(key).map(|o| &o.0)
     }
 
-    /// Inserts or replaces the object with the same key.
-    pub fn insert(&mut self, object: T) {
-        self.0.replace(ByKey(object));
+    /// Inserts or replaces the object with the same key; gives back the one replaced.
+    pub fn insert(&mut self, object: T) -> Option<T> {
+        self.0.replace(ByKey(object)).map(|o| o.0)
     }
 
     /// Removes the object with this key.

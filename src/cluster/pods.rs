@@ -151,6 +151,7 @@ fn services_for_pod(pod: &Pod, services: &Services, slices: &EndpointSlices) -> 
     let ns = &pod.key.namespace;
     services
         .names_in(ns)
+        .into_iter()
         .map(|n| ObjectKey::new(ns, n))
         .filter(|k| {
             let Some(svc) = services.get(k) else {
