@@ -13,7 +13,7 @@ fn pod_ports(svc: &Service, pod: &Pod) -> Box<[Port]> {
     svc.ports
         .iter()
         .filter_map(|sp| {
-            let p = &sp.port;
+            let p = sp.port;
             let port = match &sp.target {
                 TargetPort::Number(n) => *n,
                 TargetPort::Name(name) => {
@@ -24,7 +24,7 @@ fn pod_ports(svc: &Service, pod: &Pod) -> Box<[Port]> {
                 }
             };
             Some(Port {
-                name: p.name.clone(),
+                name: p.name,
                 protocol: p.protocol,
                 port,
             })

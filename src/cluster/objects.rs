@@ -133,7 +133,7 @@ mod tests {
             } else {
                 ServiceKind::ExternalName("x.example".into())
             },
-            ports: Box::new([]),
+            ports: Default::default(),
             publish_not_ready: false,
             selector: Default::default(),
             external: None,

@@ -151,7 +151,7 @@ mod tests {
         Service {
             key: ObjectKey::new(namespace, name),
             kind: ServiceKind::Headless,
-            ports: Box::default(),
+            ports: Default::default(),
             publish_not_ready: false,
             selector: Pairs::default(),
             external: None,

@@ -16,6 +16,7 @@ mod ip_list;
 mod kind;
 mod label;
 mod pairs;
+mod service_ports;
 
 pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_key};
 pub use convert::{ConvertError, from_ingress, from_namespace, from_pod, from_service};
@@ -25,6 +26,7 @@ pub use ip_list::{IpList, Ips, IpsIter, OneOrMany, PackedIps};
 pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
 pub use label::Label;
 pub use pairs::Pairs;
+pub use service_ports::ServicePorts;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -141,8 +143,8 @@ pub struct Service {
     pub key: ObjectKey,
     /// ClusterIP, headless or ExternalName.
     pub kind: ServiceKind,
-    /// The Service's ports with their targets (one heap block for both).
-    pub ports: Box<[ServicePort]>,
+    /// The Service's ports with their targets, packed in one heap block.
+    pub ports: ServicePorts,
     /// `publishNotReadyAddresses`: not-ready endpoints are published too.
     pub publish_not_ready: bool,
     /// The label selector; empty means the Service selects no Pods. Packed: one heap block
@@ -156,7 +158,7 @@ pub struct Service {
 impl Service {
     /// The ports, without their targets.
     pub fn ports(&self) -> Vec<Port> {
-        self.ports.iter().map(|p| p.port.clone()).collect()
+        self.ports.ports()
     }
 }
 
