@@ -272,9 +272,20 @@ impl<'a> Ips<'a> {
 
     /// Every address, in order.
     pub fn iter(&self) -> IpsIter<'a> {
-        IpsIter {
-            ips: *self,
-            next: 0,
+        match *self {
+            Ips::V4(l) => IpsIter::V4(l.iter()),
+            Ips::V6(l) => IpsIter::V6(l.iter()),
+            Ips::Any(l) => IpsIter::Any(l.iter()),
+        }
+    }
+
+    /// The addresses of one family (IPv6 for `v6`), in order.
+    pub fn family(&self, v6: bool) -> IpsIter<'a> {
+        match (*self, v6) {
+            (Ips::V4(l), false) => IpsIter::V4(l.iter()),
+            (Ips::V6(l), true) => IpsIter::V6(l.iter()),
+            (Ips::Any(l), _) => IpsIter::Family(l.iter(), v6),
+            _ => IpsIter::V4([].iter()),
         }
     }
 }
@@ -303,26 +314,37 @@ impl fmt::Debug for Ips<'_> {
 
 /// The addresses of an `Ips`, by value.
 #[derive(Clone, Debug)]
-pub struct IpsIter<'a> {
-    ips: Ips<'a>,
-    next: usize,
+pub enum IpsIter<'a> {
+    /// IPv4 addresses.
+    V4(std::slice::Iter<'a, Ipv4Addr>),
+    /// IPv6 addresses.
+    V6(std::slice::Iter<'a, Ipv6Addr>),
+    /// Addresses of either family.
+    Any(std::slice::Iter<'a, IpAddr>),
+    /// The addresses of one family (IPv6 when `true`) among either.
+    Family(std::slice::Iter<'a, IpAddr>, bool),
 }
 
 impl Iterator for IpsIter<'_> {
     type Item = IpAddr;
     fn next(&mut self) -> Option<IpAddr> {
-        let ip = self.ips.get(self.next)?;
-        self.next += 1;
-        Some(ip)
+        match self {
+            IpsIter::V4(i) => i.next().map(|ip| IpAddr::V4(*ip)),
+            IpsIter::V6(i) => i.next().map(|ip| IpAddr::V6(*ip)),
+            IpsIter::Any(i) => i.next().copied(),
+            IpsIter::Family(i, v6) => i.find(|ip| ip.is_ipv6() == *v6).copied(),
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.ips.len().saturating_sub(self.next);
-        (left, Some(left))
+        match self {
+            IpsIter::V4(i) => i.size_hint(),
+            IpsIter::V6(i) => i.size_hint(),
+            IpsIter::Any(i) => i.size_hint(),
+            IpsIter::Family(i, _) => (0, i.size_hint().1),
+        }
     }
 }
-
-impl ExactSizeIterator for IpsIter<'_> {}
 
 #[cfg(test)]
 mod tests {

@@ -315,7 +315,7 @@ impl Writer<'_> {
     /// The addresses of one family (`v6`) of `addrs`, owned by the question name: the number
     /// written. With `shuffle` they start at a random one (a rotation).
     fn addresses(&mut self, addrs: Ips<'_>, v6: bool, ttl: u32, shuffle: bool) -> Option<u16> {
-        let family = || addrs.iter().filter(|a| a.is_ipv6() == v6);
+        let family = || addrs.family(v6);
         let start = if shuffle {
             let n = family().count();
             if n > 1 { rand::random_range(0..n) } else { 0 }

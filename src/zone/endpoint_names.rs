@@ -88,14 +88,20 @@ impl EndpointNames {
         self.len() == 0
     }
 
-    /// Name `i`, in label order.
-    pub fn get(&self, i: usize) -> Option<EndpointName<'_>> {
-        let c = self.0.as_ref()?;
+    /// The label of name `i`.
+    fn label(c: &Columns, i: usize) -> Option<&[u8]> {
         let end = *c.label_ends.get(i)? as usize;
         let start = match i.checked_sub(1) {
             Some(p) => c.label_ends.get(p).map_or(0, |&e| e as usize),
             None => 0,
         };
+        c.text.get(start..end)
+    }
+
+    /// Name `i`, in label order.
+    pub fn get(&self, i: usize) -> Option<EndpointName<'_>> {
+        let c = self.0.as_ref()?;
+        let label = Self::label(c, i)?;
         let addresses = if c.address_ends.is_empty() {
             c.addresses.view().slice(i..i + 1)
         } else {
@@ -106,10 +112,7 @@ impl EndpointNames {
             };
             c.addresses.view().slice(start..end)
         };
-        Some(EndpointName {
-            label: c.text.get(start..end).unwrap_or_default(),
-            addresses,
-        })
+        Some(EndpointName { label, addresses })
     }
 
     /// Every name, in label order.
@@ -119,10 +122,11 @@ impl EndpointNames {
 
     /// The index of the name whose label is `label` (lower case).
     pub fn position(&self, label: &[u8]) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.len());
+        let c = self.0.as_ref()?;
+        let (mut lo, mut hi) = (0, c.label_ends.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.get(mid)?.label.cmp(label) {
+            match Self::label(c, mid)?.cmp(label) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Some(mid),

@@ -146,12 +146,9 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             DNS_VERSION_TTL,
             RData::TXT(TXT::new(vec![CLUSTERSET_SCHEMA_VERSION.to_owned()])),
         )),
-        AnswerData::Addresses { addrs, v6 } => out.answers.extend(
-            addrs
-                .iter()
-                .filter(|a| a.is_ipv6() == v6)
-                .map(|ip| address_record(qname, ttl, ip)),
-        ),
+        AnswerData::Addresses { addrs, v6 } => out
+            .answers
+            .extend(addrs.family(v6).map(|ip| address_record(qname, ttl, ip))),
         AnswerData::PodAddress(ip) => out.answers.push(address_record(qname, ttl, ip)),
         AnswerData::Cname(target) => out.answers.push(Record::from_rdata(
             qname.clone(),
