@@ -10,8 +10,8 @@ pub struct DerivedPorts(Vec<Box<[Port]>>);
 
 /// Resolves a Service's target ports against one Pod's named container ports.
 fn pod_ports(svc: &Service, pod: &Pod) -> Box<[Port]> {
-    svc.ports
-        .iter()
+    svc.spec
+        .ports()
         .filter_map(|sp| {
             let p = sp.port;
             let port = match &sp.target {
@@ -40,7 +40,7 @@ pub fn selected_pods<'a>(
     let mut chosen = Vec::new();
     let mut ports = Vec::new();
     for pod in pods {
-        if pod.ips.is_empty() || !pod.matches(&svc.selector) {
+        if pod.ips.is_empty() || !pod.matches(svc.selector()) {
             continue;
         }
         if !(pod.ready || svc.publish_not_ready) {

@@ -133,9 +133,8 @@ mod tests {
             } else {
                 ServiceKind::ExternalName("x.example".into())
             },
-            ports: Default::default(),
+            spec: Default::default(),
             publish_not_ready: false,
-            selector: Default::default(),
             external: None,
         }
     }

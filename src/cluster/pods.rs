@@ -158,7 +158,7 @@ fn services_for_pod(pod: &Pod, services: &Services, slices: &EndpointSlices) -> 
                 return false;
             };
             let by_subdomain = pod.subdomain.as_deref() == Some(&*k.name);
-            let by_selector = !slices.has_service(k) && pod.matches(&svc.selector);
+            let by_selector = !slices.has_service(k) && pod.matches(svc.selector());
             by_subdomain || by_selector
         })
         .collect()

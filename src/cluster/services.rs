@@ -145,15 +145,14 @@ impl Store for Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Pairs, ServiceKind};
+    use crate::model::ServiceKind;
 
     fn service(namespace: &str, name: &str) -> Service {
         Service {
             key: ObjectKey::new(namespace, name),
             kind: ServiceKind::Headless,
-            ports: Default::default(),
+            spec: Default::default(),
             publish_not_ready: false,
-            selector: Pairs::default(),
             external: None,
         }
     }

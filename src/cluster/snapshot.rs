@@ -67,7 +67,7 @@ impl Cluster {
     fn build(&self, key: &ObjectKey, id: u32) -> Option<ServiceRecords> {
         let svc = self.services.get(key)?;
         let slices: Vec<&EndpointSlice> = self.slices.of_service(key).collect();
-        let (selected, ports) = if slices.is_empty() && !svc.selector.is_empty() {
+        let (selected, ports) = if slices.is_empty() && !svc.selector().is_empty() {
             endpoints::selected_pods(svc, self.pods.in_namespace(&key.namespace))
         } else {
             endpoints::selected_pods(svc, std::iter::empty())
@@ -215,7 +215,7 @@ impl Cluster {
                     kind: ServiceKind::ClusterIp(_),
                     ..
                 }) => "cluster_ip",
-                Some(s) if matches!(s.kind, ServiceKind::Headless) && !s.selector.is_empty() => {
+                Some(s) if matches!(s.kind, ServiceKind::Headless) && !s.selector().is_empty() => {
                     "headless_with_selector"
                 }
                 Some(s) if matches!(s.kind, ServiceKind::Headless) => "headless_without_selector",

@@ -16,7 +16,7 @@ use super::fields;
 use super::{
     ContainerPort, Endpoint, EndpointSlice, ExternalAddresses, ImportSource, Ingress, IpList,
     Label, Namespace, ObjectKey, Pod, Port, Protocol, Service, ServiceKind, ServicePort,
-    TargetPort,
+    ServiceSpec, TargetPort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -165,14 +165,14 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
     Ok(Service {
         key,
         kind,
-        ports: ports.into(),
+        spec: ServiceSpec::new(
+            ports,
+            spec.selector
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
-        selector: spec
-            .selector
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
         external: service_external(svc)?,
     })
 }

@@ -16,7 +16,7 @@ mod ip_list;
 mod kind;
 mod label;
 mod pairs;
-mod service_ports;
+mod service_spec;
 
 pub use config_map::{ConfigMap, ConfigMapKey, from_config_map, parse_configmap_key};
 pub use convert::{ConvertError, from_ingress, from_namespace, from_pod, from_service};
@@ -25,8 +25,8 @@ pub use endpoints::{Endpoint, EndpointRef, Endpoints};
 pub use ip_list::{IpList, Ips, IpsIter, OneOrMany, PackedIps};
 pub use kind::{Document, Kind, KindRow, MapOnly, Model, Object};
 pub use label::Label;
-pub use pairs::Pairs;
-pub use service_ports::ServicePorts;
+pub use pairs::{Pairs, PairsRef};
+pub use service_spec::ServiceSpec;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -143,13 +143,11 @@ pub struct Service {
     pub key: ObjectKey,
     /// ClusterIP, headless or ExternalName.
     pub kind: ServiceKind,
-    /// The Service's ports with their targets, packed in one heap block.
-    pub ports: ServicePorts,
+    /// The Service's ports with their targets, and its label selector (empty: the Service
+    /// selects no Pods), packed in one heap block.
+    pub spec: ServiceSpec,
     /// `publishNotReadyAddresses`: not-ready endpoints are published too.
     pub publish_not_ready: bool,
-    /// The label selector; empty means the Service selects no Pods. Packed: one heap block
-    /// for the whole selector.
-    pub selector: Pairs,
     /// `spec.externalIPs` and `status.loadBalancer.ingress`, for `--external-zone`; boxed
     /// behind one pointer because most Services have none.
     pub external: Option<Box<ExternalAddresses>>,
@@ -158,7 +156,12 @@ pub struct Service {
 impl Service {
     /// The ports, without their targets.
     pub fn ports(&self) -> Vec<Port> {
-        self.ports.ports()
+        self.spec.ports().map(|p| p.port).collect()
+    }
+
+    /// The label selector; empty means the Service selects no Pods.
+    pub fn selector(&self) -> PairsRef<'_> {
+        self.spec.selector()
     }
 }
 
@@ -357,7 +360,7 @@ impl Model for Pod {
 
 impl Pod {
     /// Whether every key/value of `selector` is among the Pod's labels.
-    pub fn matches(&self, selector: &Pairs) -> bool {
+    pub fn matches(&self, selector: PairsRef<'_>) -> bool {
         !selector.is_empty()
             && selector.iter().all(|(k, v)| {
                 self.labels

@@ -18,13 +18,55 @@ impl Pairs {
 
     /// Every pair, in the order built.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut rest: &[u8] = &self.0;
+        self.view().iter()
+    }
+
+    /// The pairs, to read.
+    pub fn view(&self) -> PairsRef<'_> {
+        PairsRef(&self.0)
+    }
+}
+
+/// Packed pairs, borrowed (from a `Pairs`, or from a block that holds more).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairsRef<'a>(&'a [u8]);
+
+impl<'a> PairsRef<'a> {
+    /// Pairs packed as `Pairs` packs them.
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every pair, in the order built.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
+        let mut rest: &[u8] = self.0;
         std::iter::from_fn(move || {
             let key = take(&mut rest)?;
             let value = take(&mut rest)?;
             Some((key, value))
         })
     }
+}
+
+/// Packs pairs in order; a string of 4 GiB or more (which no API object can hold) ends the
+/// list rather than be miscounted.
+pub(super) fn pack<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (k, v) in pairs {
+        let (Ok(kl), Ok(vl)) = (u32::try_from(k.len()), u32::try_from(v.len())) else {
+            break;
+        };
+        for (len, text) in [(kl, k), (vl, v)] {
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+        }
+    }
+    bytes
 }
 
 /// Reads one string off the front of `rest`.
@@ -41,17 +83,7 @@ impl<'a> FromIterator<(&'a str, &'a str)> for Pairs {
     /// Pairs in order; a string of 4 GiB or more (which no API object can hold) ends the
     /// list rather than be miscounted.
     fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(iter: I) -> Self {
-        let mut bytes = Vec::new();
-        for (k, v) in iter {
-            let (Ok(kl), Ok(vl)) = (u32::try_from(k.len()), u32::try_from(v.len())) else {
-                break;
-            };
-            for (len, text) in [(kl, k), (vl, v)] {
-                bytes.extend_from_slice(&len.to_le_bytes());
-                bytes.extend_from_slice(text.as_bytes());
-            }
-        }
-        Self(bytes.into())
+        Self(pack(iter).into())
     }
 }
 

@@ -8,7 +8,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::{ALL_KINDS, Cluster, Delta};
 use crate::model::{
     Endpoint, EndpointSlice, Namespace, Object, ObjectKey, Pod, Port, Protocol, Service,
-    ServiceKind, ServicePort, TargetPort,
+    ServiceKind, ServicePort, ServiceSpec, TargetPort,
 };
 use crate::zone::{PodsMode, ServiceRecords, ZoneConfig, lookup, render};
 
@@ -34,15 +34,14 @@ fn service(
     Object::Service(Service {
         key: ObjectKey::new(ns, name),
         kind,
-        ports: ports
-            .into_iter()
-            .map(|port| ServicePort {
+        spec: ServiceSpec::new(
+            ports.into_iter().map(|port| ServicePort {
                 target: TargetPort::Number(port.port),
                 port,
-            })
-            .collect(),
+            }),
+            selector.iter().copied(),
+        ),
         publish_not_ready: false,
-        selector: selector.iter().copied().collect(),
         external: None,
     })
 }
