@@ -5,8 +5,14 @@
 //! it is its label's bytes (`10-244-1-7`: 10), a 4-byte end and its address (4 bytes in an
 //! IPv4 Service), with the ends of each name's addresses kept only when some name has more
 //! than one. The columns sit behind one thin pointer: a cluster-IP Service has none.
+//!
+//! An ExternalName Service has no endpoint names but a CNAME target: the same pointer holds
+//! it, so that a Service's records are 120 bytes (a 144-byte block with its `Arc`), not 128
+//! (160).
 
 use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
 
 use crate::model::{Ips, Label, PackedIps};
 
@@ -26,9 +32,15 @@ impl<'a> EndpointName<'a> {
     }
 }
 
-/// A Service's endpoint names, sorted by label (bytes).
+/// A Service's endpoint names, sorted by label (bytes); or an ExternalName Service's target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EndpointNames(Option<Box<Columns>>);
+pub struct EndpointNames(Option<Box<Held>>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Held {
+    Names(Columns),
+    Alias(Name),
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Columns {
@@ -66,7 +78,7 @@ impl EndpointNames {
             addresses.extend_from_slice(ips);
             address_ends.push(u32::try_from(addresses.len()).unwrap_or(u32::MAX));
         }
-        Self(Some(Box::new(Columns {
+        Self(Some(Box::new(Held::Names(Columns {
             text: text.into(),
             label_ends: label_ends.into(),
             addresses: addresses.into_iter().collect(),
@@ -75,12 +87,32 @@ impl EndpointNames {
             } else {
                 address_ends.into()
             },
-        })))
+        }))))
+    }
+
+    /// No names: the CNAME target of an ExternalName Service.
+    pub fn alias(target: Name) -> Self {
+        Self(Some(Box::new(Held::Alias(target))))
+    }
+
+    /// The CNAME target, for an ExternalName Service.
+    pub fn target(&self) -> Option<&Name> {
+        match self.0.as_deref()? {
+            Held::Alias(target) => Some(target),
+            Held::Names(_) => None,
+        }
+    }
+
+    fn columns(&self) -> Option<&Columns> {
+        match self.0.as_deref()? {
+            Held::Names(c) => Some(c),
+            Held::Alias(_) => None,
+        }
     }
 
     /// The number of names.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |c| c.label_ends.len())
+        self.columns().map_or(0, |c| c.label_ends.len())
     }
 
     /// Whether there are none.
@@ -100,7 +132,7 @@ impl EndpointNames {
 
     /// Name `i`, in label order.
     pub fn get(&self, i: usize) -> Option<EndpointName<'_>> {
-        let c = self.0.as_ref()?;
+        let c = self.columns()?;
         let label = Self::label(c, i)?;
         let addresses = if c.address_ends.is_empty() {
             c.addresses.view().slice(i..i + 1)
@@ -122,7 +154,7 @@ impl EndpointNames {
 
     /// The index of the name whose label is `label` (lower case).
     pub fn position(&self, label: &[u8]) -> Option<usize> {
-        let c = self.0.as_ref()?;
+        let c = self.columns()?;
         let (mut lo, mut hi) = (0, c.label_ends.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -187,5 +219,10 @@ mod tests {
         );
         assert!(EndpointNames::new(Vec::new()).is_empty());
         assert_eq!(std::mem::size_of::<EndpointNames>(), 8);
+        assert!(names.target().is_none());
+        let target = Name::from_ascii("db.example.com.").unwrap();
+        let alias = EndpointNames::alias(target.clone());
+        assert_eq!(alias.target(), Some(&target));
+        assert!(alias.is_empty() && alias.get(0).is_none() && alias.find(b"a").is_none());
     }
 }

@@ -224,11 +224,8 @@ pub struct ServiceRecords {
     /// Service name, lower case.
     pub name: Label,
     /// Whether the name answers with its ready endpoints' addresses (kept beside `id`: the
-    /// shape as a 16-byte enum would make the records a 176-byte heap block, not 160).
+    /// shape as a 16-byte enum would make the records a 176-byte heap block, not 144).
     pub headless: bool,
-    /// An ExternalName Service's CNAME target (boxed: a `Name` is larger than every other
-    /// field of a Service's records together, and few Services are ExternalName).
-    pub cname: Option<Box<Name>>,
     /// Cluster IPs, or the ready endpoint addresses (de-duplicated), v4 before v6 (one
     /// inline: a cluster-IP Service's; 4 bytes each in an IPv4 headless Service).
     pub addresses: PackedIps,
@@ -238,14 +235,15 @@ pub struct ServiceRecords {
     pub srv_all: SrvList,
     /// Named ports, for `_port._proto` names.
     pub ports: Box<[NamedPort]>,
-    /// Endpoint names, sorted by label.
+    /// Endpoint names, sorted by label; for an ExternalName Service, its CNAME target
+    /// (`EndpointNames::alias`: a Service has one or the other, behind one pointer).
     pub endpoints: EndpointNames,
 }
 
 impl ServiceRecords {
     /// How the Service's own name answers.
     pub fn shape(&self) -> ServiceShape<'_> {
-        match (&self.cname, self.headless) {
+        match (self.endpoints.target(), self.headless) {
             (Some(target), _) => ServiceShape::ExternalName(target),
             (None, true) => ServiceShape::Headless,
             (None, false) => ServiceShape::ClusterIp,

@@ -187,7 +187,6 @@ mod tests {
             namespace: namespace.into(),
             name: name.into(),
             headless: false,
-            cname: None,
             addresses: Default::default(),
             srv_all: Default::default(),
             ports: Box::new([]),

@@ -108,7 +108,6 @@ mod tests {
             namespace: "shop".into(),
             name: "web".into(),
             headless: false,
-            cname: None,
             addresses: vec!["10.96.0.1".parse().unwrap(), "fd00::1".parse().unwrap()].into(),
             srv_all: Default::default(),
             ports: Box::new([]),
