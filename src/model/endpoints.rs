@@ -155,7 +155,7 @@ impl FromIterator<Endpoint> for Endpoints {
             },
         };
         Self {
-            addresses: addresses.into_iter().collect(),
+            addresses: addresses.into(),
             ends: ends.into(),
             names: (names != Names::default()).then(|| Box::new(names)),
         }

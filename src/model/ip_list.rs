@@ -131,47 +131,44 @@ impl PackedIps {
     }
 }
 
-impl FromIterator<IpAddr> for PackedIps {
-    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Self {
-        let all: Vec<IpAddr> = iter.into_iter().collect();
-        match *all.as_slice() {
-            [one] => PackedIps::One(one),
-            _ if all.iter().all(IpAddr::is_ipv4) => PackedIps::V4(
-                all.iter()
-                    .filter_map(|ip| match ip {
-                        IpAddr::V4(v4) => Some(*v4),
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect(),
-            ),
-            _ if all.iter().all(IpAddr::is_ipv6) => PackedIps::V6(
-                all.iter()
-                    .filter_map(|ip| match ip {
-                        IpAddr::V6(v6) => Some(*v6),
-                        IpAddr::V4(_) => None,
-                    })
-                    .collect(),
-            ),
-            _ => PackedIps::Mixed(all.into()),
+impl From<Vec<IpAddr>> for PackedIps {
+    fn from(all: Vec<IpAddr>) -> Self {
+        if let [one] = *all {
+            return PackedIps::One(one);
+        }
+        let v4: Option<Box<[Ipv4Addr]>> = all
+            .iter()
+            .map(|ip| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        if let Some(v4) = v4 {
+            return PackedIps::V4(v4);
+        }
+        let v6: Option<Box<[Ipv6Addr]>> = all
+            .iter()
+            .map(|ip| match ip {
+                IpAddr::V6(v6) => Some(*v6),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        match v6 {
+            Some(v6) => PackedIps::V6(v6),
+            None => PackedIps::Mixed(all.into()),
         }
     }
 }
 
-impl From<Vec<IpAddr>> for PackedIps {
-    fn from(list: Vec<IpAddr>) -> Self {
-        list.into_iter().collect()
-    }
-}
-
-impl From<Box<[IpAddr]>> for PackedIps {
-    fn from(list: Box<[IpAddr]>) -> Self {
-        list.iter().copied().collect()
+impl FromIterator<IpAddr> for PackedIps {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
     }
 }
 
 impl From<&[IpAddr]> for PackedIps {
     fn from(list: &[IpAddr]) -> Self {
-        list.iter().copied().collect()
+        list.to_vec().into()
     }
 }
 

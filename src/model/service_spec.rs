@@ -125,30 +125,33 @@ impl ServiceSpec {
 fn pack_ports(ports: impl IntoIterator<Item = ServicePort>) -> Vec<u8> {
     let mut bytes = Vec::new();
     for p in ports {
-        let mut one = vec![protocol_byte(p.port.protocol)];
-        one.extend_from_slice(&p.port.port.to_le_bytes());
-        let written = (|| {
-            match &p.target {
-                TargetPort::Number(n) => {
-                    one.push(0);
-                    one.extend_from_slice(&n.to_le_bytes());
-                }
-                TargetPort::Name(name) => {
-                    one.push(1);
-                    put_text(&mut one, name)?;
-                }
+        let start = bytes.len();
+        bytes.push(protocol_byte(p.port.protocol));
+        bytes.extend_from_slice(&p.port.port.to_le_bytes());
+        let target = match &p.target {
+            TargetPort::Number(n) => {
+                bytes.push(0);
+                bytes.extend_from_slice(&n.to_le_bytes());
+                Some(())
             }
-            match &p.port.name {
-                None => one.extend_from_slice(&NO_NAME.to_le_bytes()),
-                Some(name) if name.len() < NO_NAME as usize => put_text(&mut one, name)?,
-                Some(_) => return None,
+            TargetPort::Name(name) => {
+                bytes.push(1);
+                put_text(&mut bytes, name)
             }
-            Some(())
-        })();
-        if written.is_none() {
+        };
+        let name = match &p.port.name {
+            None => {
+                bytes.extend_from_slice(&NO_NAME.to_le_bytes());
+                Some(())
+            }
+            Some(name) if name.len() < NO_NAME as usize => put_text(&mut bytes, name),
+            Some(_) => None,
+        };
+        if target.is_none() || name.is_none() {
+            // A port that cannot be written ends the list, whole ports only.
+            bytes.truncate(start);
             break;
         }
-        bytes.extend_from_slice(&one);
     }
     bytes
 }

@@ -265,7 +265,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
 }
 
 /// De-duplicates addresses, v4 first, each family in its first-seen order.
-fn sorted_families(ips: impl Iterator<Item = IpAddr>) -> Box<[IpAddr]> {
+fn sorted_families(ips: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for ip in ips {
@@ -275,7 +275,7 @@ fn sorted_families(ips: impl Iterator<Item = IpAddr>) -> Box<[IpAddr]> {
         }
     }
     v4.extend(v6);
-    v4.into()
+    v4
 }
 
 #[cfg(test)]

@@ -54,6 +54,16 @@ struct Columns {
     address_ends: Box<[u32]>,
 }
 
+/// Where item `i` lies in a column whose items end at `ends`.
+fn span(ends: &[u32], i: usize) -> Option<std::ops::Range<usize>> {
+    let end = *ends.get(i)? as usize;
+    let start = match i.checked_sub(1) {
+        Some(p) => ends.get(p).map_or(0, |&e| e as usize),
+        None => 0,
+    };
+    Some(start..end)
+}
+
 impl EndpointNames {
     /// Names from `(label, addresses)` pairs, already sorted by label and distinct. Labels
     /// are at most 127 bytes and a Service's endpoints far fewer than 2^32 bytes' worth.
@@ -122,12 +132,7 @@ impl EndpointNames {
 
     /// The label of name `i`.
     fn label(c: &Columns, i: usize) -> Option<&[u8]> {
-        let end = *c.label_ends.get(i)? as usize;
-        let start = match i.checked_sub(1) {
-            Some(p) => c.label_ends.get(p).map_or(0, |&e| e as usize),
-            None => 0,
-        };
-        c.text.get(start..end)
+        c.text.get(span(&c.label_ends, i)?)
     }
 
     /// Name `i`, in label order.
@@ -137,12 +142,9 @@ impl EndpointNames {
         let addresses = if c.address_ends.is_empty() {
             c.addresses.view().slice(i..i + 1)
         } else {
-            let end = c.address_ends.get(i).map_or(0, |&e| e as usize);
-            let start = match i.checked_sub(1) {
-                Some(p) => c.address_ends.get(p).map_or(0, |&e| e as usize),
-                None => 0,
-            };
-            c.addresses.view().slice(start..end)
+            c.addresses
+                .view()
+                .slice(span(&c.address_ends, i).unwrap_or_default())
         };
         Some(EndpointName { label, addresses })
     }
