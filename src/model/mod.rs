@@ -96,6 +96,9 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol.
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
     /// The protocol's SRV label without the underscore: `tcp`, `udp`, `sctp`.
     pub fn label(self) -> &'static str {
         match self {

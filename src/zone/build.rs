@@ -167,11 +167,7 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
                             srv.push(s);
                         }
                     }
-                    NamedPort {
-                        name,
-                        protocol,
-                        srv: srv.into(),
-                    }
+                    NamedPort::new(&name, protocol, srv.into())
                 })
                 .collect();
             (
@@ -232,10 +228,8 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
             let srv_all = to_srv(all.len(), all);
             let ports = named
                 .into_iter()
-                .map(|((name, protocol), (n, list))| NamedPort {
-                    name,
-                    protocol,
-                    srv: to_srv(n, list),
+                .map(|((name, protocol), (n, list))| {
+                    NamedPort::new(&name, protocol, to_srv(n, list))
                 })
                 .collect();
             (addresses.into(), srv_all, ports)
@@ -345,6 +339,26 @@ mod tests {
         assert!(std::mem::size_of::<ServiceRecords>() <= 120);
         assert_eq!(Srv::new(1, 2, None).target(), None);
         assert_eq!(Srv::new(1, 2, Some(0)).target(), Some(0));
+    }
+
+    #[test]
+    fn port_names_inline_up_to_fifteen_bytes_and_longer_ones_kept_whole() {
+        use crate::model::Protocol;
+        let srv = || SrvList::from(vec![Srv::new(100, 80, None)]);
+        for protocol in Protocol::ALL {
+            for name in [
+                "a",
+                "http",
+                "tcp-prometheus1",
+                "http-metrics-endpoint",
+                &"p".repeat(63),
+            ] {
+                let port = NamedPort::new(name, protocol, srv());
+                assert_eq!((port.name(), port.protocol()), (name, protocol));
+                assert_eq!(port.srv, srv());
+            }
+        }
+        assert_eq!(std::mem::size_of::<NamedPort>(), 32);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn child(rec: &ServiceRecords, label: &[u8]) -> (Rcode, AnswerData<'static>) {
         Some(proto) => rec
             .ports
             .iter()
-            .any(|p| p.protocol.label().as_bytes().eq_ignore_ascii_case(proto)),
+            .any(|p| p.protocol().label().as_bytes().eq_ignore_ascii_case(proto)),
         None => {
             let mut buf = [0u8; 63];
             let Some(cluster) = lower(label, &mut buf) else {
@@ -126,8 +126,8 @@ pub(super) fn clusterset_lookup<'s>(
             match (a.strip_prefix(b"_"), b.strip_prefix(b"_")) {
                 (Some(port), Some(proto)) => {
                     let named = rec.ports.iter().find(|p| {
-                        p.name.as_bytes().eq_ignore_ascii_case(port)
-                            && p.protocol.label().as_bytes().eq_ignore_ascii_case(proto)
+                        p.name().as_bytes().eq_ignore_ascii_case(port)
+                            && p.protocol().label().as_bytes().eq_ignore_ascii_case(proto)
                     });
                     match named {
                         None => NXDOMAIN,

@@ -218,7 +218,7 @@ fn cluster_lookup<'s>(
                 return if rec
                     .ports
                     .iter()
-                    .any(|p| p.protocol.label().as_bytes().eq_ignore_ascii_case(proto))
+                    .any(|p| p.protocol().label().as_bytes().eq_ignore_ascii_case(proto))
                 {
                     NODATA
                 } else {
@@ -241,8 +241,8 @@ fn cluster_lookup<'s>(
                 return NXDOMAIN;
             };
             let named = rec.ports.iter().find(|p| {
-                p.name.as_bytes().eq_ignore_ascii_case(port)
-                    && p.protocol.label().as_bytes().eq_ignore_ascii_case(proto)
+                p.name().as_bytes().eq_ignore_ascii_case(port)
+                    && p.protocol().label().as_bytes().eq_ignore_ascii_case(proto)
             });
             match named {
                 None => NXDOMAIN,

@@ -38,6 +38,7 @@ pub use xfr::transfer_records;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::num::NonZeroU8;
 use std::sync::Arc;
 
 use hickory_proto::rr::Name;
@@ -192,15 +193,79 @@ impl ZoneConfig {
     }
 }
 
-/// The SRV set of one named port: `_<name>._<proto>.<svc>.<ns>.svc.<zone>`.
+/// The SRV set of one named port: `_<name>._<proto>.<svc>.<ns>.svc.<zone>`. 32 bytes: the
+/// name with the protocol, then the set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedPort {
-    /// The port name, lower case.
-    pub name: Label,
-    /// The protocol.
-    pub protocol: Protocol,
+    name: PortName,
     /// The SRV records, de-duplicated (one inline: a cluster-IP Service's named port).
     pub srv: SrvList,
+}
+
+/// A port's name (lower case, not empty) and protocol in 16 bytes: inline up to 15 bytes of
+/// name, as almost every port name is (a container port's name is at most 15 characters; a
+/// Service's may be a DNS label of 63), else in a heap block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PortName {
+    /// `tag`: the length (low four bits, 1 to 15) and the protocol's place in
+    /// `Protocol::ALL` (above); never zero, so the enum needs no tag of its own.
+    Inline {
+        tag: NonZeroU8,
+        bytes: [u8; PortName::INLINE],
+    },
+    Long(Box<(Protocol, Box<str>)>),
+}
+
+impl PortName {
+    const INLINE: usize = 15;
+}
+
+impl NamedPort {
+    /// The set `srv` of port `name` (lower case, not empty).
+    pub fn new(name: &str, protocol: Protocol, srv: SrvList) -> Self {
+        let index = Protocol::ALL
+            .iter()
+            .position(|p| *p == protocol)
+            .unwrap_or(0);
+        let mut bytes = [0u8; PortName::INLINE];
+        let tag = u8::try_from(name.len())
+            .ok()
+            .filter(|&len| usize::from(len) <= PortName::INLINE)
+            .and_then(|len| NonZeroU8::new(len | (index as u8) << 4));
+        let name = match (tag, bytes.get_mut(..name.len())) {
+            (Some(tag), Some(dst)) => {
+                dst.copy_from_slice(name.as_bytes());
+                PortName::Inline { tag, bytes }
+            }
+            _ => PortName::Long(Box::new((protocol, name.into()))),
+        };
+        Self { name, srv }
+    }
+
+    /// The port name, lower case.
+    pub fn name(&self) -> &str {
+        match &self.name {
+            PortName::Inline { tag, bytes } => {
+                let bytes = bytes
+                    .get(..usize::from(tag.get() & 0x0f))
+                    .unwrap_or_default();
+                // Copied whole from a `str`.
+                std::str::from_utf8(bytes).unwrap_or_default()
+            }
+            PortName::Long(long) => &long.1,
+        }
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> Protocol {
+        match &self.name {
+            PortName::Inline { tag, .. } => Protocol::ALL
+                .get(usize::from(tag.get() >> 4))
+                .copied()
+                .unwrap_or(Protocol::Tcp),
+            PortName::Long(long) => long.0,
+        }
+    }
 }
 
 /// How a Service's own name answers (`ServiceRecords::shape`).

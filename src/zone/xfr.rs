@@ -63,7 +63,7 @@ pub fn transfer_records(snap: &Snapshot) -> Vec<Record> {
         }
         answers(snap, &name, &[A, AAAA, SRV], &mut out);
         for port in svc.ports.iter() {
-            let label = format!("_{}._{}", port.name, port.protocol.label());
+            let label = format!("_{}._{}", port.name(), port.protocol().label());
             if let Ok(srv) = Name::from_ascii(&label).and_then(|l| l.append_name(&name)) {
                 answers(snap, &srv, &[SRV], &mut out);
             }

@@ -83,9 +83,9 @@ fn names(snap: &Snapshot) -> Vec<String> {
             names.push(format!("{}.{base}", e.label_str()));
         }
         for p in svc.ports.iter() {
-            names.push(format!("_{}._{}.{base}", p.name, p.protocol.label()));
-            names.push(format!("_{}.{base}", p.protocol.label()));
-            names.push(format!("_{}._sctp.{base}", p.name));
+            names.push(format!("_{}._{}.{base}", p.name(), p.protocol().label()));
+            names.push(format!("_{}.{base}", p.protocol().label()));
+            names.push(format!("_{}._sctp.{base}", p.name()));
         }
         names.push(format!("nosuchendpoint.{base}"));
         names.push(base);
