@@ -5,14 +5,18 @@
 //! object that fails to convert keeps its previous version. Only objects whose content changed
 //! become deltas.
 //!
-//! Memory: the cluster holds the objects; this source keeps only a content hash per object
-//! (which file defines what, and what was sent), so a large directory is not held twice. A
+//! Memory: the cluster holds the objects; this source keeps only each object's identity and
+//! content hash in its file's list (packed, no heap block an object) and a 16-byte entry of
+//! what was sent, so a large directory is not held twice. A
 //! YAML file is converted one document at a time, each parsed tree dropped before the next;
 //! a JSON object is converted straight from its text, a large file's on every core.
 
 mod parse;
 
 use std::collections::{BTreeMap, HashMap};
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,37 +61,48 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// An object's identity (kind, namespace and name) in one shared heap block: the source keeps
-/// one per object, in `files` and in `effective` (an `Arc` of the kind and an `ObjectKey`
-/// would be three blocks, ~128 bytes with the allocator's overhead, per object).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Id(Arc<[u8]>);
-
-impl Id {
-    /// The kind's place in `Kind::ALL` (one byte), the namespace's length (four, little
-    /// endian), the namespace, the name.
-    fn new(kind: Kind, key: &ObjectKey) -> Self {
-        let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        let mut bytes = Vec::with_capacity(5 + key.namespace.len() + key.name.len());
-        bytes.push(index as u8);
-        bytes.extend_from_slice(&(key.namespace.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(key.namespace.as_bytes());
-        bytes.extend_from_slice(key.name.as_bytes());
-        Id(bytes.into())
+/// An object's identity as bytes: the kind's place in `Kind::ALL` (one byte), the namespace's
+/// length (one byte; 255 and four more, little endian, for a longer one), the namespace, the
+/// name. Identities are compared and sorted as these bytes.
+fn identity(kind: Kind, key: &ObjectKey) -> Box<[u8]> {
+    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    let (namespace, name) = (key.namespace.as_bytes(), key.name.as_bytes());
+    let mut bytes = Vec::with_capacity(6 + namespace.len() + name.len());
+    bytes.push(index as u8);
+    match u8::try_from(namespace.len()) {
+        Ok(len) if len < u8::MAX => bytes.push(len),
+        _ => {
+            bytes.push(u8::MAX);
+            bytes.extend_from_slice(&(namespace.len() as u32).to_le_bytes());
+        }
     }
+    bytes.extend_from_slice(namespace);
+    bytes.extend_from_slice(name);
+    bytes.into()
+}
 
-    fn kind(&self) -> Kind {
+/// The parts of an identity's bytes (`identity`).
+#[derive(Clone, Copy)]
+struct IdRef<'a>(&'a [u8]);
+
+impl IdRef<'_> {
+    fn kind(self) -> Kind {
         let index = self.0.first().map_or(0, |&i| usize::from(i));
         Kind::ALL.get(index).copied().unwrap_or(Kind::ALL[0])
     }
 
-    fn key(&self) -> ObjectKey {
-        let len = self
-            .0
-            .get(1..5)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map_or(0, u32::from_le_bytes) as usize;
-        let text = self.0.get(5..).unwrap_or_default();
+    fn key(self) -> ObjectKey {
+        let (len, text) = match self.0.get(1) {
+            Some(&u8::MAX) => (
+                self.0
+                    .get(2..6)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map_or(0, u32::from_le_bytes) as usize,
+                self.0.get(6..).unwrap_or_default(),
+            ),
+            Some(&len) => (usize::from(len), self.0.get(2..).unwrap_or_default()),
+            None => (0, &[][..]),
+        };
         // Both parts were `str`s, cut where the namespace ended.
         let (namespace, name) = text.split_at(len.min(text.len()));
         ObjectKey::new(
@@ -100,54 +115,173 @@ impl Id {
 /// How long after its last modification a periodic scan waits before reading a file.
 const WRITE_SETTLE: Duration = Duration::from_millis(100);
 
-/// What one file defines: each object's content hash, sorted by identity (a boxed slice, not
-/// a hash table: a file's objects are only looked up when the file is read again). An object
-/// that failed to convert keeps the hash of its last good version.
+/// What one file defines, sorted by identity: the identities' bytes in one block with an end
+/// each, and each object's content hash. No heap block per object: at 100k Services an
+/// identity in a shared block of its own, a map entry naming it and its file, and a row
+/// here were 127 bytes a Service. An object that failed to convert keeps the hash of its
+/// last good version.
 #[derive(Default)]
-struct FileObjects(Box<[(Id, u64)]>);
+struct FileObjects {
+    ids: Box<[u8]>,
+    ends: Box<[u32]>,
+    hashes: Box<[u64]>,
+}
 
 impl FileObjects {
-    fn get(&self, id: &Id) -> Option<&u64> {
-        let i = self.0.binary_search_by(|(k, _)| k.cmp(id)).ok()?;
-        self.0.get(i).map(|(_, h)| h)
+    /// From identities sorted and without repeats, with their hashes.
+    fn from_sorted<'a>(objects: impl ExactSizeIterator<Item = (&'a [u8], u64)>) -> Self {
+        let mut ids = Vec::new();
+        let mut ends = Vec::with_capacity(objects.len());
+        let mut hashes = Vec::with_capacity(objects.len());
+        for (id, hash) in objects {
+            ids.extend_from_slice(id);
+            ends.push(ids.len() as u32);
+            hashes.push(hash);
+        }
+        Self {
+            ids: ids.into(),
+            ends: ends.into(),
+            hashes: hashes.into(),
+        }
     }
 
-    fn contains_key(&self, id: &Id) -> bool {
-        self.get(id).is_some()
+    fn len(&self) -> usize {
+        self.ends.len()
     }
 
-    fn keys(&self) -> impl Iterator<Item = &Id> {
-        self.0.iter().map(|(k, _)| k)
+    /// The identity at `slot`.
+    fn id(&self, slot: usize) -> &[u8] {
+        let start = match slot.checked_sub(1) {
+            Some(before) => self.ends.get(before).map_or(0, |&e| e as usize),
+            None => 0,
+        };
+        let end = self.ends.get(slot).map_or(start, |&e| e as usize);
+        self.ids.get(start..end).unwrap_or_default()
+    }
+
+    fn hash(&self, slot: usize) -> Option<u64> {
+        self.hashes.get(slot).copied()
+    }
+
+    /// Where `id` is.
+    fn position(&self, id: &[u8]) -> Option<usize> {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.id(mid).cmp(id) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 }
 
-impl FromIterator<(Id, u64)> for FileObjects {
-    fn from_iter<I: IntoIterator<Item = (Id, u64)>>(iter: I) -> Self {
-        let mut list: Vec<(Id, u64)> = iter.into_iter().collect();
-        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        // One entry per identity, as the map the file was read into has.
-        list.dedup_by(|a, b| a.0 == b.0);
-        Self(list.into())
-    }
-}
-
-/// A file's newly read objects: the content hash, and the object unless it is a kept last
-/// good version (which the cluster already has).
-type ReadObjects = HashMap<Id, (u64, Option<Object>)>;
+/// A file's newly read objects, sorted by identity: the content hash, and the object unless
+/// it is a kept last good version (which the cluster already has).
+type ReadObjects = Vec<(Box<[u8]>, u64, Option<Object>)>;
 
 struct FileState {
+    path: Arc<Path>,
     stamp: Option<(SystemTime, u64)>,
     hash: u64,
     objects: FileObjects,
 }
 
+/// What was sent to the cluster for one identity: the file it came from (an index into
+/// `ManifestSource::files`), the identity's place in that file's objects, and the content
+/// hash. The identity itself is read from the file's objects: 16 bytes an object.
+#[derive(Clone, Copy)]
+struct Sent {
+    file: u32,
+    slot: u32,
+    hash: u64,
+}
+
+/// The files, by index; an entry of `effective` reads its identity from here.
+struct Files(Vec<Option<FileState>>);
+
+impl Files {
+    fn get(&self, index: u32) -> Option<&FileState> {
+        self.0.get(index as usize).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, index: u32) -> Option<&mut FileState> {
+        self.0.get_mut(index as usize).and_then(Option::as_mut)
+    }
+
+    /// The identity an entry of `effective` stands for.
+    fn id_of(&self, sent: &Sent) -> &[u8] {
+        self.get(sent.file)
+            .map_or(&[][..], |f| f.objects.id(sent.slot as usize))
+    }
+}
+
+/// For each identity sent to the cluster: where it came from and its content hash.
+///
+/// Invariant: every entry's file holds the identity at the entry's slot. A file's objects are
+/// replaced only after the entries that point into it have been taken out.
+struct Effective {
+    table: HashTable<Sent>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Effective {
+    fn new() -> Self {
+        Self {
+            table: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn get(&self, files: &Files, id: &[u8]) -> Option<Sent> {
+        self.table
+            .find(self.hash(id), |s| files.id_of(s) == id)
+            .copied()
+    }
+
+    /// Takes out the entry for the identity at `slot` of file `file` if it points there;
+    /// gives its hash.
+    fn take_from(&mut self, files: &Files, file: u32, slot: usize) -> Option<u64> {
+        let id = files.get(file)?.objects.id(slot);
+        let hash = self.hash(id);
+        let entry = self.table.find_entry(hash, |s| files.id_of(s) == id).ok()?;
+        if entry.get().file != file {
+            return None;
+        }
+        Some(entry.remove().0.hash)
+    }
+
+    /// Sets the entry for the identity `sent` points to.
+    fn set(&mut self, files: &Files, sent: Sent) {
+        let id = files.id_of(&sent);
+        let hash = self.hash(id);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |s| files.id_of(s) == id,
+            |s| hasher.hash_one(files.id_of(s)),
+        ) {
+            Entry::Occupied(mut entry) => *entry.get_mut() = sent,
+            Entry::Vacant(entry) => {
+                entry.insert(sent);
+            }
+        }
+    }
+}
+
 /// The state of a manifests directory and what has been sent to the cluster.
 pub struct ManifestSource {
     dir: PathBuf,
-    files: BTreeMap<Arc<Path>, FileState>,
-    /// For each identity sent to the cluster: the file it came from and its content hash.
-    /// The identities are shared with `files`: one copy of each key.
-    effective: HashMap<Id, (Arc<Path>, u64)>,
+    files: Files,
+    /// The files' indexes by path, in path order.
+    by_path: BTreeMap<Arc<Path>, u32>,
+    effective: Effective,
     /// `--labels`: Services that do not match are not read.
     labels: Option<LabelFilter>,
 }
@@ -174,7 +308,7 @@ fn object_hash(object: &Object) -> u64 {
 }
 
 /// Reads `path` again and returns its current version of `id`, if it has a good one.
-fn reread(path: &Path, id: &Id, labels: Option<&LabelFilter>) -> Option<Object> {
+fn reread(path: &Path, id: IdRef<'_>, labels: Option<&LabelFilter>) -> Option<Object> {
     let text = std::fs::read_to_string(path).ok()?;
     let (objects, _) = parse_file_filtered(path, &text, labels).ok()?;
     let (kind, key) = (id.kind(), id.key());
@@ -188,8 +322,9 @@ impl ManifestSource {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
-            files: BTreeMap::new(),
-            effective: HashMap::new(),
+            files: Files(Vec::new()),
+            by_path: BTreeMap::new(),
+            effective: Effective::new(),
             labels: None,
         }
     }
@@ -216,21 +351,22 @@ impl ManifestSource {
         let mut scan = Scan::default();
         let present: std::collections::HashSet<&Path> =
             listed.iter().map(PathBuf::as_path).collect();
-        let gone: Vec<Arc<Path>> = self
-            .files
-            .keys()
-            .filter(|p| !present.contains(&***p))
-            .cloned()
+        let gone: Vec<u32> = self
+            .by_path
+            .iter()
+            .filter(|(p, _)| !present.contains(&***p))
+            .map(|(_, &i)| i)
             .collect();
-        for path in gone {
-            self.replace_file(path, None, &mut scan.deltas);
+        for index in gone {
+            self.replace_file(index, None, &mut scan.deltas);
         }
         for path in &listed {
             let stamp = std::fs::metadata(path)
                 .ok()
                 .and_then(|m| Some((m.modified().ok()?, m.len())));
-            let known = self.files.get_key_value(path.as_path());
-            if !force && stamp.is_some() && known.is_some_and(|(_, s)| s.stamp == stamp) {
+            let known = self.by_path.get(path.as_path()).copied();
+            let state = known.and_then(|i| self.files.get(i));
+            if !force && stamp.is_some() && state.is_some_and(|s| s.stamp == stamp) {
                 continue;
             }
             // A periodic scan leaves a file that was modified a moment ago to the next one
@@ -252,10 +388,7 @@ impl ManifestSource {
                 }
             };
             let hash = content_hash(&text);
-            let key: Arc<Path> = known
-                .map(|(k, _)| Arc::clone(k))
-                .unwrap_or_else(|| Arc::from(path.as_path()));
-            if let Some(state) = self.files.get_mut(&key) {
+            if let Some(state) = known.and_then(|i| self.files.get_mut(i)) {
                 state.stamp = stamp;
                 if state.hash == hash {
                     continue;
@@ -264,118 +397,175 @@ impl ManifestSource {
             scan.files_read += 1;
             let parsed = parse_file_filtered(path, &text, self.labels.as_ref());
             drop(text);
-            let old = self.files.get(&key).map(|s| &s.objects);
+            let old = known.and_then(|i| self.files.get(i)).map(|s| &s.objects);
             let objects = match parsed {
                 Err(e) => {
                     scan.errors.push(*e);
                     None
                 }
                 Ok((objects, errors)) => {
-                    let mut map: ReadObjects = objects
+                    let mut map: HashMap<Box<[u8]>, (u64, Option<Object>)> = objects
                         .into_iter()
-                        .map(|o| (Id::new(o.kind(), &o.key()), (object_hash(&o), Some(o))))
+                        .map(|o| (identity(o.kind(), &o.key()), (object_hash(&o), Some(o))))
                         .collect();
                     for e in &errors {
                         // A broken object keeps its last good version.
                         if let Some((kind, key)) = &e.identity
-                            && let id = Id::new(*kind, key)
-                            && let Some(&prev) = old.and_then(|o| o.get(&id))
+                            && let id = identity(*kind, key)
+                            && let Some(old) = old
+                            && let Some(prev) = old.position(&id).and_then(|i| old.hash(i))
                         {
                             map.entry(id).or_insert((prev, None));
                         }
                     }
                     scan.errors.extend(errors);
-                    Some(map)
+                    let mut list: ReadObjects =
+                        map.into_iter().map(|(id, (h, o))| (id, h, o)).collect();
+                    list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    Some(list)
                 }
             };
             // Remember this content either way: an unreadable file is not parsed again until
             // it changes, and keeps its previous objects meanwhile.
-            self.files
-                .entry(Arc::clone(&key))
-                .and_modify(|state| state.hash = hash)
-                .or_insert_with(|| FileState {
-                    stamp,
-                    hash,
-                    objects: FileObjects::default(),
-                });
+            let index = match known {
+                Some(index) => {
+                    if let Some(state) = self.files.get_mut(index) {
+                        state.hash = hash;
+                    }
+                    index
+                }
+                None => self.add_file(path, stamp, hash),
+            };
             if let Some(objects) = objects {
-                self.replace_file(key, Some(objects), &mut scan.deltas);
+                self.replace_file(index, Some(objects), &mut scan.deltas);
             }
         }
         Ok(scan)
     }
 
-    /// Replaces what `path` defines (`None`: the file is gone), sending the changes.
-    fn replace_file(
-        &mut self,
-        path: Arc<Path>,
-        objects: Option<ReadObjects>,
-        deltas: &mut Vec<Delta>,
-    ) {
-        let old = match &objects {
-            None => self
-                .files
-                .remove(&path)
-                .map(|s| s.objects)
-                .unwrap_or_default(),
-            Some(_) => self
-                .files
-                .get_mut(&path)
-                .map(|s| std::mem::take(&mut s.objects))
-                .unwrap_or_default(),
+    /// A new file without objects; its index.
+    fn add_file(&mut self, path: &Path, stamp: Option<(SystemTime, u64)>, hash: u64) -> u32 {
+        let path: Arc<Path> = Arc::from(path);
+        let state = FileState {
+            path: Arc::clone(&path),
+            stamp,
+            hash,
+            objects: FileObjects::default(),
         };
+        let slots = &mut self.files.0;
+        let index = match slots.iter().position(Option::is_none) {
+            Some(free) => {
+                slots[free] = Some(state);
+                free
+            }
+            None => {
+                slots.push(Some(state));
+                slots.len() - 1
+            }
+        };
+        let index = index as u32;
+        self.by_path.insert(path, index);
+        index
+    }
+
+    /// Replaces what file `index` defines (`None`: the file is gone), sending the changes.
+    fn replace_file(&mut self, index: u32, objects: Option<ReadObjects>, deltas: &mut Vec<Delta>) {
+        let Some(path) = self.files.get(index).map(|s| Arc::clone(&s.path)) else {
+            return;
+        };
+        // Take out the entries that point into this file (their slots are about to change),
+        // keeping each one's hash by the identity's old slot.
+        let old_len = self.files.get(index).map_or(0, |s| s.objects.len());
+        let was_here: Vec<Option<u64>> = (0..old_len)
+            .map(|slot| self.effective.take_from(&self.files, index, slot))
+            .collect();
+        let gone_file = objects.is_none();
         let new = objects.unwrap_or_default();
-        let labels = self.labels.clone();
-        for id in old.keys().filter(|id| !new.contains_key(*id)) {
-            let from_here = self.effective.get(id).is_some_and(|(p, _)| *p == path);
-            if !from_here {
+        let new_objects = FileObjects::from_sorted(new.iter().map(|(id, h, _)| (&**id, *h)));
+        let old = if gone_file {
+            self.by_path.remove(&path);
+            self.files
+                .0
+                .get_mut(index as usize)
+                .and_then(Option::take)
+                .map(|s| s.objects)
+        } else {
+            self.files
+                .get_mut(index)
+                .map(|s| std::mem::replace(&mut s.objects, new_objects))
+        }
+        .unwrap_or_default();
+        // What this file had in effect and no longer defines: another file's version, or
+        // removal.
+        for slot in (0..old.len()).filter(|&s| was_here.get(s).is_some_and(Option::is_some)) {
+            let id = old.id(slot);
+            let still_here = self
+                .files
+                .get(index)
+                .is_some_and(|s| s.objects.position(id).is_some());
+            if still_here {
                 continue;
             }
-            // Fall back to another file that defines the same object, if any (read again:
-            // only hashes are kept).
-            let other = self
-                .files
-                .iter()
-                .filter(|(p, s)| **p != path && s.objects.contains_key(id))
-                .find_map(|(p, _)| reread(p, id, labels.as_ref()).map(|o| (Arc::clone(p), o)));
-            match other {
-                Some((p, o)) => {
-                    self.effective.insert(id.clone(), (p, object_hash(&o)));
-                    deltas.push(Delta::Upsert(o));
-                }
-                None => {
-                    deltas.push(Delta::Remove(id.kind(), id.key()));
-                    self.effective.remove(id);
-                }
-            }
+            self.fall_back(index, id, deltas);
         }
-        let mut objects = Vec::with_capacity(new.len());
-        for (id, (hash, obj)) in new {
-            let id = match self.effective.get_key_value(&id) {
-                Some((known, _)) => known.clone(),
-                None => id,
+        for (slot, (id, hash, obj)) in new.into_iter().enumerate() {
+            let here = Sent {
+                file: index,
+                slot: slot as u32,
+                hash,
             };
-            objects.push((id.clone(), hash));
-            let sent = self.effective.get(&id);
-            match sent {
-                Some((p, h)) if *h == hash && *p == path => continue,
-                Some((p, _)) if *p != path => {
-                    tracing::warn!(file = %path.display(), other = %p.display(), kind = %id.kind(), object = %id.key(), "object defined in two files; the later read wins");
-                }
-                _ => {}
+            let sent = match old
+                .position(&id)
+                .and_then(|s| was_here.get(s).copied().flatten())
+            {
+                Some(h) => Some(Sent { hash: h, ..here }),
+                None => self.effective.get(&self.files, &id),
+            };
+            if let Some(s) = sent.filter(|s| s.file != index) {
+                let other = self.files.get(s.file).map(|f| Arc::clone(&f.path));
+                let other = other.as_deref().unwrap_or(Path::new("?"));
+                tracing::warn!(file = %path.display(), other = %other.display(), kind = %IdRef(&id).kind(), object = %IdRef(&id).key(), "object defined in two files; the later read wins");
             }
-            let changed = sent.map(|(_, h)| *h) != Some(hash);
+            let changed = sent.map(|s| s.hash) != Some(hash);
             match obj {
                 Some(obj) if changed => deltas.push(Delta::Upsert(obj)),
                 // A kept last good version that differs from what is in effect is not at
-                // hand (only its hash is kept): the version in effect stays.
-                None if changed => continue,
+                // hand (only its hash is kept): the version in effect stays (from this file,
+                // with the hash that was sent).
+                None if changed => {
+                    if let Some(s) = sent.filter(|s| s.file == index) {
+                        self.effective.set(&self.files, s);
+                    }
+                    continue;
+                }
                 _ => {}
             }
-            self.effective.insert(id, (Arc::clone(&path), hash));
+            self.effective.set(&self.files, here);
         }
-        if let Some(state) = self.files.get_mut(&path) {
-            state.objects = objects.into_iter().collect();
+    }
+
+    /// `id`, which file `index` sent and no longer defines: the first other file's version
+    /// (read again: only hashes are kept), or its removal.
+    fn fall_back(&mut self, index: u32, id: &[u8], deltas: &mut Vec<Delta>) {
+        let other = self
+            .by_path
+            .iter()
+            .filter(|&(_, &i)| i != index)
+            .filter_map(|(p, &i)| Some((p, i, self.files.get(i)?.objects.position(id)?)))
+            .find_map(|(p, i, slot)| {
+                reread(p, IdRef(id), self.labels.as_ref()).map(|o| (i, slot, o))
+            });
+        match other {
+            Some((file, slot, o)) => {
+                let sent = Sent {
+                    file,
+                    slot: slot as u32,
+                    hash: object_hash(&o),
+                };
+                self.effective.set(&self.files, sent);
+                deltas.push(Delta::Upsert(o));
+            }
+            None => deltas.push(Delta::Remove(IdRef(id).kind(), IdRef(id).key())),
         }
     }
 }

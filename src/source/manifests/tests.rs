@@ -248,3 +248,71 @@ fn an_array_document_is_not_an_object_in_yaml_or_json() {
         );
     }
 }
+
+/// Services `first..last` (names `s<i>`, address `10.1.<i/250>.<i%250>` plus `shift`) as one
+/// YAML file.
+fn many(first: u32, last: u32, shift: u32) -> String {
+    (first..last)
+        .map(|i| {
+            let ip = format!("10.1.{}.{}", i / 250, i % 250 + shift);
+            service(&format!("s{i:04}"), &ip)
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[test]
+fn objects_moving_within_and_between_files_are_tracked_by_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "1.yaml", &many(500, 1000, 0));
+    let mut source = ManifestSource::new(dir.path());
+    assert_eq!(scan(&mut source).0.len(), 500);
+
+    // New objects sort before the old ones (every old one changes its place in the file's
+    // list) and the table grows: only the new ones are sent.
+    write(dir.path(), "1.yaml", &many(0, 1000, 0));
+    let (deltas, errors) = scan(&mut source);
+    assert_eq!((deltas.len(), errors), (500, 0));
+    assert!(deltas.iter().all(|d| d.as_str() < "+s0500"), "{deltas:?}");
+
+    // One changed object among them is found at its new place.
+    let mut text = many(0, 1000, 0);
+    text = text.replace("clusterIP: 10.1.3.0\n", "clusterIP: 10.9.9.9\n");
+    write(dir.path(), "1.yaml", &text);
+    assert_eq!(scan(&mut source), (vec!["+s0750=10.9.9.9".into()], 0));
+
+    // A second file takes half of them over, then the first file goes: the other half is
+    // removed, the second file's half is what stays, not sent again.
+    write(dir.path(), "2.yaml", &many(0, 500, 1));
+    assert_eq!(scan(&mut source).0.len(), 500);
+    std::fs::remove_file(dir.path().join("1.yaml")).unwrap();
+    let (deltas, _) = scan(&mut source);
+    assert_eq!(deltas.len(), 500);
+    assert!(
+        deltas.iter().all(|d| d.starts_with("-Service s")),
+        "{deltas:?}"
+    );
+    assert!(
+        deltas.iter().all(|d| d.as_str() >= "-Service s0500"),
+        "{deltas:?}"
+    );
+
+    // A new file reuses the first file's place; its objects are new again.
+    write(dir.path(), "3.yaml", &many(900, 1000, 0));
+    assert_eq!(scan(&mut source).0.len(), 100);
+    write(dir.path(), "2.yaml", &many(0, 400, 1));
+    let (deltas, _) = scan(&mut source);
+    assert_eq!(deltas.len(), 100, "{deltas:?}");
+    assert_eq!(scan(&mut source), (vec![], 0), "unchanged");
+}
+
+#[test]
+fn an_identity_with_a_long_namespace_reads_back() {
+    let long = "n".repeat(300);
+    for namespace in ["", "default", &long] {
+        let key = crate::model::ObjectKey::new(namespace, "web");
+        let id = super::identity(crate::model::Kind::ALL[1], &key);
+        assert_eq!(super::IdRef(&id).key(), key);
+        assert_eq!(super::IdRef(&id).kind(), crate::model::Kind::ALL[1]);
+    }
+}
