@@ -43,7 +43,7 @@ pub fn selected_pods<'a>(
         if pod.ips.is_empty() || !pod.matches(svc.selector()) {
             continue;
         }
-        if !(pod.ready || svc.publish_not_ready) {
+        if !(pod.ready || svc.publish_not_ready()) {
             continue;
         }
         ports.push(pod_ports(svc, pod));
@@ -75,7 +75,7 @@ pub fn ready_endpoints<'a>(
         for slice in slices {
             for ep in slice.endpoints.iter() {
                 // publishNotReadyAddresses: the controller marks every endpoint ready.
-                if ep.ready || svc.publish_not_ready {
+                if ep.ready || svc.publish_not_ready() {
                     let pod_name = ep.pod_name.filter(|n| pod_names && n.len() < 64);
                     out.push(ReadyEndpoint {
                         hostname: ep.hostname.map(Label::as_str).or(pod_name),
@@ -105,7 +105,7 @@ pub fn ready_endpoints<'a>(
             let Some(h) = pod.hostname.as_deref() else {
                 continue;
             };
-            if pod.ips.is_empty() || !(pod.ready || svc.publish_not_ready) {
+            if pod.ips.is_empty() || !(pod.ready || svc.publish_not_ready()) {
                 continue;
             }
             if out.iter().any(|e| e.hostname == Some(h)) {

@@ -134,7 +134,6 @@ mod tests {
                 ServiceKind::ExternalName("x.example".into())
             },
             spec: Default::default(),
-            publish_not_ready: false,
             external: None,
         }
     }

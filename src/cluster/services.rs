@@ -152,7 +152,6 @@ mod tests {
             key: ObjectKey::new(namespace, name),
             kind: ServiceKind::Headless,
             spec: Default::default(),
-            publish_not_ready: false,
             external: None,
         }
     }

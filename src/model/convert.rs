@@ -171,8 +171,8 @@ pub fn from_service(svc: &core::Service) -> Result<Service, ConvertError> {
                 .iter()
                 .flatten()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
-        ),
-        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        )
+        .with_publish_not_ready(spec.publish_not_ready_addresses.unwrap_or(false)),
         external: service_external(svc)?,
     })
 }

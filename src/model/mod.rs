@@ -148,9 +148,8 @@ pub struct Service {
     pub kind: ServiceKind,
     /// The Service's ports with their targets, and its label selector (empty: the Service
     /// selects no Pods), packed in one heap block.
+    /// `publishNotReadyAddresses` is read from there too (`publish_not_ready`).
     pub spec: ServiceSpec,
-    /// `publishNotReadyAddresses`: not-ready endpoints are published too.
-    pub publish_not_ready: bool,
     /// `spec.externalIPs` and `status.loadBalancer.ingress`, for `--external-zone`; boxed
     /// behind one pointer because most Services have none.
     pub external: Option<Box<ExternalAddresses>>,
@@ -165,6 +164,11 @@ impl Service {
     /// The label selector; empty means the Service selects no Pods.
     pub fn selector(&self) -> PairsRef<'_> {
         self.spec.selector()
+    }
+
+    /// `publishNotReadyAddresses`: not-ready endpoints are published too.
+    pub fn publish_not_ready(&self) -> bool {
+        self.spec.publish_not_ready()
     }
 }
 

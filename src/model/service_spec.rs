@@ -15,8 +15,9 @@ use super::{Label, Port, Protocol, ServicePort, TargetPort};
 /// A name's length that stands for no name.
 const NO_NAME: u32 = u32::MAX;
 
-/// The ports' length in bytes (four, little endian), the ports, the selector (`Pairs`'
-/// packing). Each port: protocol (one byte), port (two, little endian), the target (a tag
+/// Flags (one byte: `publishNotReadyAddresses` in the lowest bit), the ports' length in bytes
+/// (four, little endian), the ports, the selector (`Pairs`' packing); empty for no ports, no
+/// selector and no flags. Each port: protocol (one byte), port (two, little endian), the target (a tag
 /// byte, then a port number, or a name's length as four bytes and its text), the name's
 /// length (four bytes, `NO_NAME` for none) and its text.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -68,19 +69,41 @@ impl ServiceSpec {
     ) -> Self {
         let ports = pack_ports(ports);
         let selector = pack(selector);
-        let mut bytes = Vec::with_capacity(4 + ports.len() + selector.len());
+        let mut bytes = Vec::with_capacity(5 + ports.len() + selector.len());
         let Ok(len) = u32::try_from(ports.len()) else {
             return Self::default();
         };
+        bytes.push(0);
         bytes.extend_from_slice(&len.to_le_bytes());
         bytes.extend_from_slice(&ports);
         bytes.extend_from_slice(&selector);
         Self(bytes.into())
     }
 
+    /// The same with `publishNotReadyAddresses` set to `on`.
+    #[must_use]
+    pub fn with_publish_not_ready(mut self, on: bool) -> Self {
+        if self.0.is_empty() {
+            if !on {
+                return self;
+            }
+            self.0 = Box::new([0; 5]);
+        }
+        if let Some(flags) = self.0.first_mut() {
+            *flags = if on { *flags | 1 } else { *flags & !1 };
+        }
+        self
+    }
+
+    /// `publishNotReadyAddresses`: not-ready endpoints are published too.
+    pub fn publish_not_ready(&self) -> bool {
+        self.0.first().is_some_and(|flags| flags & 1 != 0)
+    }
+
     /// The ports' bytes and the selector's.
     fn parts(&self) -> (&[u8], &[u8]) {
-        let Some((len, rest)) = self.0.split_first_chunk::<4>() else {
+        let rest = self.0.get(1..).unwrap_or_default();
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else {
             return (&[], &[]);
         };
         rest.split_at_checked(u32::from_le_bytes(*len) as usize)
@@ -161,6 +184,7 @@ impl fmt::Debug for ServiceSpec {
         f.debug_struct("ServiceSpec")
             .field("ports", &self.ports().collect::<Vec<_>>())
             .field("selector", &self.selector())
+            .field("publish_not_ready", &self.publish_not_ready())
             .finish()
     }
 }
@@ -214,5 +238,23 @@ mod tests {
         assert_eq!(ServiceSpec::default().ports().count(), 0);
         assert!(ServiceSpec::default().selector().is_empty());
         assert_ne!(spec, ServiceSpec::new(built[..2].to_vec(), selector));
+
+        let publishing = spec.clone().with_publish_not_ready(true);
+        assert!(publishing.publish_not_ready() && !spec.publish_not_ready());
+        assert_eq!(publishing.ports().collect::<Vec<_>>(), built);
+        assert_eq!(publishing.selector().iter().collect::<Vec<_>>(), selector);
+        assert_ne!(publishing, spec);
+        assert_eq!(publishing.with_publish_not_ready(false), spec);
+        let bare = ServiceSpec::default().with_publish_not_ready(true);
+        assert!(bare.publish_not_ready() && bare.ports().count() == 0);
+        assert!(bare.selector().is_empty());
+        assert!(!ServiceSpec::default().publish_not_ready());
+    }
+
+    #[test]
+    fn a_service_is_ninety_six_bytes() {
+        // The key's two inline labels (48), the kind (24), this block (16) and the boxed
+        // external addresses (8): `publishNotReadyAddresses` lives in the block's flags.
+        assert_eq!(std::mem::size_of::<super::super::Service>(), 96);
     }
 }

@@ -41,7 +41,6 @@ fn service(
             }),
             selector.iter().copied(),
         ),
-        publish_not_ready: false,
         external: None,
     })
 }
