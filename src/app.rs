@@ -338,6 +338,7 @@ async fn load_source(
             let mut initial = scan.deltas;
             initial.extend(ALL_KINDS.map(Delta::Synced));
             cluster.apply(initial);
+            crate::heap::release_free_memory();
             tracing::info!(dir = %dir.display(), files = scan.files_read, services = cluster.snapshot().services.len(), "manifests loaded");
             tasks.push(tokio::spawn(watch::run(source, tx, config.manifests_poll)));
             cluster

@@ -11,6 +11,7 @@ pub mod config;
 pub mod files;
 pub mod forward;
 pub mod health;
+pub mod heap;
 pub mod hosts;
 pub mod logging;
 pub mod metrics;

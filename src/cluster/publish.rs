@@ -51,6 +51,7 @@ pub async fn run(
             batch.extend(more);
         }
         let was_synced = zone.load().synced;
+        let large = crate::heap::objects_in(&batch) >= crate::heap::LARGE_BATCH;
         if let Some(snap) = cluster.apply(batch) {
             tracing::debug!(
                 serial = snap.serial,
@@ -67,7 +68,13 @@ pub async fn run(
             metrics.serial.set(i64::from(snap.serial));
             metrics.synced.set(i64::from(snap.synced));
             metrics.snapshots.inc();
+            let first_sync = snap.synced && !was_synced;
             zone.store(snap);
+            // A large batch (a first list, a relist, a large manifests change) leaves much
+            // freed memory behind: the memory goes back to the system, not only to the heap.
+            if large || first_sync {
+                tokio::task::spawn_blocking(crate::heap::release_free_memory);
+            }
             let now = now_ms();
             for (service_kind, trigger) in cluster.take_programming() {
                 let seconds = (now - trigger).max(0) as f64 / 1000.0;
