@@ -126,7 +126,7 @@ pub(super) fn clusterset_lookup<'s>(
             match (a.strip_prefix(b"_"), b.strip_prefix(b"_")) {
                 (Some(port), Some(proto)) => {
                     let named = rec.ports.iter().find(|p| {
-                        p.name().as_bytes().eq_ignore_ascii_case(port)
+                        p.name_bytes().eq_ignore_ascii_case(port)
                             && p.protocol().label().as_bytes().eq_ignore_ascii_case(proto)
                     });
                     match named {

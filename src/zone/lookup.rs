@@ -241,7 +241,7 @@ fn cluster_lookup<'s>(
                 return NXDOMAIN;
             };
             let named = rec.ports.iter().find(|p| {
-                p.name().as_bytes().eq_ignore_ascii_case(port)
+                p.name_bytes().eq_ignore_ascii_case(port)
                     && p.protocol().label().as_bytes().eq_ignore_ascii_case(proto)
             });
             match named {

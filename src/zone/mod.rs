@@ -244,15 +244,17 @@ impl NamedPort {
 
     /// The port name, lower case.
     pub fn name(&self) -> &str {
+        // Copied whole from a `str`.
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    /// The port name's bytes (what a query's label is compared with).
+    pub fn name_bytes(&self) -> &[u8] {
         match &self.name {
-            PortName::Inline { tag, bytes } => {
-                let bytes = bytes
-                    .get(..usize::from(tag.get() & 0x0f))
-                    .unwrap_or_default();
-                // Copied whole from a `str`.
-                std::str::from_utf8(bytes).unwrap_or_default()
-            }
-            PortName::Long(long) => &long.1,
+            PortName::Inline { tag, bytes } => bytes
+                .get(..usize::from(tag.get() & 0x0f))
+                .unwrap_or_default(),
+            PortName::Long(long) => long.1.as_bytes(),
         }
     }
 
