@@ -316,3 +316,88 @@ fn an_identity_with_a_long_namespace_reads_back() {
         assert_eq!(super::IdRef(&id).kind(), crate::model::Kind::ALL[1]);
     }
 }
+
+/// Random writes, breakages and removals of three files sharing twelve Services: after every
+/// scan, the deltas applied so far hold every Service some file defines well, each at a version
+/// some file holds. A Service that is only broken where it is still defined may be gone (its
+/// last good version there is known only by hash, so it cannot be sent again when the file in
+/// effect drops it).
+#[test]
+fn deltas_follow_random_edits_of_files_sharing_objects() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = ManifestSource::new(dir.path());
+    // What each file defines as the source should see it: name → (address, kept: broken now,
+    // at its last good version).
+    let mut files: [Option<BTreeMap<String, (String, bool)>>; 3] = [None, None, None];
+    let mut applied: BTreeMap<String, String> = BTreeMap::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    for step in 0..300 {
+        let f = next(3) as usize;
+        let name = format!("f{f}.yaml");
+        if next(6) == 0 {
+            let _ = std::fs::remove_file(dir.path().join(&name));
+            files[f] = None;
+        } else {
+            let old = files[f].take().unwrap_or_default();
+            let mut now = BTreeMap::new();
+            let mut docs = Vec::new();
+            for s in 0..12 {
+                if next(2) == 0 {
+                    continue;
+                }
+                let svc = format!("s{s:02}");
+                if next(8) == 0 {
+                    // A bad address: the file's last good version of it, if any, stays.
+                    docs.push(service(&svc, "nope"));
+                    if let Some((ip, _)) = old.get(&svc) {
+                        now.insert(svc, (ip.clone(), true));
+                    }
+                } else {
+                    let ip = format!("10.0.0.{}", 1 + next(3));
+                    docs.push(service(&svc, &ip));
+                    now.insert(svc, (ip, false));
+                }
+            }
+            write(dir.path(), &name, &docs.join("---\n"));
+            files[f] = Some(now);
+        }
+        for delta in source.scan(true).unwrap().deltas {
+            match delta {
+                Delta::Upsert(Object::Service(s)) => {
+                    let ServiceKind::ClusterIp(ips) = &s.kind else {
+                        panic!("step {step}: {s:?}");
+                    };
+                    applied.insert(s.key.name.to_string(), ips[0].to_string());
+                }
+                Delta::Remove(_, key) => {
+                    applied.remove(&*key.name);
+                }
+                other => panic!("step {step}: {other:?}"),
+            }
+        }
+        let held = || files.iter().flatten().flat_map(|m| m.iter());
+        let well: BTreeSet<&String> = held()
+            .filter(|(_, (_, kept))| !kept)
+            .map(|(k, _)| k)
+            .collect();
+        let any: BTreeSet<&String> = held().map(|(k, _)| k).collect();
+        let sent: BTreeSet<&String> = applied.keys().collect();
+        assert!(
+            well.is_subset(&sent) && sent.is_subset(&any),
+            "step {step}: sent {sent:?}, files {files:?}"
+        );
+        for (svc, ip) in &applied {
+            assert!(
+                held().any(|(k, (v, _))| k == svc && v == ip),
+                "step {step}: {svc}={ip} is in no file: {files:?}"
+            );
+        }
+    }
+}
