@@ -199,8 +199,9 @@ struct Sent {
     hash: u64,
 }
 
-/// The files, by index; an entry of `effective` reads its identity from here.
-struct Files(Vec<Option<FileState>>);
+/// The files, by index (with the indexes of files gone, for reuse); an entry of `effective`
+/// reads its identity from here.
+struct Files(Vec<Option<FileState>>, Vec<u32>);
 
 impl Files {
     fn get(&self, index: u32) -> Option<&FileState> {
@@ -213,6 +214,11 @@ impl Files {
 
     /// The identity an entry of `effective` stands for.
     fn id_of(&self, sent: &Sent) -> &[u8] {
+        debug_assert!(
+            self.get(sent.file)
+                .is_some_and(|f| (sent.slot as usize) < f.objects.len()),
+            "an entry of what was sent points past its file's objects"
+        );
         self.get(sent.file)
             .map_or(&[][..], |f| f.objects.id(sent.slot as usize))
     }
@@ -322,7 +328,7 @@ impl ManifestSource {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
-            files: Files(Vec::new()),
+            files: Files(Vec::new(), Vec::new()),
             by_path: BTreeMap::new(),
             effective: Effective::new(),
             labels: None,
@@ -452,18 +458,20 @@ impl ManifestSource {
             hash,
             objects: FileObjects::default(),
         };
-        let slots = &mut self.files.0;
-        let index = match slots.iter().position(Option::is_none) {
-            Some(free) => {
-                slots[free] = Some(state);
-                free
+        let Files(slots, free) = &mut self.files;
+        let index = match free
+            .pop()
+            .and_then(|i| Some((i, slots.get_mut(i as usize)?)))
+        {
+            Some((i, slot)) => {
+                *slot = Some(state);
+                i
             }
             None => {
                 slots.push(Some(state));
-                slots.len() - 1
+                (slots.len() - 1) as u32
             }
         };
-        let index = index as u32;
         self.by_path.insert(path, index);
         index
     }
@@ -484,6 +492,7 @@ impl ManifestSource {
         let new_objects = FileObjects::from_sorted(new.iter().map(|(id, h, _)| (&**id, *h)));
         let old = if gone_file {
             self.by_path.remove(&path);
+            self.files.1.push(index);
             self.files
                 .0
                 .get_mut(index as usize)

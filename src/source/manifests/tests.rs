@@ -308,8 +308,11 @@ fn objects_moving_within_and_between_files_are_tracked_by_identity() {
 
 #[test]
 fn an_identity_with_a_long_namespace_reads_back() {
-    let long = "n".repeat(300);
-    for namespace in ["", "default", &long] {
+    let lengths = [254, 255, 256, 300].map(|n| "n".repeat(n));
+    for namespace in ["", "default"]
+        .into_iter()
+        .chain(lengths.iter().map(String::as_str))
+    {
         let key = crate::model::ObjectKey::new(namespace, "web");
         let id = super::identity(crate::model::Kind::ALL[1], &key);
         assert_eq!(super::IdRef(&id).key(), key);
