@@ -96,8 +96,25 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// Every protocol.
+    /// Every protocol, in the order of `code`.
     pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+    /// The protocol as a number below 4 (its place in `ALL`), for packed records.
+    pub fn code(self) -> u8 {
+        match self {
+            Protocol::Tcp => 0,
+            Protocol::Udp => 1,
+            Protocol::Sctp => 2,
+        }
+    }
+
+    /// The protocol `code` gave (TCP for any other number).
+    pub fn from_code(code: u8) -> Self {
+        Self::ALL
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or(Protocol::Tcp)
+    }
 
     /// The protocol's SRV label without the underscore: `tcp`, `udp`, `sctp`.
     pub fn label(self) -> &'static str {

@@ -23,22 +23,6 @@ const NO_NAME: u32 = u32::MAX;
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct ServiceSpec(Box<[u8]>);
 
-fn protocol_byte(p: Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => 0,
-        Protocol::Udp => 1,
-        Protocol::Sctp => 2,
-    }
-}
-
-fn protocol_of(b: u8) -> Protocol {
-    match b {
-        1 => Protocol::Udp,
-        2 => Protocol::Sctp,
-        _ => Protocol::Tcp,
-    }
-}
-
 /// Reads `N` bytes off the front of `rest`.
 fn take<'a, const N: usize>(rest: &mut &'a [u8]) -> Option<&'a [u8; N]> {
     let (head, tail) = rest.split_first_chunk::<N>()?;
@@ -130,7 +114,7 @@ impl ServiceSpec {
             Some(ServicePort {
                 port: Port {
                     name,
-                    protocol: protocol_of(protocol),
+                    protocol: Protocol::from_code(protocol),
                     port,
                 },
                 target,
@@ -149,7 +133,7 @@ fn pack_ports(ports: impl IntoIterator<Item = ServicePort>) -> Vec<u8> {
     let mut bytes = Vec::new();
     for p in ports {
         let start = bytes.len();
-        bytes.push(protocol_byte(p.port.protocol));
+        bytes.push(p.port.protocol.code());
         bytes.extend_from_slice(&p.port.port.to_le_bytes());
         let target = match &p.target {
             TargetPort::Number(n) => {

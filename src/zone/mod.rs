@@ -207,8 +207,8 @@ pub struct NamedPort {
 /// Service's may be a DNS label of 63), else in a heap block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum PortName {
-    /// `tag`: the length (low four bits, 1 to 15) and the protocol's place in
-    /// `Protocol::ALL` (above); never zero, so the enum needs no tag of its own.
+    /// `tag`: the length (low four bits, 1 to 15) and the protocol's `code` (above); never
+    /// zero, so the enum needs no tag of its own.
     Inline {
         tag: NonZeroU8,
         bytes: [u8; PortName::INLINE],
@@ -223,15 +223,11 @@ impl PortName {
 impl NamedPort {
     /// The set `srv` of port `name` (lower case, not empty).
     pub fn new(name: &str, protocol: Protocol, srv: SrvList) -> Self {
-        let index = Protocol::ALL
-            .iter()
-            .position(|p| *p == protocol)
-            .unwrap_or(0);
         let mut bytes = [0u8; PortName::INLINE];
         let tag = u8::try_from(name.len())
             .ok()
             .filter(|&len| usize::from(len) <= PortName::INLINE)
-            .and_then(|len| NonZeroU8::new(len | (index as u8) << 4));
+            .and_then(|len| NonZeroU8::new(len | protocol.code() << 4));
         let name = match (tag, bytes.get_mut(..name.len())) {
             (Some(tag), Some(dst)) => {
                 dst.copy_from_slice(name.as_bytes());
@@ -261,10 +257,7 @@ impl NamedPort {
     /// The protocol.
     pub fn protocol(&self) -> Protocol {
         match &self.name {
-            PortName::Inline { tag, .. } => Protocol::ALL
-                .get(usize::from(tag.get() >> 4))
-                .copied()
-                .unwrap_or(Protocol::Tcp),
+            PortName::Inline { tag, .. } => Protocol::from_code(tag.get() >> 4),
             PortName::Long(long) => long.0,
         }
     }
