@@ -124,12 +124,11 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
         order
             .chunk_by(|&a, &b| labels_of[a] == labels_of[b])
             .map(|group| {
-                let mut list: Vec<IpAddr> = Vec::new();
-                for a in group.iter().flat_map(|&i| input.endpoints[i].addresses) {
-                    if !list.contains(&a) {
-                        list.push(a);
-                    }
-                }
+                let mut list: Vec<IpAddr> = group
+                    .iter()
+                    .flat_map(|&i| input.endpoints[i].addresses)
+                    .collect();
+                dedup_in_order(&mut list);
                 (labels_of[group[0]].clone(), list)
             })
             .collect(),
@@ -260,21 +259,91 @@ pub fn build_service(input: &ServiceInput<'_>, id: u32) -> Option<ServiceRecords
 
 /// De-duplicates addresses, v4 first, each family in its first-seen order.
 fn sorted_families(ips: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for ip in ips {
-        let list = if ip.is_ipv4() { &mut v4 } else { &mut v6 };
-        if !list.contains(&ip) {
-            list.push(ip);
-        }
-    }
+    let (mut v4, mut v6): (Vec<IpAddr>, Vec<IpAddr>) = ips.partition(IpAddr::is_ipv4);
+    dedup_in_order(&mut v4);
+    dedup_in_order(&mut v6);
     v4.extend(v6);
     v4
+}
+
+/// Up to this many addresses are de-duplicated by comparing each with those before it; more
+/// go through a hash set, so a headless Service of thousands of endpoints builds in linear
+/// time, not quadratic.
+const SCAN_DEDUP_MAX: usize = 32;
+
+/// Drops every address seen earlier in `list`, keeping the first of each in place.
+fn dedup_in_order(list: &mut Vec<IpAddr>) {
+    if list.len() <= SCAN_DEDUP_MAX {
+        let mut kept = 0;
+        for i in 0..list.len() {
+            let ip = list[i];
+            if !list[..kept].contains(&ip) {
+                list[kept] = ip;
+                kept += 1;
+            }
+        }
+        list.truncate(kept);
+    } else {
+        let mut seen = hashbrown::HashSet::with_capacity_and_hasher(
+            list.len(),
+            foldhash::fast::RandomState::default(),
+        );
+        list.retain(|ip| seen.insert(*ip));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quadratic de-duplication `dedup_in_order` replaced: first-seen order kept.
+    fn dedup_by_scan(ips: &[IpAddr]) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        for ip in ips {
+            if !out.contains(ip) {
+                out.push(*ip);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dedup_keeps_the_first_of_each_address_in_order_at_every_size() {
+        // A small xorshift: the same addresses on every run, with many repeats.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for len in [0, 1, 2, 31, 32, 33, 100, 5_000] {
+            let pool = (len / 3).max(1) as u64;
+            let ips: Vec<IpAddr> = (0..len)
+                .map(|_| {
+                    let k = next() % pool;
+                    if k.is_multiple_of(4) {
+                        IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, k as u16])
+                    } else {
+                        IpAddr::from([10, 244, (k >> 8) as u8, k as u8])
+                    }
+                })
+                .collect();
+            let mut got = ips.clone();
+            dedup_in_order(&mut got);
+            assert_eq!(got, dedup_by_scan(&ips), "{len} addresses");
+            let want: Vec<IpAddr> = dedup_by_scan(&ips)
+                .into_iter()
+                .filter(IpAddr::is_ipv4)
+                .chain(dedup_by_scan(&ips).into_iter().filter(IpAddr::is_ipv6))
+                .collect();
+            assert_eq!(
+                sorted_families(ips.iter().copied()),
+                want,
+                "{len} addresses"
+            );
+        }
+    }
 
     #[test]
     fn dashed_labels() {
