@@ -29,6 +29,12 @@ cpu_ticks() {
   # shellcheck disable=SC2086
   for p in $1; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ s += $12 + $13 } END { print s + 0 }'
 }
+# user_ticks "PID...": the user-mode part of cpu_ticks (utime alone).
+user_ticks() {
+  local p
+  # shellcheck disable=SC2086
+  for p in $1; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ s += $12 } END { print s + 0 }'
+}
 # descendants PID: PID and every process below it, parents first.
 descendants() {
   local p
@@ -76,12 +82,12 @@ latencies() { awk '/^> / && $NF ~ /^[0-9.]+$/ { print $NF }' "$1"; }
 # CPU time counted); appends "answered lost ticks avg_ms sd_ms p99_ms p50_ms" to OUT.
 # PERF_MODE=tcp: dnsperf -m tcp (its -c connections, queries pipelined on each).
 perf_round() {
-  local pid=$1 port=$2 qfile=$3 out=$4 a b log=$WORK/dnsperf.log
-  a=$(cpu_ticks "$pid")
+  local pid=$1 port=$2 qfile=$3 out=$4 a b ua ub log=$WORK/dnsperf.log
+  a=$(cpu_ticks "$pid"); ua=$(user_ticks "$pid")
   taskset -c "${LOAD_CPUS:-1}" dnsperf -s 127.0.0.1 -p "$port" -d "$qfile" -c 4 -q 100 -t 2 -l "$SECONDS_RUN" -v \
     -T "${LOAD_THREADS:-1}" -m "${PERF_MODE:-udp}" \
     >"$log" 2>&1 || true
-  b=$(cpu_ticks "$pid")
+  b=$(cpu_ticks "$pid"); ub=$(user_ticks "$pid")
   local answered lost avg sd p99 p50
   answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' "$log")
   lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$log")
@@ -89,17 +95,22 @@ perf_round() {
   sd=$(sed -n 's/^ *Latency StdDev (s): *\([0-9.]*\).*/\1/p' "$log")
   read -r p50 p99 <<<"$(latencies "$log" | sort -g | awk '{ v[NR] = $1 }
     END { i = int(NR * 0.5); if (i < 1) i = 1; j = int(NR * 0.99); if (j < 1) j = 1; print v[i] + 0, v[j] + 0 }')"
-  echo "${answered:-0} ${lost:-0} $((b - a)) $(awk -v a="${avg:-0}" -v s="${sd:-0}" -v p="$p99" -v m="$p50" 'BEGIN { printf "%.3f %.3f %.3f %.3f", a * 1000, s * 1000, p * 1000, m * 1000 }')" >>"$out"
+  echo "${answered:-0} ${lost:-0} $((b - a)) $(awk -v a="${avg:-0}" -v s="${sd:-0}" -v p="$p99" -v m="$p50" 'BEGIN { printf "%.3f %.3f %.3f %.3f", a * 1000, s * 1000, p * 1000, m * 1000 }') $((ub - ua))" >>"$out"
 }
 
-# summarize OUT: "qpc_min qpc_max qpc_all avg sd p99 lost answered p50" over the rounds in OUT
-# (p99 and p50: the highest round's).
+# summarize OUT: "qpc_min qpc_max qpc_all avg sd p99 lost answered p50 user_us kernel_us" over
+# the rounds in OUT (p99 and p50: the highest round's; user_us and kernel_us: the server's
+# user-mode and kernel CPU per answered query, in microseconds).
 summarize() {
   awk -v hz="$HZ" '{
       q = $3 > 0 ? $1 * hz / $3 : 0
       if (NR == 1 || q < mn) mn = q; if (q > mx) mx = q
       ans += $1; lost += $2; t += $3; avg += $4; sd += $5; if ($6 > p99) p99 = $6; if ($7 > p50) p50 = $7
-    } END { printf "%d %d %d %.3f %.3f %.3f %d %d %.3f", mn, mx, (t > 0 ? ans * hz / t : 0), avg / NR, sd / NR, p99, lost, ans, p50 }' "$1"
+      u += $8
+    } END {
+      printf "%d %d %d %.3f %.3f %.3f %d %d %.3f %.2f %.2f", mn, mx, (t > 0 ? ans * hz / t : 0), avg / NR, sd / NR, p99, lost, ans, p50,
+        (ans > 0 ? u / hz * 1e6 / ans : 0), (ans > 0 ? (t - u) / hz * 1e6 / ans : 0)
+    }' "$1"
 }
 
 knot_conf() { # knot_conf DIR PORT ZONE FILE
