@@ -125,8 +125,8 @@ async fn answer_all(
 }
 
 /// `response` in wire form: over UDP cut to what its OPT offers (the handler sets
-/// min(client's, 1232)), else 512, by the truncation rule; over TCP whole. SERVFAIL when it
-/// cannot be encoded.
+/// min(client's, 1232)), else 512, by the truncation rule; over TCP whole, or as much as one
+/// message holds (TC set). SERVFAIL when it cannot be encoded.
 fn encode(request: &Request, response: &crate::wire::Response) -> Option<Vec<u8>> {
     let limit = match request.protocol() {
         Protocol::Udp => {

@@ -1,7 +1,8 @@
 //! Encoding a general-path response: the header, the client's question as received, the
 //! sections compressed against the question name (so an owner name that repeats the question
 //! is a pointer to offset 12, as on the fast path), the OPT record, then the truncation rule
-//! ([`super::fit`]) when the reply is over its limit.
+//! ([`super::fit`]) when the reply is over its limit. Records past a message's 65,535 bytes are
+//! left out by the same rule, so a very large answer over TCP is cut, not refused.
 
 use hickory_proto::ProtoError;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata};
@@ -37,8 +38,10 @@ impl Response {
 }
 
 /// Encodes `response` after `question` (the question section as the client sent it, holding
-/// `queries` questions) and cuts it to `limit` bytes by the truncation rule. An error when it
-/// cannot be encoded, or when the question alone is over `limit`.
+/// `queries` questions) and cuts it to `limit` bytes by the truncation rule. A response whose
+/// records do not all fit a message's 65,535 bytes keeps those that do, in order, with TC set
+/// when an answer or authority record is left out. An error when it cannot be encoded, or
+/// when the question alone is over `limit`.
 pub fn encode(
     question: &[u8],
     queries: u16,
@@ -63,30 +66,47 @@ pub fn encode(
         }
     }
     let count = |n: usize| u16::try_from(n).map_err(|_| ProtoError::from("too many records"));
-    for r in response
-        .answers
-        .iter()
-        .chain(&response.authorities)
-        .chain(&response.additionals)
-    {
-        r.emit(&mut encoder)?;
-    }
-    let mut additionals = count(response.additionals.len())?;
-    if let Some(edns) = &response.edns {
-        let mut edns = edns.clone();
-        edns.set_rcode_high(response.metadata.response_code.high());
-        Record::from(&edns).emit(&mut encoder)?;
+    let opt = match &response.edns {
+        Some(edns) => {
+            let mut edns = edns.clone();
+            edns.set_rcode_high(response.metadata.response_code.high());
+            Record::from(&edns).to_bytes()?
+        }
+        None => Vec::new(),
+    };
+    // The records leave room for the OPT record within a message's 65,535 bytes.
+    let room = usize::from(u16::MAX)
+        .checked_sub(opt.len())
+        .and_then(|r| u16::try_from(r).ok())
+        .ok_or_else(|| ProtoError::from("the OPT record alone is over a message's size"))?;
+    encoder.set_max_size(room);
+    let sections = [
+        &response.answers,
+        &response.authorities,
+        &response.additionals,
+    ];
+    let written = write_records(&mut encoder, sections, limit)?;
+    encoder.set_max_size(u16::MAX);
+    let mut additionals = count(written[2])?;
+    if !opt.is_empty() {
+        encoder.emit_vec(&opt)?;
         additionals += 1;
     }
     // The encoder may leave bytes past its offset after rewriting a name as a pointer.
     let end = encoder.offset();
     buf.truncate(end);
+    let mut metadata = response.metadata;
+    // An answer or authority record left unwritten: the reply is truncated (the additional
+    // section is extra information, RFC 2181 §9).
+    if written[0] < response.answers.len() || written[1] < response.authorities.len() {
+        metadata.truncation = true;
+    }
     let header = Header {
-        metadata: response.metadata,
+        metadata,
         counts: HeaderCounts {
             queries,
-            answers: count(response.answers.len())?,
-            authorities: count(response.authorities.len())?,
+            answers: count(written[0])?,
+            authorities: count(written[1])?,
             additionals,
         },
     };
@@ -96,6 +116,39 @@ pub fn encode(
     }
     super::fit(&mut buf, limit);
     Ok(buf)
+}
+
+/// Writes the sections' records in order, each whole or not at all, and returns how many of
+/// each section it wrote. It stops at the first record that does not fit the encoder's size
+/// (a message's 65,535 bytes, less the OPT record's) and after the first that ends past
+/// `limit`: the truncation rule keeps no record after that one, so a large answer asked over
+/// UDP is not written whole only to be cut.
+fn write_records(
+    encoder: &mut BinEncoder<'_>,
+    sections: [&Vec<Record>; 3],
+    limit: usize,
+) -> Result<[usize; 3], ProtoError> {
+    let mut written = [0usize; 3];
+    for (records, n) in sections.into_iter().zip(written.iter_mut()) {
+        for r in records {
+            if encoder.offset() > limit {
+                return Ok(written);
+            }
+            let start = encoder.offset();
+            match r.emit(encoder) {
+                Ok(()) => *n += 1,
+                Err(ProtoError::MaxBufferSizeExceeded(_)) => {
+                    // Back to the record's start, forgetting the names it stored for
+                    // compression.
+                    encoder.set_offset(start);
+                    encoder.trim();
+                    return Ok(written);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Where each label of the first question's name starts, and where its last label ends,

@@ -33,6 +33,12 @@ fn under(prefix: &str, zone: &Name) -> Option<Name> {
     Name::from_ascii(prefix).ok()?.append_name(zone).ok()
 }
 
+/// The SRV targets whose glue is already in the reply, for `n` SRV records: a set, so that a
+/// large headless Service's SRV answer costs time linear in its records.
+fn glued<T: std::hash::Hash + Eq>(n: usize) -> hashbrown::HashSet<T, foldhash::fast::RandomState> {
+    hashbrown::HashSet::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
+}
+
 fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     let rdata = match ip {
         IpAddr::V4(v4) => RData::A(A(v4)),
@@ -114,10 +120,9 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             }
         }
         AnswerData::ExternalSrv(srv) => {
-            let mut seen: Vec<&Name> = Vec::new();
+            let mut seen = glued(srv.len());
             for s in srv {
-                if !seen.contains(&&s.target) {
-                    seen.push(&s.target);
+                if seen.insert(&s.target) {
                     for ip in s.glue.iter() {
                         out.additionals.push(address_record(&s.target, ttl, *ip));
                     }
@@ -156,13 +161,12 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             RData::CNAME(CNAME(target.clone())),
         )),
         AnswerData::Srv { service, srv } => {
-            let mut seen: Vec<Option<u32>> = Vec::new();
+            let mut seen = glued(srv.len());
             for s in srv {
                 let Some(target) = service_target(service, s.target(), &zone) else {
                     continue;
                 };
-                if !seen.contains(&s.target()) {
-                    seen.push(s.target());
+                if seen.insert(s.target()) {
                     for ip in target_addresses(service, s) {
                         out.additionals.push(address_record(&target, ttl, ip));
                     }

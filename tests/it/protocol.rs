@@ -62,6 +62,77 @@ async fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
     server.running.shutdown().await;
 }
 
+/// A headless Service `huge` with `n` ready endpoints, in slices of 1,000 (the API's cap).
+fn huge_headless(n: usize) -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: huge, namespace: default}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80}]\n",
+    );
+    for (k, start) in (0..n).step_by(1000).enumerate() {
+        write!(
+            s,
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: huge-{k}\n  namespace: default\n  labels: {{kubernetes.io/service-name: huge}}\naddressType: IPv4\nports: [{{name: http, port: 80, protocol: TCP}}]\nendpoints:\n"
+        )
+        .unwrap();
+        for i in start..n.min(start + 1000) {
+            writeln!(s, "- addresses: [\"10.2.{}.{}\"]", i / 250, i % 250 + 1).unwrap();
+        }
+    }
+    s
+}
+
+/// Sends `q` over a fresh TCP connection and returns the raw reply.
+async fn tcp_raw(server: &TestServer, q: &Message) -> Vec<u8> {
+    let mut s = common::tcp_send(server.addr, q).await;
+    common::tcp_read_raw(&mut s, Duration::from_secs(5)).await
+}
+
+/// An answer larger than one DNS message (65,535 bytes) is cut to the records that fit, with
+/// TC set, over TCP, and truncated as any other over UDP: never SERVFAIL, never without its
+/// question. 3,000 endpoints: the SRV answer and its glue take about 170 KB; the A answer,
+/// 48 KB, still comes whole over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_larger_than_a_message_are_cut_not_refused() {
+    let server = TestServer::with_files(&[("huge.yaml", &huge_headless(3000))], &[]).await;
+    let srv = "_http._tcp.huge.default.svc.cluster.local.";
+
+    for edns in [None, Some(1232)] {
+        let q = query(srv, RecordType::SRV, edns);
+        let raw = tcp_raw(&server, &q).await;
+        let strict = common::strict::read(&raw).expect("strictly valid");
+        let m = Message::from_vec(&raw).expect("parses");
+        assert_eq!(m.metadata.id, q.metadata.id);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{edns:?}");
+        assert!(m.metadata.truncation, "TC: some SRV records are left out");
+        assert_eq!(m.queries.len(), 1, "the question is echoed");
+        // As many records as the message holds: no room left for another (~100 bytes).
+        assert!(
+            m.answers.len() < 3000 && raw.len() > 65_000,
+            "{} SRV records in {} bytes",
+            m.answers.len(),
+            raw.len()
+        );
+        assert!(m.answers.iter().all(|r| r.record_type() == RecordType::SRV));
+        assert_eq!(m.edns.is_some(), edns.is_some(), "OPT kept when asked");
+        assert!(strict.truncated);
+
+        let (m, len) = udp(server.addr, &q).await;
+        assert!(len <= edns.map_or(512, usize::from), "{len} bytes over UDP");
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.metadata.truncation);
+        assert_eq!(m.queries.len(), 1);
+    }
+
+    // 48 KB of A records fit one message: whole, no TC.
+    let m = tcp(
+        server.addr,
+        &query("huge.default.svc.cluster.local.", RecordType::A, None),
+    )
+    .await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 3000);
+    server.running.shutdown().await;
+}
+
 /// A headless Service `v6` with `n` ready IPv6 endpoints.
 fn big_v6(n: usize) -> String {
     let mut s = String::from(

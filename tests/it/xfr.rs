@@ -43,15 +43,7 @@ async fn transfer(addr: SocketAddr, msg: &Message) -> Vec<Message> {
 
 /// One length-prefixed message, raw.
 async fn read_frame(s: &mut tokio::net::TcpStream) -> Vec<u8> {
-    use tokio::io::AsyncReadExt;
-    let mut len = [0u8; 2];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
-        .await
-        .expect("TCP message in time")
-        .unwrap();
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut buf).await.unwrap();
-    buf
+    common::tcp_read_raw(s, Duration::from_secs(5)).await
 }
 
 fn records(messages: &[Message]) -> Vec<Record> {

@@ -180,15 +180,21 @@ pub async fn tcp_send(addr: SocketAddr, msg: &Message) -> TcpStream {
     s
 }
 
-/// Reads one length-prefixed message from `s` within `wait` and parses it.
-pub async fn tcp_read(s: &mut TcpStream, wait: Duration) -> Message {
+/// Reads one length-prefixed message from `s` within `wait`, raw.
+pub async fn tcp_read_raw(s: &mut TcpStream, wait: Duration) -> Vec<u8> {
     let mut len = [0u8; 2];
     tokio::time::timeout(wait, s.read_exact(&mut len))
         .await
         .expect("TCP message in time")
         .unwrap();
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
     s.read_exact(&mut buf).await.unwrap();
+    buf
+}
+
+/// Reads one length-prefixed message from `s` within `wait` and parses it.
+pub async fn tcp_read(s: &mut TcpStream, wait: Duration) -> Message {
+    let buf = tcp_read_raw(s, wait).await;
     Message::from_vec(&buf).expect("TCP message parses")
 }
 
