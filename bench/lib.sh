@@ -22,18 +22,14 @@ install_missing() {
   fi
 }
 
-# cpu_ticks "PID...": utime + stime of the processes (a space-separated list), in ticks; read
-# after the ") " that ends the command name, which may hold spaces ("nsd: server 1").
+# cpu_ticks "PID..." [user]: utime + stime of the processes (a space-separated list), in
+# ticks, or utime alone with `user`; read after the ") " that ends the command name, which may
+# hold spaces ("nsd: server 1").
 cpu_ticks() {
   local p
   # shellcheck disable=SC2086
-  for p in $1; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ s += $12 + $13 } END { print s + 0 }'
-}
-# user_ticks "PID...": the user-mode part of cpu_ticks (utime alone).
-user_ticks() {
-  local p
-  # shellcheck disable=SC2086
-  for p in $1; do sed 's/^.*) //' "/proc/$p/stat"; done | awk '{ s += $12 } END { print s + 0 }'
+  for p in $1; do sed 's/^.*) //' "/proc/$p/stat"; done |
+    awk -v user="${2:-}" '{ s += $12 + (user == "" ? $13 : 0) } END { print s + 0 }'
 }
 # descendants PID: PID and every process below it, parents first.
 descendants() {
@@ -83,11 +79,11 @@ latencies() { awk '/^> / && $NF ~ /^[0-9.]+$/ { print $NF }' "$1"; }
 # PERF_MODE=tcp: dnsperf -m tcp (its -c connections, queries pipelined on each).
 perf_round() {
   local pid=$1 port=$2 qfile=$3 out=$4 a b ua ub log=$WORK/dnsperf.log
-  a=$(cpu_ticks "$pid"); ua=$(user_ticks "$pid")
+  a=$(cpu_ticks "$pid"); ua=$(cpu_ticks "$pid" user)
   taskset -c "${LOAD_CPUS:-1}" dnsperf -s 127.0.0.1 -p "$port" -d "$qfile" -c 4 -q 100 -t 2 -l "$SECONDS_RUN" -v \
     -T "${LOAD_THREADS:-1}" -m "${PERF_MODE:-udp}" \
     >"$log" 2>&1 || true
-  b=$(cpu_ticks "$pid"); ub=$(user_ticks "$pid")
+  b=$(cpu_ticks "$pid"); ub=$(cpu_ticks "$pid" user)
   local answered lost avg sd p99 p50
   answered=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' "$log")
   lost=$(sed -n 's/^ *Queries lost: *\([0-9]*\).*/\1/p' "$log")

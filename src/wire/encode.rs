@@ -81,9 +81,9 @@ pub fn encode(
         .ok_or_else(|| ProtoError::from("the OPT record alone is over a message's size"))?;
     encoder.set_max_size(room);
     let sections = [
-        &response.answers,
-        &response.authorities,
-        &response.additionals,
+        &response.answers[..],
+        &response.authorities[..],
+        &response.additionals[..],
     ];
     let written = write_records(&mut encoder, sections, limit)?;
     encoder.set_max_size(u16::MAX);
@@ -125,7 +125,7 @@ pub fn encode(
 /// UDP is not written whole only to be cut.
 fn write_records(
     encoder: &mut BinEncoder<'_>,
-    sections: [&Vec<Record>; 3],
+    sections: [&[Record]; 3],
     limit: usize,
 ) -> Result<[usize; 3], ProtoError> {
     let mut written = [0usize; 3];

@@ -284,10 +284,7 @@ fn dedup_in_order(list: &mut Vec<IpAddr>) {
         }
         list.truncate(kept);
     } else {
-        let mut seen = hashbrown::HashSet::with_capacity_and_hasher(
-            list.len(),
-            foldhash::fast::RandomState::default(),
-        );
+        let mut seen = super::seen_set(list.len());
         list.retain(|ip| seen.insert(*ip));
     }
 }

@@ -45,6 +45,14 @@ use hickory_proto::rr::Name;
 
 use crate::model::{PackedIps, Protocol};
 
+/// An empty set for telling which of `n` items were seen before, when a build or an answer
+/// de-duplicates more of them than a scan of those kept suits.
+fn seen_set<T: std::hash::Hash + Eq>(
+    n: usize,
+) -> hashbrown::HashSet<T, foldhash::fast::RandomState> {
+    hashbrown::HashSet::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
+}
+
 /// The schema version of the Kubernetes DNS-Based Service Discovery specification served.
 pub const DNS_SCHEMA_VERSION: &str = "1.1.0";
 /// TTL of the `dns-version` TXT record (as CoreDNS).

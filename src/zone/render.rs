@@ -33,12 +33,6 @@ fn under(prefix: &str, zone: &Name) -> Option<Name> {
     Name::from_ascii(prefix).ok()?.append_name(zone).ok()
 }
 
-/// The SRV targets whose glue is already in the reply, for `n` SRV records: a set, so that a
-/// large headless Service's SRV answer costs time linear in its records.
-fn glued<T: std::hash::Hash + Eq>(n: usize) -> hashbrown::HashSet<T, foldhash::fast::RandomState> {
-    hashbrown::HashSet::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
-}
-
 fn address_record(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     let rdata = match ip {
         IpAddr::V4(v4) => RData::A(A(v4)),
@@ -120,7 +114,8 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             }
         }
         AnswerData::ExternalSrv(srv) => {
-            let mut seen = glued(srv.len());
+            // The targets whose glue is in already.
+            let mut seen = super::seen_set(srv.len());
             for s in srv {
                 if seen.insert(&s.target) {
                     for ip in s.glue.iter() {
@@ -161,7 +156,9 @@ pub fn render(snap: &Snapshot, answer: &Answer<'_>, qname: &Name) -> Rendered {
             RData::CNAME(CNAME(target.clone())),
         )),
         AnswerData::Srv { service, srv } => {
-            let mut seen = glued(srv.len());
+            // The targets whose glue is in already: a set, so that a large headless
+            // Service's SRV answer costs time linear in its records.
+            let mut seen = super::seen_set(srv.len());
             for s in srv {
                 let Some(target) = service_target(service, s.target(), &zone) else {
                     continue;
